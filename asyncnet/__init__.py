@@ -1,0 +1,66 @@
+"""asyncnet: protocol-level networking on asyncio, with flow control built in.
+
+Everything public is importable from here; the underscore modules behind it
+are implementation detail and may move between releases.
+"""
+
+from ._errors import AsyncNetError as AsyncNetError
+from ._errors import BodyNotReplayable as BodyNotReplayable
+from ._errors import ConnectError as ConnectError
+from ._errors import ConnectionClosed as ConnectionClosed
+from ._errors import ConnectTimeout as ConnectTimeout
+from ._errors import DecodeError as DecodeError
+from ._errors import HTTPStatusError as HTTPStatusError
+from ._errors import IdleTimeout as IdleTimeout
+from ._errors import InvalidHeader as InvalidHeader
+from ._errors import InvalidMethod as InvalidMethod
+from ._errors import InvalidURL as InvalidURL
+from ._errors import LocalProtocolError as LocalProtocolError
+from ._errors import PoolTimeout as PoolTimeout
+from ._errors import ProtocolError as ProtocolError
+from ._errors import ReadError as ReadError
+from ._errors import ReadTimeout as ReadTimeout
+from ._errors import RemoteProtocolError as RemoteProtocolError
+from ._errors import StreamClosed as StreamClosed
+from ._errors import StreamConsumed as StreamConsumed
+from ._errors import StreamError as StreamError
+from ._errors import TimeoutError as TimeoutError
+from ._errors import TooManyRedirects as TooManyRedirects
+from ._errors import TotalTimeout as TotalTimeout
+from ._errors import TransportError as TransportError
+from ._errors import UsageError as UsageError
+from ._errors import WriteError as WriteError
+from ._errors import WriteTimeout as WriteTimeout
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncNetError",
+    "BodyNotReplayable",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "DecodeError",
+    "HTTPStatusError",
+    "IdleTimeout",
+    "InvalidHeader",
+    "InvalidMethod",
+    "InvalidURL",
+    "LocalProtocolError",
+    "PoolTimeout",
+    "ProtocolError",
+    "ReadError",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "StreamClosed",
+    "StreamConsumed",
+    "StreamError",
+    "TimeoutError",
+    "TooManyRedirects",
+    "TotalTimeout",
+    "TransportError",
+    "UsageError",
+    "WriteError",
+    "WriteTimeout",
+    "__version__",
+]

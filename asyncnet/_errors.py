@@ -1,0 +1,218 @@
+"""The whole exception hierarchy of asyncnet, in one place.
+
+Every exception asyncnet raises on purpose derives from :class:`AsyncNetError`.
+Each also derives from the builtin that a caller already knows how to catch:
+timeouts are :class:`TimeoutError`, lost or refused connections are
+:class:`ConnectionError`, caller mistakes are :class:`ValueError`::
+
+    AsyncNetError
+    ├── UsageError (ValueError)              the caller asked for something invalid
+    │   ├── InvalidURL                       bad scheme, host, port or characters
+    │   ├── InvalidHeader                    bad header name or value (CR, LF, NUL...)
+    │   ├── InvalidMethod                    method is not a token
+    │   └── BodyNotReplayable                307/308 redirect with a one-shot body
+    ├── ProtocolError                        the HTTP conversation broke its rules
+    │   ├── RemoteProtocolError              the peer sent malformed or forbidden data
+    │   └── LocalProtocolError (ValueError)  we were asked to send something illegal
+    ├── TransportError (ConnectionError)     the connection itself failed
+    │   ├── ConnectError                     could not connect (refused, DNS, TLS)
+    │   ├── ReadError                        connection lost while receiving
+    │   ├── WriteError                       connection lost while sending
+    │   └── ConnectionClosed                 used after close, or closed by shutdown
+    ├── TimeoutError (builtins.TimeoutError)
+    │   ├── ConnectTimeout
+    │   ├── ReadTimeout
+    │   ├── WriteTimeout
+    │   ├── PoolTimeout
+    │   ├── TotalTimeout                     the request's whole deadline passed
+    │   └── IdleTimeout                      a peer neither sent nor read for too long
+    ├── DecodeError                          corrupt or oversized content encoding
+    ├── TooManyRedirects
+    ├── HTTPStatusError                      raised by Response.raise_for_status()
+    └── StreamError (RuntimeError)           a body used in the wrong way
+        ├── StreamConsumed                   body iterated or read twice
+        └── StreamClosed                     body read after its response was closed
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+__all__ = [
+    "AsyncNetError",
+    "UsageError",
+    "InvalidURL",
+    "InvalidHeader",
+    "InvalidMethod",
+    "BodyNotReplayable",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "LocalProtocolError",
+    "TransportError",
+    "ConnectError",
+    "ReadError",
+    "WriteError",
+    "ConnectionClosed",
+    "TimeoutError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "WriteTimeout",
+    "PoolTimeout",
+    "TotalTimeout",
+    "IdleTimeout",
+    "DecodeError",
+    "TooManyRedirects",
+    "HTTPStatusError",
+    "StreamError",
+    "StreamConsumed",
+    "StreamClosed",
+]
+
+
+class AsyncNetError(Exception):
+    """Base class of every exception asyncnet raises deliberately.
+
+    ``except asyncnet.AsyncNetError`` catches all of them; the more specific
+    classes below also inherit the builtin that describes them best.
+    """
+
+
+# -- caller mistakes -----------------------------------------------------------
+
+
+class UsageError(AsyncNetError, ValueError):
+    """The caller passed an invalid argument; nothing was sent."""
+
+
+class InvalidURL(UsageError):
+    """The URL is malformed, has a scheme other than http/https, or unsafe characters."""
+
+
+class InvalidHeader(UsageError):
+    """A header name is not a token, or a name or value holds a control character."""
+
+
+class InvalidMethod(UsageError):
+    """The request method is not an RFC 9110 token."""
+
+
+class BodyNotReplayable(UsageError):
+    """A redirect needs the request body again, but it was a one-shot stream."""
+
+
+# -- protocol ------------------------------------------------------------------
+
+
+class ProtocolError(AsyncNetError):
+    """The HTTP exchange broke the rules of RFC 9112; the connection is not reused."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent malformed, oversized or forbidden data.
+
+    The connection it came on is discarded; no other request is affected.
+    """
+
+
+class LocalProtocolError(ProtocolError, ValueError):
+    """We were asked to send something the protocol forbids in the current state."""
+
+
+# -- transport -----------------------------------------------------------------
+
+
+class TransportError(AsyncNetError, ConnectionError):
+    """The connection failed underneath the protocol; ``__cause__`` holds the OSError."""
+
+
+class ConnectError(TransportError):
+    """Opening the connection failed: refused, unreachable, DNS or TLS handshake."""
+
+
+class ReadError(TransportError):
+    """The connection was lost while a response was being received."""
+
+
+class WriteError(TransportError):
+    """The connection was lost while a request was being sent."""
+
+
+class ConnectionClosed(TransportError):
+    """The connection or server was already closed, or was closed by a shutdown."""
+
+
+# -- timeouts ------------------------------------------------------------------
+
+
+class TimeoutError(AsyncNetError, builtins.TimeoutError):
+    """Base class of asyncnet's timeouts; also a builtin :class:`TimeoutError`."""
+
+
+class ConnectTimeout(TimeoutError):
+    """Establishing the connection (including the TLS handshake) took too long."""
+
+
+class ReadTimeout(TimeoutError):
+    """No data arrived from the peer within the read timeout."""
+
+
+class WriteTimeout(TimeoutError):
+    """The peer did not accept our data within the write timeout."""
+
+
+class PoolTimeout(TimeoutError):
+    """No connection slot became free within the pool timeout."""
+
+
+class TotalTimeout(TimeoutError):
+    """The whole operation ran past its deadline, however busy the peer kept it."""
+
+
+class IdleTimeout(TimeoutError):
+    """The peer neither sent nor accepted data for the idle timeout."""
+
+
+# -- content and redirects -----------------------------------------------------
+
+
+class DecodeError(AsyncNetError):
+    """A Content-Encoding could not be decoded: corrupt, unknown, or a decompression bomb."""
+
+
+class TooManyRedirects(AsyncNetError):
+    """The redirect chain was longer than ``max_redirects``."""
+
+    def __init__(self, message: str, *, history: list[Any] | None = None) -> None:
+        super().__init__(message)
+        #: The responses of the chain, oldest first.
+        self.history: list[Any] = list(history or [])
+
+
+class HTTPStatusError(AsyncNetError):
+    """The response had a 4xx or 5xx status; raised by ``Response.raise_for_status()``."""
+
+    def __init__(
+        self, message: str, *, request: Any = None, response: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.request = request
+        self.response = response
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),))
+
+
+# -- misuse of a response body -------------------------------------------------
+
+
+class StreamError(AsyncNetError, RuntimeError):
+    """A response body was used in a way that cannot work."""
+
+
+class StreamConsumed(StreamError):
+    """The body was already read or iterated; a stream can be consumed once."""
+
+
+class StreamClosed(StreamError):
+    """The response was closed before its body was read."""

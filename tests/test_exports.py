@@ -1,0 +1,68 @@
+"""Pin the public surface: every name in ``__all__`` exists, and nothing slips in or out."""
+
+from __future__ import annotations
+
+import asyncnet
+
+# The public API, in one list: adding or removing a name is a deliberate act.
+EXPECTED = {
+    "AsyncNetError",
+    "BodyNotReplayable",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "DecodeError",
+    "HTTPStatusError",
+    "IdleTimeout",
+    "InvalidHeader",
+    "InvalidMethod",
+    "InvalidURL",
+    "LocalProtocolError",
+    "PoolTimeout",
+    "ProtocolError",
+    "ReadError",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "StreamClosed",
+    "StreamConsumed",
+    "StreamError",
+    "TimeoutError",
+    "TooManyRedirects",
+    "TotalTimeout",
+    "TransportError",
+    "UsageError",
+    "WriteError",
+    "WriteTimeout",
+    "__version__",
+}
+
+
+def test_all_is_exactly_the_expected_surface() -> None:
+    assert set(asyncnet.__all__) == EXPECTED
+    assert len(asyncnet.__all__) == len(set(asyncnet.__all__))
+
+
+def test_every_exported_name_exists() -> None:
+    for name in asyncnet.__all__:
+        assert hasattr(asyncnet, name), name
+
+
+def test_public_objects_live_in_private_modules_but_claim_the_package() -> None:
+    for name in asyncnet.__all__:
+        obj = getattr(asyncnet, name)
+        module = getattr(obj, "__module__", None)
+        if module is None or name == "__version__":
+            continue
+        assert module.startswith("asyncnet._"), (name, module)
+
+
+def test_no_public_submodules_besides_the_package() -> None:
+    module_type = type(asyncnet)
+    public = [
+        n
+        for n in dir(asyncnet)
+        if not n.startswith("_")
+        and n not in EXPECTED
+        and not isinstance(getattr(asyncnet, n), module_type)
+    ]
+    assert public == []
