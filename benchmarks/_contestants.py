@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import resource
@@ -255,6 +256,8 @@ def _run_fetch(args: argparse.Namespace) -> dict[str, Any]:
     sep = "&" if "?" in args.url else "?"
     urls = [f"{args.url}{sep}i={i}" for i in range(args.count)]
     fetcher = FETCHERS[args.library]
+    # Import the library first: the baseline RSS includes what merely importing costs.
+    importlib.import_module(args.library)
     rss_before = _maxrss_kib()
     t0 = time.perf_counter()
     outcomes = asyncio.run(fetcher(urls, args.concurrency))
