@@ -31,6 +31,8 @@ from ._errors import TransportError as TransportError
 from ._errors import UsageError as UsageError
 from ._errors import WriteError as WriteError
 from ._errors import WriteTimeout as WriteTimeout
+from ._http_headers import Headers as Headers
+from ._http_parser import ParserLimits as ParserLimits
 
 __version__ = "0.1.0"
 
@@ -42,11 +44,13 @@ __all__ = [
     "ConnectionClosed",
     "DecodeError",
     "HTTPStatusError",
+    "Headers",
     "IdleTimeout",
     "InvalidHeader",
     "InvalidMethod",
     "InvalidURL",
     "LocalProtocolError",
+    "ParserLimits",
     "PoolTimeout",
     "ProtocolError",
     "ReadError",
