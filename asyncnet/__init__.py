@@ -31,6 +31,9 @@ from ._errors import TransportError as TransportError
 from ._errors import UsageError as UsageError
 from ._errors import WriteError as WriteError
 from ._errors import WriteTimeout as WriteTimeout
+from ._flow import FlowControlProtocol as FlowControlProtocol
+from ._flow import ReceiveBuffer as ReceiveBuffer
+from ._flow import WaterMarks as WaterMarks
 from ._http_headers import Headers as Headers
 from ._http_parser import ParserLimits as ParserLimits
 
@@ -43,6 +46,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionClosed",
     "DecodeError",
+    "FlowControlProtocol",
     "HTTPStatusError",
     "Headers",
     "IdleTimeout",
@@ -55,6 +59,7 @@ __all__ = [
     "ProtocolError",
     "ReadError",
     "ReadTimeout",
+    "ReceiveBuffer",
     "RemoteProtocolError",
     "StreamClosed",
     "StreamConsumed",
@@ -64,6 +69,7 @@ __all__ = [
     "TotalTimeout",
     "TransportError",
     "UsageError",
+    "WaterMarks",
     "WriteError",
     "WriteTimeout",
     "__version__",
