@@ -420,6 +420,7 @@ class ResponseParser:
         "_eof",
         "_error",
         "_expected_length",
+        "_fields_seen",
         "_interim",
         "_keep_alive",
         "_limits",
@@ -436,6 +437,7 @@ class ResponseParser:
         self._buf: bytes | bytearray = b""
         self._pos = 0  # bytes of _buf already consumed
         self._scan = 0  # bytes after _pos already searched for the end of a head
+        self._fields_seen = 0  # field lines already checked in a pending head/trailers
         self._mode = _M_IDLE
         self._method = ""
         self._upgrade_requested = False
@@ -507,6 +509,7 @@ class ResponseParser:
         self._upgrade_requested = upgrade_requested
         self._mode = _M_HEAD
         self._scan = 0
+        self._fields_seen = 0
         self._interim = 0
         self._keep_alive = False
 
@@ -519,6 +522,8 @@ class ResponseParser:
         """
         if not data:
             return
+        if type(data) is not bytes:
+            data = bytes(data)  # never keep a reference to a buffer the caller may reuse
         mode = self._mode
         if mode == _M_ERROR:
             raise RemoteProtocolError(f"parser already failed: {self._error}")
@@ -618,6 +623,7 @@ class ResponseParser:
             text = buf[start : end + 2].decode("latin-1")
             self._pos = end + 4
             self._scan = 0
+            self._fields_seen = 0
             try:
                 head = self._parse_head(text)
             except RemoteProtocolError as exc:
@@ -646,7 +652,8 @@ class ResponseParser:
             self._fail(f"connection closed inside the response head after {pending} bytes")
         max_size = limits.max_trailer_size if trailer else limits.max_head_size
         if pending > max_size:
-            self._fail(f"{what} exceeds {max_size} bytes")
+            section = "trailer section" if trailer else "response head"
+            self._fail(f"{section} exceeds {max_size} bytes")
         line_start = start + self._scan
         while True:
             lf = buf.find(b"\n", line_start)
@@ -694,6 +701,11 @@ class ResponseParser:
                 _parse_fields_slowly("x: y\r\n" + text + "\r\n", what)
             elif text:
                 _parse_fields_slowly(text + "\r\n", what)
+                self._fields_seen += 1
+                if self._fields_seen > self._limits.max_header_count:
+                    raise RemoteProtocolError(
+                        f"{what} section has more than {self._limits.max_header_count} fields"
+                    )
         except RemoteProtocolError as exc:
             self._fail(str(exc))
 
@@ -897,6 +909,7 @@ class ResponseParser:
                 if size == 0:
                     self._mode = _M_TRAILERS
                     self._scan = 0
+                    self._fields_seen = 0
                     return self._read_trailers()
                 self._chunk_left = size
                 self._mode = _M_CHUNK_DATA
