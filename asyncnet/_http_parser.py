@@ -246,8 +246,8 @@ def _status_line_error(line: str) -> str:
     return f"status line {_show(line)} has an invalid reason phrase"
 
 
-# Status lines repeat ("HTTP/1.1 200 OK"); remembering a few valid ones skips
-# the regex. Bounded: cleared when full, so a peer cannot grow it.
+# Status lines repeat ("HTTP/1.1 200 OK"); remembering a few short valid ones
+# skips the regex. Bounded: cleared when full, so a peer cannot grow it.
 _STATUS_CACHE: dict[str, tuple[int, str, str]] = {}
 _STATUS_CACHE_SIZE: Final = 64
 
@@ -264,9 +264,10 @@ def _parse_status_line(line: str) -> tuple[int, str, str]:
     if status < 100:
         raise RemoteProtocolError(f"status code {code} is below 100")
     result = (status, "1." + minor, reason or "")
-    if len(_STATUS_CACHE) >= _STATUS_CACHE_SIZE:
-        _STATUS_CACHE.clear()
-    _STATUS_CACHE[line] = result
+    if len(line) <= 64:
+        if len(_STATUS_CACHE) >= _STATUS_CACHE_SIZE:
+            _STATUS_CACHE.clear()
+        _STATUS_CACHE[line] = result
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable
 
@@ -25,6 +26,8 @@ from asyncnet._http_parser import (
 )
 
 CRLF = b"\r\n"
+# Examples for the split-verdict property; raise it locally to hunt harder.
+EXAMPLES = int(os.environ.get("ASYNCNET_PARSER_EXAMPLES", "300"))
 
 
 def head(status_line: bytes, *fields: bytes) -> bytes:
@@ -1081,3 +1084,45 @@ async def test_malformed_response_over_loopback_is_refused() -> None:
         assert str(client.error) == "conflicting Content-Length values 5 and 6"
         assert client.parser.state is ParserState.ERROR
         transport.close()
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    valid_responses(),
+    st.lists(
+        st.tuples(st.integers(0, 10_000), st.sampled_from(["insert", "delete", "replace"]),
+                  st.sampled_from(b"\r\n\x00 \t:;0aZ\"\\\xff9-,")),
+        max_size=3,
+    ),
+    st.lists(st.integers(0, 400), min_size=1, max_size=6),
+    st.sampled_from(["GET", "HEAD"]),
+)
+def test_verdict_on_mutated_responses_does_not_depend_on_the_split(
+    case: tuple[bytes, bool, list[tuple[object, ...]]],
+    mutations: list[tuple[int, str, int]],
+    cuts: list[int],
+    method: str,
+) -> None:
+    data = bytearray(case[0])
+    for where, how, byte in mutations:
+        i = where % (len(data) + 1)
+        if how == "insert":
+            data[i:i] = bytes([byte])
+        elif i < len(data):
+            if how == "delete":
+                del data[i]
+            else:
+                data[i] = byte
+    raw = bytes(data)
+    points = sorted({c % (len(raw) + 1) for c in cuts})
+    chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+    limits = SMALL if len(cuts) % 2 else None
+    for eof in (False, True):
+        whole = drive([raw], method=method, eof=eof, limits=limits)
+        split = drive(chunks, method=method, eof=eof, limits=limits)
+        assert (whole.error is None) == (split.error is None), (whole.error, split.error)
+        assert whole.heads == split.heads
+        if whole.error is None:
+            assert whole.events == split.events
+            assert whole.keep_alive == split.keep_alive
+            assert whole.state == split.state
