@@ -131,8 +131,9 @@ class Headers:
                 f"header names and values must be str, got {type(name).__name__} "
                 f"and {type(value).__name__}"
             )
+        lower = self._lower  # built from the current fields before this one joins
         self._items.append((name, value))
-        self._lower.append(name.lower())
+        lower.append(name.lower())
 
     def extend(self, headers: HeadersLike) -> None:
         """Append every field of ``headers``."""
