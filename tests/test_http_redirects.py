@@ -189,7 +189,7 @@ def _names(result: Redirect) -> set[str]:
     "location", ["/same", "https://example.com/abs", "https://EXAMPLE.com:443/default-port"]
 )
 def test_credentials_kept_on_the_same_origin(location: str) -> None:
-    assert CREDENTIAL_HEADERS <= _names(_follow(location=location))
+    assert _names(_follow(location=location)) >= CREDENTIAL_HEADERS
 
 
 @pytest.mark.parametrize(
