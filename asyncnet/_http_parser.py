@@ -365,39 +365,26 @@ def _transfer_codings(values: list[str]) -> list[str]:
     return codings
 
 
-class _TextLookup:
-    """Values of a field in an unfolded head, read from the text (no per-field loop)."""
+def _field_values(
+    name: str, text: str, low: str, items: list[tuple[str, str]], folded: bool
+) -> list[str]:
+    """The values of every field called ``name`` (lower case) in a parsed head.
 
-    __slots__ = ("_low", "_text")
-
-    def __init__(self, text: str, low: str) -> None:
-        self._text = text
-        self._low = low
-
-    def values(self, name: str) -> list[str]:
-        text = self._text
-        low = self._low
-        key = f"\n{name}:"
-        out = []
-        start = low.find(key)
-        while start >= 0:
-            start += len(key)
-            end = low.find("\r", start)  # every field line ends with CRLF
-            out.append(text[start:end].strip(" \t"))
-            start = low.find(key, end)
-        return out
-
-
-class _FoldedLookup:
-    """Values of a field in a head that had obs-fold, read from the parsed items."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: list[tuple[str, str]]) -> None:
-        self._items = items
-
-    def values(self, name: str) -> list[str]:
-        return [v for n, v in self._items if n.lower() == name]
+    Without obs-fold each field is one line of ``text``, found in its
+    lower-cased copy ``low`` without a Python loop over all fields; with
+    obs-fold the parsed ``items`` are searched instead.
+    """
+    if folded:
+        return [v for n, v in items if n.lower() == name]
+    key = f"\n{name}:"
+    out = []
+    start = low.find(key)
+    while start >= 0:
+        start += len(key)
+        end = low.find("\r", start)  # every field line ends with CRLF
+        out.append(text[start:end].strip(" \t"))
+        start = low.find(key, end)
+    return out
 
 
 def _connection_tokens(values: list[str]) -> set[str]:
@@ -745,11 +732,8 @@ class ResponseParser:
         # follows an LF (the status line comes first), and names are tokens
         # directly followed by the colon, so "\nname:" finds exactly them.
         low = text.lower()
-        lookup: _TextLookup | _FoldedLookup = (
-            _FoldedLookup(items) if folded else _TextLookup(text, low)
-        )
         if "\nconnection:" in low:
-            values = lookup.values("connection")
+            values = _field_values("connection", text, low, items, folded)
             if len(values) == 1 and "," not in values[0]:
                 connection = {values[0].lower()}
             else:
@@ -776,7 +760,8 @@ class ResponseParser:
                 raise RemoteProtocolError(
                     "response has both Transfer-Encoding and Content-Length"
                 )
-            codings = _transfer_codings(lookup.values("transfer-encoding"))
+            values = _field_values("transfer-encoding", text, low, items, folded)
+            codings = _transfer_codings(values)
             if "chunked" in codings[:-1]:
                 if codings.count("chunked") > 1:
                     raise RemoteProtocolError("Transfer-Encoding applies chunked more than once")
@@ -794,7 +779,7 @@ class ResponseParser:
                 self._mode = _M_UNTIL_CLOSE
                 self._keep_alive = False
         elif "\ncontent-length:" in low:
-            values = lookup.values("content-length")
+            values = _field_values("content-length", text, low, items, folded)
             value = values[0]
             if (
                 len(values) == 1
