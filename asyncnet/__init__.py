@@ -42,6 +42,9 @@ from ._errors import WriteTimeout as WriteTimeout
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
+from ._http_headers import Headers as Headers
+from ._http_parser import ParserLimits as ParserLimits
+from ._http_url import URL as URL
 
 __version__ = "0.1.0"
 
@@ -62,11 +65,13 @@ __all__ = [
     "DecodeError",
     "FlowControlProtocol",
     "HTTPStatusError",
+    "Headers",
     "IdleTimeout",
     "InvalidHeader",
     "InvalidMethod",
     "InvalidURL",
     "LocalProtocolError",
+    "ParserLimits",
     "PoolTimeout",
     "ProtocolError",
     "ReadError",
@@ -80,6 +85,7 @@ __all__ = [
     "TooManyRedirects",
     "TotalTimeout",
     "TransportError",
+    "URL",
     "UsageError",
     "WaterMarks",
     "WriteError",
