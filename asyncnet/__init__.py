@@ -31,6 +31,9 @@ from ._errors import TransportError as TransportError
 from ._errors import UsageError as UsageError
 from ._errors import WriteError as WriteError
 from ._errors import WriteTimeout as WriteTimeout
+from ._flow import FlowControlProtocol as FlowControlProtocol
+from ._flow import ReceiveBuffer as ReceiveBuffer
+from ._flow import WaterMarks as WaterMarks
 
 __version__ = "0.1.0"
 
@@ -41,6 +44,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionClosed",
     "DecodeError",
+    "FlowControlProtocol",
     "HTTPStatusError",
     "IdleTimeout",
     "InvalidHeader",
@@ -51,6 +55,7 @@ __all__ = [
     "ProtocolError",
     "ReadError",
     "ReadTimeout",
+    "ReceiveBuffer",
     "RemoteProtocolError",
     "StreamClosed",
     "StreamConsumed",
@@ -60,6 +65,7 @@ __all__ = [
     "TotalTimeout",
     "TransportError",
     "UsageError",
+    "WaterMarks",
     "WriteError",
     "WriteTimeout",
     "__version__",
