@@ -19,6 +19,7 @@ from typing import IO, Any, Final, TypeAlias
 
 from . import __version__
 from ._errors import (
+    BodyNotReplayable,
     ConnectError,
     ConnectTimeout,
     ReadError,
@@ -34,9 +35,8 @@ from ._http_headers import Headers
 from ._http_models import ClientStatistics, Limits, Response, Timeout
 from ._http_parser import ParserLimits
 from ._http_pool import ConnectionPool
-from ._http_redirects import redirect_request
 from ._http_request import RequestBody, basic_auth, serialize_head, validate_header_items, validate_method
-from ._http_tls import default_ssl_context
+from ._http_tls import ssl_context_for
 from ._http_url import URL, parse_url
 
 __all__ = ["HTTPClient"]
@@ -106,6 +106,33 @@ def _header_list(headers: HeaderInput) -> list[tuple[str, str]]:
     return validate_header_items(list(headers))
 
 
+_STRIP_ON_ORIGIN_CHANGE: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def _redirect_request(
+    method: str,
+    url: URL,
+    headers: list[tuple[str, str]],
+    status: int,
+    location: str,
+) -> tuple[str, URL, list[tuple[str, str]], bool]:
+    """Where a redirect leads: the next method, URL, headers, and whether the body goes along."""
+    target = url.join(location)
+    new_method = method
+    if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
+        new_method = "GET"
+    keep_body = status != 303 and new_method == method
+    method = new_method
+    strip: set[str] = set()
+    if not keep_body:
+        strip |= {"content-type", "content-length", "transfer-encoding"}
+    if target.origin != url.origin or (url.scheme == "https" and target.scheme == "http"):
+        strip |= _STRIP_ON_ORIGIN_CHANGE
+    if strip:
+        headers = [item for item in headers if item[0].lower() not in strip]
+    return method, target, headers, keep_body
+
+
 class _StreamContext:
     """``async with client.stream(...) as response``: the body is read inside the block."""
 
@@ -153,18 +180,15 @@ class HTTPClient:
     ) -> None:
         if isinstance(max_redirects, bool) or not isinstance(max_redirects, int) or max_redirects < 0:
             raise UsageError(f"max_redirects must be an int >= 0, not {max_redirects!r}")
-        if ssl is False:
-            raise UsageError(
-                "ssl=False would silently turn off certificate checks for https; pass an "
-                "ssl.SSLContext with verify_mode=CERT_NONE and check_hostname=False to do that"
-            )
+        if not (ssl is None or isinstance(ssl, (bool, _ssl.SSLContext))):
+            raise UsageError(f"ssl must be an ssl.SSLContext, a bool or None, not {ssl!r}")
         if not isinstance(body_buffer, int) or body_buffer < 1:
             raise UsageError("body_buffer must be an int >= 1")
         self._timeout = Timeout.coerce(timeout)
         self._limits = limits
         self._max_redirects = max_redirects
         self._follow_redirects = follow_redirects
-        self._ssl_context: _ssl.SSLContext | None = ssl if isinstance(ssl, _ssl.SSLContext) else None
+        self._ssl = ssl
         self._decode_content = decode_content
         self._happy_eyeballs_delay = happy_eyeballs_delay
         self._parser_limits = parser_limits
@@ -181,7 +205,6 @@ class HTTPClient:
         self._closed = False
         self._requests_sent = 0
         self._requests_reused = 0
-        self._read_pauses = 0
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -212,7 +235,7 @@ class HTTPClient:
             connections_opened=pool.connections_opened if pool else 0,
             requests_sent=self._requests_sent,
             requests_reused=self._requests_reused,
-            read_pauses=self._read_pauses + (pool.read_pauses if pool else 0),
+            read_pauses=pool.read_pauses if pool else 0,
         )
 
     # -- public requests ----------------------------------------------------------
@@ -328,12 +351,10 @@ class HTTPClient:
                     history=[*history, response],
                 )
             try:
-                method, target, header_list, keep_body = redirect_request(
+                method, target, header_list, keep_body = _redirect_request(
                     method, target, header_list, response.status, response.headers["location"]
                 )
                 if keep_body and not payload.replayable:
-                    from ._errors import BodyNotReplayable
-
                     raise BodyNotReplayable(
                         f"a {response.status} redirect needs the request body again, "
                         "but it was a one-shot stream"
@@ -381,10 +402,8 @@ class HTTPClient:
         pool = self._pool
         if pool is None:
             pool = self._pool = ConnectionPool(self._limits)
-        ssl_context: _ssl.SSLContext | None = None
-        if url.scheme == "https":
-            ssl_context = self._ssl_context or default_ssl_context()
-        key = (url.scheme, url.host, url.port, id(ssl_context) if ssl_context else None)
+        ssl_context = ssl_context_for(url.scheme, self._ssl)
+        key = (url.scheme, url.host, url.port, ssl_context)
         if url.username is not None and not any(n.lower() == "authorization" for n, _ in headers):
             headers = [*headers, ("Authorization", basic_auth(url.username, url.password or ""))]
         length = payload.length
@@ -416,8 +435,7 @@ class HTTPClient:
                     await conn.send_body(payload.stream, chunked=chunked)
                 response_head = await conn.receive_head()
             except (ReadError, WriteError, RemoteProtocolError):
-                self._read_pauses += conn.read_pauses
-                conn.release()
+                    conn.release()
                 if (
                     attempt == 0
                     and reused
@@ -428,8 +446,7 @@ class HTTPClient:
                     continue
                 raise
             except BaseException:
-                self._read_pauses += conn.read_pauses
-                conn.release()
+                    conn.release()
                 raise
             return Response(
                 status=response_head.status,

@@ -83,7 +83,6 @@ class HTTPConnection(FlowControlProtocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parser = ResponseParser(parser_limits)
-        self._parser_limits = parser_limits
         self._high = body_buffer
         self._low = body_buffer // 4
         # Exchange state.
@@ -139,30 +138,24 @@ class HTTPConnection(FlowControlProtocol):
             return
         self._received_any = True
         self._last_activity = self._loop.time()
-        parser = self._parser
         try:
-            parser.feed(data)
-            while True:
-                event = parser.next_event()
-                if event is NEED_DATA:
-                    break
-                if type(event) is Data:
-                    chunk = event.data
-                    if chunk:
-                        self._chunks.append(chunk)
-                        self._buffered += len(chunk)
-                elif type(event) is ResponseHead:
-                    self._head = event
-                elif type(event) is EndOfMessage:
-                    self._trailers = event.trailers
-                    self._eom = True
-                    self._keep_alive = parser.keep_alive
-                    break
-                else:  # pragma: no cover - the parser has no other events
-                    raise RemoteProtocolError(f"unexpected parser event {event!r}")
+            events = self._parser.events(data)
         except RemoteProtocolError as exc:
             self._fail(exc)
             return
+        for event in events:
+            kind = type(event)
+            if kind is Data:
+                chunk = event.data  # type: ignore[union-attr]
+                if chunk:
+                    self._chunks.append(chunk)
+                    self._buffered += len(chunk)
+            elif kind is ResponseHead:
+                self._head = event  # type: ignore[assignment]
+            else:
+                self._trailers = event.trailers  # type: ignore[union-attr]
+                self._eom = True
+                self._keep_alive = self._parser.keep_alive
         buffered = self._buffered
         if buffered > self.peak_buffered:
             self.peak_buffered = buffered
@@ -207,10 +200,11 @@ class HTTPConnection(FlowControlProtocol):
             on_lost(self)
 
     def _feed_eof(self) -> None:
+        parser = self._parser
         try:
-            self._parser.feed_eof()
-            while True:
-                event = self._parser.next_event()
+            parser.feed_eof()
+            while not self._eom:
+                event = parser.next_event()
                 if event is NEED_DATA:
                     break
                 if type(event) is Data:
@@ -222,7 +216,6 @@ class HTTPConnection(FlowControlProtocol):
                 elif type(event) is EndOfMessage:
                     self._trailers = event.trailers
                     self._eom = True
-                    break
         except RemoteProtocolError as exc:
             self._error = exc
             return
@@ -453,16 +446,11 @@ class HTTPConnection(FlowControlProtocol):
         if self._reading_paused:
             self._resume_reading()
         if reusable:
-            self._parser = self._next_parser()
             release = self.on_release
             if release is not None:
                 release(self)
                 return
         self.abort()
-
-    def _next_parser(self) -> ResponseParser:
-        # A fresh parser per exchange keeps nothing from the previous response.
-        return ResponseParser(self._parser_limits)
 
     # -- waiting ----------------------------------------------------------------
 

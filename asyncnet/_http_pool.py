@@ -51,6 +51,7 @@ class ConnectionPool:
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._closed = False
         self.connections_opened = 0
+        self._gone_read_pauses = 0
 
     # -- statistics ---------------------------------------------------------------
 
@@ -72,7 +73,7 @@ class ConnectionPool:
     @property
     def read_pauses(self) -> int:
         """Read pauses of the connections still open."""
-        return sum(conn.read_pauses for conn in self._all)
+        return self._gone_read_pauses + sum(conn.read_pauses for conn in self._all)
 
     # -- acquire ------------------------------------------------------------------
 
@@ -220,6 +221,7 @@ class ConnectionPool:
             return
         self._all.discard(conn)
         self._evicting.discard(conn)
+        self._gone_read_pauses += conn.read_pauses
         idle = self._idle.get(conn.key)
         if idle and conn in idle:
             idle.remove(conn)
