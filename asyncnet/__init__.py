@@ -31,6 +31,11 @@ from ._errors import TransportError as TransportError
 from ._errors import UsageError as UsageError
 from ._errors import WriteError as WriteError
 from ._errors import WriteTimeout as WriteTimeout
+from ._http_client import HTTPClient as HTTPClient
+from ._http_models import ClientStatistics as ClientStatistics
+from ._http_models import Limits as Limits
+from ._http_models import Response as Response
+from ._http_models import Timeout as Timeout
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
@@ -68,5 +73,10 @@ __all__ = [
     "WaterMarks",
     "WriteError",
     "WriteTimeout",
+    "HTTPClient",
+    "ClientStatistics",
+    "Limits",
+    "Response",
+    "Timeout",
     "__version__",
 ]

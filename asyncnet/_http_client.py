@@ -17,10 +17,10 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from types import TracebackType
 from typing import IO, Any, Final, TypeAlias
 
-from . import __version__
 from ._errors import (
     BodyNotReplayable,
     ConnectError,
+    ConnectionClosed,
     ConnectTimeout,
     ReadError,
     RemoteProtocolError,
@@ -29,6 +29,7 @@ from ._errors import (
     UsageError,
     WriteError,
 )
+from ._http_connect import connect_socket
 from ._http_connection import DEFAULT_BODY_BUFFER, HTTPConnection
 from ._http_decoders import ACCEPT_ENCODING
 from ._http_headers import Headers
@@ -56,7 +57,8 @@ _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 _MAX_REDIRECT_DRAIN: Final = 64 * 1024
 _DEFAULT_TIMEOUT: Final = Timeout()
 _DEFAULT_LIMITS: Final = Limits()
-_USER_AGENT: Final = f"asyncnet/{__version__}"
+# Names the library without a version so the module needs nothing from the package.
+_USER_AGENT: Final = "asyncnet"
 
 
 class _Payload:
@@ -329,7 +331,7 @@ class HTTPClient:
         follow_redirects: bool | None,
     ) -> Response:
         if self._closed:
-            raise ConnectError("the client is closed")
+            raise ConnectionClosed("the client is closed")
         method = validate_method(method)
         target = parse_url(url)
         timeouts = self._timeout if timeout is None else Timeout.coerce(timeout)
@@ -435,7 +437,7 @@ class HTTPClient:
                     await conn.send_body(payload.stream, chunked=chunked)
                 response_head = await conn.receive_head()
             except (ReadError, WriteError, RemoteProtocolError):
-                    conn.release()
+                conn.release()
                 if (
                     attempt == 0
                     and reused
@@ -446,7 +448,7 @@ class HTTPClient:
                     continue
                 raise
             except BaseException:
-                    conn.release()
+                conn.release()
                 raise
             return Response(
                 status=response_head.status,
@@ -482,13 +484,15 @@ class HTTPClient:
         cm = asyncio.timeout_at(when)
         try:
             async with cm:
+                sock = await connect_socket(
+                    url.host, url.port, happy_eyeballs_delay=self._happy_eyeballs_delay
+                )
+                # From here on the transport owns the socket and closes it on failure.
                 _, conn = await loop.create_connection(
                     factory,
-                    url.host,
-                    url.port,
+                    sock=sock,
                     ssl=ssl_context,
                     server_hostname=url.host if ssl_context is not None else None,
-                    happy_eyeballs_delay=self._happy_eyeballs_delay,
                 )
         except TimeoutError as exc:
             if cm.expired():

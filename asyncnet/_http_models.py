@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json as _json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -315,7 +315,7 @@ class Response:
         """Read the body and parse it as JSON (UTF-8/16/32 detected)."""
         return _json.loads(await self.read(), **kwargs)
 
-    async def aiter_raw(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+    async def aiter_raw(self, chunk_size: int | None = None) -> AsyncGenerator[bytes, None]:
         """Yield the body as received (chunked framing removed, not content-decoded)."""
         if chunk_size is not None and chunk_size < 1:
             raise UsageError("chunk_size must be >= 1 or None")

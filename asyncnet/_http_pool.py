@@ -53,6 +53,11 @@ class ConnectionPool:
         self.connections_opened = 0
         self._gone_read_pauses = 0
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called."""
+        return self._closed
+
     # -- statistics ---------------------------------------------------------------
 
     @property
@@ -104,9 +109,11 @@ class ConnectionPool:
         try:
             conn = await connect()
         except BaseException:
-            self._unreserve(key)
+            # The socket was closed just now; give the peer a loop turn to see
+            # it go before the slot lets another connection open.
+            self._loop.call_soon(self._unreserve, key)
             raise
-        if self._closed:
+        if self.closed:
             conn.abort()
             self._unreserve(key)
             raise ConnectionClosed("the client was closed while connecting")
