@@ -1,0 +1,302 @@
+"""The code each benchmark contestant runs, one contestant per subprocess.
+
+``http_client.py`` and ``fetch_many.py`` start this file with the right
+interpreter (the default Python with ``PYTHONPATH`` at the repository for
+asyncnet; ``/opt/benchvenv/bin/python`` for aiohttp, httpx and uvloop), pinned
+to one CPU, and read one JSON object from its standard output. Only the
+standard library is imported at module level, so every interpreter can load it;
+each contestant imports its own library.
+
+Two jobs:
+
+``load``
+    keep-alive GETs of one URL by ``--concurrency`` workers sharing one client,
+    reading every body whole. After ``--warmup`` seconds the completed requests
+    are counted for ``--duration`` seconds (and at most ``--max-requests``).
+    Prints requests per second and the CPU seconds the process used per request.
+``fetch``
+    ``--count`` distinct URLs (``?i=N`` appended to ``--url``) fetched at
+    ``--concurrency``, as a user of each library would write it. Prints the
+    wall time and the peak RSS seen before and after the fetch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+__all__ = ["ASYNC_LOADERS", "FETCHERS", "main"]
+
+BodyGetter = Callable[[], Awaitable[bytes]]
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _maxrss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class _Window:
+    """Counts completed requests and measures a steady-state window of them."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.done = 0
+        self.stop = False
+
+    def tick(self, body: bytes) -> None:
+        if len(body) != self.args.expect:
+            raise RuntimeError(f"got a {len(body)}-byte body, expected {self.args.expect}")
+        self.done += 1
+        if self.done >= self.args.max_requests:
+            self.stop = True
+
+    async def measure_async(self) -> dict[str, Any]:
+        await asyncio.sleep(self.args.warmup)
+        start = self._snapshot()
+        await asyncio.sleep(self.args.duration)
+        return self._result(start)
+
+    def measure_sync(self) -> dict[str, Any]:
+        time.sleep(self.args.warmup)
+        start = self._snapshot()
+        time.sleep(self.args.duration)
+        return self._result(start)
+
+    def _snapshot(self) -> tuple[int, float, float]:
+        return self.done, _cpu(), time.perf_counter()
+
+    def _result(self, start: tuple[int, float, float]) -> dict[str, Any]:
+        n1, c1, t1 = self._snapshot()
+        self.stop = True
+        n0, c0, t0 = start
+        n = n1 - n0
+        return {
+            "requests": n,
+            "seconds": t1 - t0,
+            "rps": n / (t1 - t0),
+            "cpu_per_request_us": (c1 - c0) / n * 1e6 if n else None,
+        }
+
+
+async def _run_async_load(args: argparse.Namespace, get: BodyGetter) -> dict[str, Any]:
+    window = _Window(args)
+    # One request first: fails fast, with the library's own error, on a broken setup.
+    window.tick(await get())
+
+    async def worker() -> None:
+        while not window.stop:
+            window.tick(await get())
+
+    tasks = [asyncio.create_task(worker()) for _ in range(args.concurrency)]
+    try:
+        result = await window.measure_async()
+    finally:
+        window.stop = True
+    await asyncio.gather(*tasks)
+    return result
+
+
+async def _load_asyncnet(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncnet
+
+    limits = asyncnet.Limits(max_connections=args.concurrency, max_per_host=args.concurrency)
+    async with asyncnet.HTTPClient(limits=limits) as client:
+        url = args.url
+
+        async def get() -> bytes:
+            resp = await client.get(url)
+            return await resp.read()
+
+        return await _run_async_load(args, get)
+
+
+async def _load_aiohttp(args: argparse.Namespace) -> dict[str, Any]:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=args.concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        url = args.url
+
+        async def get() -> bytes:
+            async with session.get(url) as resp:
+                return await resp.read()
+
+        return await _run_async_load(args, get)
+
+
+async def _load_httpx(args: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+
+    # Keep every connection alive: httpx's default keeps only 20 idle ones.
+    limits = httpx.Limits(
+        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+    )
+    async with httpx.AsyncClient(limits=limits) as client:
+        url = args.url
+
+        async def get() -> bytes:
+            resp = await client.get(url)
+            return resp.content
+
+        return await _run_async_load(args, get)
+
+
+def _load_http_client(args: argparse.Namespace) -> dict[str, Any]:
+    import http.client
+
+    parts = urllib.parse.urlsplit(args.url)
+    target = parts.path or "/"
+    window = _Window(args)
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+        try:
+            while not window.stop:
+                conn.request("GET", target)
+                body = conn.getresponse().read()
+                with lock:
+                    window.tick(body)
+        except BaseException as exc:
+            errors.append(exc)
+            window.stop = True
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]
+    for t in threads:
+        t.start()
+    try:
+        result = window.measure_sync()
+    finally:
+        window.stop = True
+        for t in threads:
+            t.join(timeout=30)
+    if errors:
+        raise errors[0]
+    return result
+
+
+async def _fetch_asyncnet(urls: list[str], concurrency: int) -> list[tuple[int, int]]:
+    import asyncnet
+
+    results = await asyncnet.fetch_all(urls, concurrency=concurrency)
+    return [(r.status or 0, len(r.body or b"")) for r in results]
+
+
+async def _fetch_aiohttp(urls: list[str], concurrency: int) -> list[tuple[int, int]]:
+    import aiohttp
+
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as session:
+
+        async def fetch(url: str) -> tuple[int, int]:
+            async with sem, session.get(url) as resp:
+                body = await resp.read()
+                return resp.status, len(body)
+
+        return await asyncio.gather(*(fetch(u) for u in urls))
+
+
+async def _fetch_httpx(urls: list[str], concurrency: int) -> list[tuple[int, int]]:
+    import httpx
+
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient() as client:
+
+        async def fetch(url: str) -> tuple[int, int]:
+            async with sem:
+                resp = await client.get(url)
+                return resp.status_code, len(resp.content)
+
+        return await asyncio.gather(*(fetch(u) for u in urls))
+
+
+ASYNC_LOADERS: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
+    "asyncnet": _load_asyncnet,
+    "aiohttp": _load_aiohttp,
+    "httpx": _load_httpx,
+}
+
+FETCHERS: dict[str, Callable[[list[str], int], Awaitable[list[tuple[int, int]]]]] = {
+    "asyncnet": _fetch_asyncnet,
+    "aiohttp": _fetch_aiohttp,
+    "httpx": _fetch_httpx,
+}
+
+
+def _install_uvloop() -> None:
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _run_load(args: argparse.Namespace) -> dict[str, Any]:
+    if args.library == "http.client":
+        return _load_http_client(args)
+    return asyncio.run(ASYNC_LOADERS[args.library](args))
+
+
+def _run_fetch(args: argparse.Namespace) -> dict[str, Any]:
+    sep = "&" if "?" in args.url else "?"
+    urls = [f"{args.url}{sep}i={i}" for i in range(args.count)]
+    fetcher = FETCHERS[args.library]
+    # Import the library first: the baseline RSS includes what merely importing costs.
+    importlib.import_module(args.library)
+    rss_before = _maxrss_kib()
+    t0 = time.perf_counter()
+    outcomes = asyncio.run(fetcher(urls, args.concurrency))
+    wall = time.perf_counter() - t0
+    ok = sum(1 for status, size in outcomes if status == 200 and size == args.expect)
+    return {
+        "urls": len(urls),
+        "ok": ok,
+        "wall": wall,
+        "rps": len(urls) / wall,
+        "maxrss_before_kib": rss_before,
+        "maxrss_kib": _maxrss_kib(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="one benchmark contestant (internal)")
+    parser.add_argument("job", choices=["load", "fetch"])
+    parser.add_argument("library", choices=["asyncnet", "aiohttp", "httpx", "http.client"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--expect", type=int, required=True, help="expected body size")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--duration", type=float, default=2.0)
+    parser.add_argument("--max-requests", type=int, default=5_000_000)
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--uvloop", action="store_true")
+    args = parser.parse_args(argv)
+    host = urllib.parse.urlsplit(args.url).hostname
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        parser.error("benchmarks talk to loopback only")
+    if args.uvloop:
+        _install_uvloop()
+    result = _run_load(args) if args.job == "load" else _run_fetch(args)
+    result["pid"] = os.getpid()
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
