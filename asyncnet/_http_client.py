@@ -36,7 +36,13 @@ from ._http_headers import Headers
 from ._http_models import ClientStatistics, Limits, Response, Timeout
 from ._http_parser import ParserLimits
 from ._http_pool import ConnectionPool
-from ._http_request import RequestBody, basic_auth, serialize_head, validate_header_items, validate_method
+from ._http_request import (
+    RequestBody,
+    basic_auth,
+    serialize_head,
+    validate_header_items,
+    validate_method,
+)
 from ._http_tls import ssl_context_for
 from ._http_url import URL, parse_url
 
@@ -121,7 +127,7 @@ def _redirect_request(
     """Where a redirect leads: the next method, URL, headers, and whether the body goes along."""
     target = url.join(location)
     new_method = method
-    if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         new_method = "GET"
     keep_body = status != 303 and new_method == method
     method = new_method
@@ -180,7 +186,8 @@ class HTTPClient:
         parser_limits: ParserLimits | None = None,
         body_buffer: int = DEFAULT_BODY_BUFFER,
     ) -> None:
-        if isinstance(max_redirects, bool) or not isinstance(max_redirects, int) or max_redirects < 0:
+        if isinstance(max_redirects, bool) or not isinstance(max_redirects, int) \
+                or max_redirects < 0:
             raise UsageError(f"max_redirects must be an int >= 0, not {max_redirects!r}")
         if not (ssl is None or isinstance(ssl, (bool, _ssl.SSLContext))):
             raise UsageError(f"ssl must be an ssl.SSLContext, a bool or None, not {ssl!r}")
@@ -250,7 +257,7 @@ class HTTPClient:
         headers: HeaderInput = None,
         body: BodyInput = None,
         json: Any = None,
-        timeout: Timeout | float | None = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
         follow_redirects: bool | None = None,
     ) -> Response:
         """Send a request and return the response with its body already read.
@@ -327,7 +334,7 @@ class HTTPClient:
         headers: HeaderInput,
         body: BodyInput,
         json: Any,
-        timeout: Timeout | float | None,
+        timeout: Timeout | float | None,  # noqa: ASYNC109
         follow_redirects: bool | None,
     ) -> Response:
         if self._closed:
@@ -342,7 +349,9 @@ class HTTPClient:
         follow = self._follow_redirects if follow_redirects is None else follow_redirects
         history: list[Response] = []
         while True:
-            response = await self._send_one(method, target, header_list, payload, timeouts, deadline)
+            response = await self._send_one(
+                method, target, header_list, payload, timeouts, deadline
+            )
             if not follow or not response.is_redirect:
                 response.history = history
                 return response

@@ -57,7 +57,9 @@ def _literal_info(host: str, port: int) -> _AddrInfo | None:
     return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))
 
 
-async def connect_socket(host: str, port: int, *, happy_eyeballs_delay: float | None) -> socket.socket:
+async def connect_socket(
+    host: str, port: int, *, happy_eyeballs_delay: float | None
+) -> socket.socket:
     """Return a connected non-blocking TCP socket to ``host``:``port``.
 
     With several addresses and a delay, a new attempt starts every

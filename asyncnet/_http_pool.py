@@ -188,13 +188,18 @@ class ConnectionPool:
                 timer.cancel()
 
     def _time_out(
-        self, waiter: asyncio.Future[HTTPConnection | None], is_total: bool, pool_timeout: float | None
+        self,
+        waiter: asyncio.Future[HTTPConnection | None],
+        is_total: bool,
+        pool_timeout: float | None,
     ) -> None:
         if waiter.done():
             return
         self._waiters.pop(waiter, None)
         if is_total:
-            waiter.set_exception(TotalTimeout("the request's total deadline passed waiting for a connection"))
+            waiter.set_exception(
+                TotalTimeout("the request's total deadline passed waiting for a connection")
+            )
         else:
             waiter.set_exception(
                 PoolTimeout(f"no connection became free within {pool_timeout} seconds")

@@ -13,7 +13,6 @@ import pytest
 
 import asyncnet
 from asyncnet import HTTPClient, Limits, Timeout
-
 from tests._servers import (
     DROP,
     HTTPServer,
@@ -106,11 +105,13 @@ async def test_headers_case_insensitive_with_duplicates() -> None:
 
 
 async def test_exact_request_bytes_and_basic_auth_from_userinfo() -> None:
-    async with RawServer(responses=[OK]) as srv:
-        async with HTTPClient(headers={"X-Client": "1"}) as client:
-            url = f"http://us%65r:p%40ss@127.0.0.1:{srv.port}/path?q=1"
-            resp = await client.get(url, headers=[("X-Req", "a"), ("X-Req", "b")])
-            assert resp.content == b"ok"
+    async with (
+        RawServer(responses=[OK]) as srv,
+        HTTPClient(headers={"X-Client": "1"}) as client,
+    ):
+        url = f"http://us%65r:p%40ss@127.0.0.1:{srv.port}/path?q=1"
+        resp = await client.get(url, headers=[("X-Req", "a"), ("X-Req", "b")])
+        assert resp.content == b"ok"
     head = srv.request_log[0].decode("latin-1")
     lines = head.split("\r\n")
     assert lines[0] == "GET /path?q=1 HTTP/1.1"
@@ -194,10 +195,9 @@ async def test_upload_waits_for_a_slow_reader() -> None:
             sent += len(piece)
             yield piece
 
-    async with RawServer(slow_reader) as srv:
-        async with HTTPClient() as client:
-            resp = await client.post(srv.url(), body=producer())
-            assert resp.content == b"ok"
+    async with RawServer(slow_reader) as srv, HTTPClient() as client:
+        resp = await client.post(srv.url(), body=producer())
+        assert resp.content == b"ok"
     assert received > total
     # Without waiting on drain the whole upload would be queued before the
     # server read a byte; with it the lead is bounded by socket buffers.
@@ -209,12 +209,11 @@ async def test_upload_waits_for_a_slow_reader() -> None:
 
 async def test_malformed_response_raises_and_connection_is_not_reused() -> None:
     bad = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nBad Header: x\r\n\r\nok"
-    async with RawServer(responses=[bad, OK]) as srv:
-        async with HTTPClient() as client:
-            with pytest.raises(asyncnet.RemoteProtocolError):
-                await client.get(srv.url())
-            resp = await client.get(srv.url())
-            assert resp.content == b"ok"
+    async with RawServer(responses=[bad, OK]) as srv, HTTPClient() as client:
+        with pytest.raises(asyncnet.RemoteProtocolError):
+            await client.get(srv.url())
+        resp = await client.get(srv.url())
+        assert resp.content == b"ok"
     assert srv.connections == 2
 
 
@@ -227,17 +226,16 @@ async def test_reset_mid_body_raises_read_error() -> None:
         _reset(writer)
 
     reached = asyncio.Event()
-    async with RawServer(handler) as srv:
-        async with HTTPClient() as client:
-            async with client.stream("GET", srv.url()) as resp:
-                chunks = resp.aiter_raw()
-                assert await chunks.__anext__() == b"x" * 10
-                reached.set()
-                with pytest.raises(asyncnet.ReadError) as info:
-                    await chunks.__anext__()
-                assert isinstance(info.value.__cause__, ConnectionResetError)
-                await chunks.aclose()
-            assert client.statistics().connections_open == 0
+    async with RawServer(handler) as srv, HTTPClient() as client:
+        async with client.stream("GET", srv.url()) as resp:
+            chunks = resp.aiter_raw()
+            assert await chunks.__anext__() == b"x" * 10
+            reached.set()
+            with pytest.raises(asyncnet.ReadError) as info:
+                await chunks.__anext__()
+            assert isinstance(info.value.__cause__, ConnectionResetError)
+            await chunks.aclose()
+        assert client.statistics().connections_open == 0
 
 
 async def test_truncated_body_names_the_byte_counts() -> None:
@@ -247,10 +245,9 @@ async def test_truncated_body_names_the_byte_counts() -> None:
         await writer.drain()
         writer.write_eof()
 
-    async with RawServer(handler) as srv:
-        async with HTTPClient() as client:
-            with pytest.raises(asyncnet.RemoteProtocolError, match=r"10 of 100"):
-                await client.get(srv.url())
+    async with RawServer(handler) as srv, HTTPClient() as client:
+        with pytest.raises(asyncnet.RemoteProtocolError, match=r"10 of 100"):
+            await client.get(srv.url())
 
 
 async def test_trailers_are_kept_apart_from_headers() -> None:
@@ -258,24 +255,22 @@ async def test_trailers_are_kept_apart_from_headers() -> None:
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
         b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 42\r\n\r\n"
     )
-    async with RawServer(responses=[reply, reply]) as srv:
-        async with HTTPClient() as client:
-            resp = await client.get(srv.url())
-            assert resp.content == b"hello world"
-            assert resp.trailers.get("x-sum") == "42"
-            assert "x-sum" not in resp.headers
-            async with client.stream("GET", srv.url()) as resp:
-                assert [c async for c in resp.aiter_bytes()] == [b"hello", b" world"]
-                assert resp.trailers.get("X-SUM") == "42"
+    async with RawServer(responses=[reply, reply]) as srv, HTTPClient() as client:
+        resp = await client.get(srv.url())
+        assert resp.content == b"hello world"
+        assert resp.trailers.get("x-sum") == "42"
+        assert "x-sum" not in resp.headers
+        async with client.stream("GET", srv.url()) as resp:
+            assert [c async for c in resp.aiter_bytes()] == [b"hello", b" world"]
+            assert resp.trailers.get("X-SUM") == "42"
     assert srv.connections == 1
 
 
 async def test_connection_close_is_not_reused() -> None:
     closing = response(200, b"bye", [("Connection", "close")])
-    async with RawServer(responses=[closing, OK]) as srv:
-        async with HTTPClient() as client:
-            assert (await client.get(srv.url())).content == b"bye"
-            assert (await client.get(srv.url())).content == b"ok"
+    async with RawServer(responses=[closing, OK]) as srv, HTTPClient() as client:
+        assert (await client.get(srv.url())).content == b"bye"
+        assert (await client.get(srv.url())).content == b"ok"
     assert srv.connections == 2
 
 
@@ -293,22 +288,23 @@ async def test_unsolicited_bytes_on_idle_connection_discard_it() -> None:
         await reader.read()
 
     first_done = asyncio.Event()
-    async with RawServer(handler) as srv:
-        async with HTTPClient() as client:
-            assert (await client.get(srv.url())).content == b"ok"
-            first_done.set()
-            await sent_junk.wait()
-            await srv.wait_until(lambda s: s.active_connections == 0)
-            assert client.statistics().connections_open == 0
-            assert (await client.get(srv.url())).content == b"ok"
+    async with RawServer(handler) as srv, HTTPClient() as client:
+        assert (await client.get(srv.url())).content == b"ok"
+        first_done.set()
+        await sent_junk.wait()
+        await srv.wait_until(lambda s: s.active_connections == 0)
+        assert client.statistics().connections_open == 0
+        assert (await client.get(srv.url())).content == b"ok"
     assert srv.connections == 2
 
 
 async def test_extra_bytes_after_response_in_same_read_discard_connection() -> None:
-    async with RawServer(responses=[OK + b"HTTP/1.1 200 OK\r\n", OK]) as srv:
-        async with HTTPClient() as client:
-            assert (await client.get(srv.url())).content == b"ok"
-            assert (await client.get(srv.url())).content == b"ok"
+    async with (
+        RawServer(responses=[OK + b"HTTP/1.1 200 OK\r\n", OK]) as srv,
+        HTTPClient() as client,
+    ):
+        assert (await client.get(srv.url())).content == b"ok"
+        assert (await client.get(srv.url())).content == b"ok"
     assert srv.connections == 2
 
 
@@ -358,37 +354,33 @@ async def test_gzip_and_deflate_end_to_end() -> None:
 
 async def test_corrupt_gzip_raises_decode_error() -> None:
     reply = response(200, b"\x1f\x8b\x08\x00garbage-not-gzip", [("Content-Encoding", "gzip")])
-    async with RawServer(responses=[reply]) as srv:
-        async with HTTPClient() as client:
-            with pytest.raises(asyncnet.DecodeError):
-                await client.get(srv.url())
+    async with RawServer(responses=[reply]) as srv, HTTPClient() as client:
+        with pytest.raises(asyncnet.DecodeError):
+            await client.get(srv.url())
 
 
 # -- keep-alive, retries --------------------------------------------------------------
 
 
 async def test_stale_keep_alive_connection_is_retried_for_get() -> None:
-    async with RawServer(responses=[OK, DROP, OK]) as srv:
-        async with HTTPClient() as client:
-            assert (await client.get(srv.url())).content == b"ok"
-            assert (await client.get(srv.url())).content == b"ok"
+    async with RawServer(responses=[OK, DROP, OK]) as srv, HTTPClient() as client:
+        assert (await client.get(srv.url())).content == b"ok"
+        assert (await client.get(srv.url())).content == b"ok"
     assert srv.connections == 2
 
 
 async def test_stale_keep_alive_connection_is_not_retried_for_post() -> None:
-    async with RawServer(responses=[OK, DROP, OK]) as srv:
-        async with HTTPClient() as client:
-            assert (await client.post(srv.url(), body=b"1")).content == b"ok"
-            with pytest.raises(asyncnet.RemoteProtocolError):
-                await client.post(srv.url(), body=b"2")
+    async with RawServer(responses=[OK, DROP, OK]) as srv, HTTPClient() as client:
+        assert (await client.post(srv.url(), body=b"1")).content == b"ok"
+        with pytest.raises(asyncnet.RemoteProtocolError):
+            await client.post(srv.url(), body=b"2")
     assert srv.connections == 1
 
 
 async def test_fresh_connection_failure_is_not_retried() -> None:
-    async with RawServer(responses=[DROP, OK]) as srv:
-        async with HTTPClient() as client:
-            with pytest.raises(asyncnet.RemoteProtocolError):
-                await client.get(srv.url())
+    async with RawServer(responses=[DROP, OK]) as srv, HTTPClient() as client:
+        with pytest.raises(asyncnet.RemoteProtocolError):
+            await client.get(srv.url())
     assert srv.connections == 1
 
 
@@ -398,11 +390,13 @@ async def test_pool_limits_are_never_exceeded() -> None:
             await asyncio.sleep(0)
             await srv.send(writer, OK)
 
-    async with RawServer(handler) as srv:
-        async with HTTPClient(limits=Limits(max_connections=10, max_per_host=4)) as client:
-            results = await asyncio.gather(*(client.get(srv.url()) for _ in range(200)))
-            assert all(r.content == b"ok" for r in results)
-            assert client.statistics().connections_open <= 4
+    async with (
+        RawServer(handler) as srv,
+        HTTPClient(limits=Limits(max_connections=10, max_per_host=4)) as client,
+    ):
+        results = await asyncio.gather(*(client.get(srv.url()) for _ in range(200)))
+        assert all(r.content == b"ok" for r in results)
+        assert client.statistics().connections_open <= 4
     assert srv.peak_connections <= 4
     assert srv.connections <= 4
 
@@ -428,14 +422,13 @@ async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 
 async def test_read_timeout() -> None:
-    async with RawServer(_never_answer) as srv:
-        async with HTTPClient(timeout=Timeout(read=0.1)) as client:
-            with pytest.raises(asyncnet.ReadTimeout):
-                await client.get(srv.url())
-            # The aborted transport reports connection_lost on the next loop turn.
-            for _ in range(3):
-                await asyncio.sleep(0)
-            assert client.statistics().connections_open == 0
+    async with RawServer(_never_answer) as srv, HTTPClient(timeout=Timeout(read=0.1)) as client:
+        with pytest.raises(asyncnet.ReadTimeout):
+            await client.get(srv.url())
+        # The aborted transport reports connection_lost on the next loop turn.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert client.statistics().connections_open == 0
 
 
 async def test_total_deadline_stops_a_slow_drip() -> None:
@@ -444,7 +437,8 @@ async def test_total_deadline_stops_a_slow_drip() -> None:
             with pytest.raises(asyncnet.TotalTimeout):
                 await client.get(srv.url("/slow-drip?interval=0.02&count=100000"))
             with pytest.raises(asyncnet.TotalTimeout):
-                async with client.stream("GET", srv.url("/slow-drip?interval=0.02&count=100000")) as r:
+                drip = srv.url("/slow-drip?interval=0.02&count=100000")
+                async with client.stream("GET", drip) as r:
                     async for _ in r.aiter_bytes():
                         pass
             # Per request: no total deadline, a short read timeout instead.
@@ -455,15 +449,17 @@ async def test_total_deadline_stops_a_slow_drip() -> None:
 
 
 async def test_pool_timeout_and_no_leaked_slot() -> None:
-    async with RawServer(responses=[response(200, b"x" * 10)], repeat=True) as srv:
-        async with HTTPClient(limits=Limits(max_connections=1)) as client:
-            async with client.stream("GET", srv.url()) as held:
-                with pytest.raises(asyncnet.PoolTimeout):
-                    await client.get(srv.url(), timeout=Timeout(pool=0.05))
-                assert client.statistics().pool_waiters == 0
-                await held.read()
-            assert (await client.get(srv.url())).content == b"x" * 10
-            assert client.statistics().connections_open == 1
+    async with (
+        RawServer(responses=[response(200, b"x" * 10)], repeat=True) as srv,
+        HTTPClient(limits=Limits(max_connections=1)) as client,
+    ):
+        async with client.stream("GET", srv.url()) as held:
+            with pytest.raises(asyncnet.PoolTimeout):
+                await client.get(srv.url(), timeout=Timeout(pool=0.05))
+            assert client.statistics().pool_waiters == 0
+            await held.read()
+        assert (await client.get(srv.url())).content == b"x" * 10
+        assert client.statistics().connections_open == 1
 
 
 async def test_write_timeout() -> None:
@@ -475,10 +471,9 @@ async def test_write_timeout() -> None:
         for _ in range(100_000):
             yield block
 
-    async with RawServer(no_read) as srv:
-        async with HTTPClient(timeout=Timeout(write=0.1)) as client:
-            with pytest.raises(asyncnet.WriteTimeout):
-                await client.post(srv.url(), body=endless())
+    async with RawServer(no_read) as srv, HTTPClient(timeout=Timeout(write=0.1)) as client:
+        with pytest.raises(asyncnet.WriteTimeout):
+            await client.post(srv.url(), body=endless())
 
 
 async def test_connect_error_has_cause() -> None:
@@ -502,21 +497,23 @@ async def test_cancelled_requests_leak_nothing() -> None:
                 await asyncio.sleep(0)
             await srv.send(writer, response(200, b"y" * 5000))
 
-    async with RawServer(handler) as srv:
-        async with HTTPClient(limits=Limits(max_connections=5, max_per_host=5)) as client:
-            for round_ in range(10):
-                tasks = [asyncio.ensure_future(client.get(srv.url())) for _ in range(100)]
-                # Cancel each at a different point of its life.
-                for i, task in enumerate(tasks):
-                    for _ in range((i + round_) % 7):
-                        await asyncio.sleep(0)
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                stats = client.statistics()
-                assert stats.pool_waiters == 0
-                assert stats.connections_open == stats.connections_idle
-                assert stats.connections_open <= 5
-            assert (await client.get(srv.url())).content == b"y" * 5000
+    async with (
+        RawServer(handler) as srv,
+        HTTPClient(limits=Limits(max_connections=5, max_per_host=5)) as client,
+    ):
+        for round_ in range(10):
+            tasks = [asyncio.ensure_future(client.get(srv.url())) for _ in range(100)]
+            # Cancel each at a different point of its life.
+            for i, task in enumerate(tasks):
+                for _ in range((i + round_) % 7):
+                    await asyncio.sleep(0)
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            stats = client.statistics()
+            assert stats.pool_waiters == 0
+            assert stats.connections_open == stats.connections_idle
+            assert stats.connections_open <= 5
+        assert (await client.get(srv.url())).content == b"y" * 5000
     assert srv.peak_connections <= 5
 
 
