@@ -17,6 +17,7 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from types import TracebackType
 from typing import IO, Any, Final, TypeAlias
 
+from ._connect import open_connection
 from ._errors import (
     BodyNotReplayable,
     ConnectError,
@@ -29,7 +30,6 @@ from ._errors import (
     UsageError,
     WriteError,
 )
-from ._http_connect import connect_socket
 from ._http_connection import DEFAULT_BODY_BUFFER, HTTPConnection
 from ._http_decoders import ACCEPT_ENCODING
 from ._http_headers import Headers
@@ -493,15 +493,14 @@ class HTTPClient:
         cm = asyncio.timeout_at(when)
         try:
             async with cm:
-                sock = await connect_socket(
-                    url.host, url.port, happy_eyeballs_delay=self._happy_eyeballs_delay
-                )
-                # From here on the transport owns the socket and closes it on failure.
-                _, conn = await loop.create_connection(
+                # SNI and the host name check always use the URL's host.
+                _, conn = await open_connection(
                     factory,
-                    sock=sock,
-                    ssl=ssl_context,
-                    server_hostname=url.host if ssl_context is not None else None,
+                    url.host,
+                    url.port,
+                    ssl_context=ssl_context,
+                    server_hostname=url.host,
+                    happy_eyeballs_delay=self._happy_eyeballs_delay,
                 )
         except TimeoutError as exc:
             if cm.expired():
