@@ -326,9 +326,8 @@ class HTTPConnection(FlowControlProtocol):
                 )
             if not self._write(encode_chunk(piece) if chunked else piece):
                 return
-            if self.writing_paused:
-                if not await self.wait_writable():
-                    return
+            if self.writing_paused and not await self.wait_writable():
+                return
         if expected is not None and sent != expected:
             raise LocalProtocolError(
                 f"request body ended after {sent} of its declared {expected} bytes"
