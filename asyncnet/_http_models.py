@@ -180,6 +180,7 @@ class Response:
         "_decode_content",
         "_num_bytes",
         "_source",
+        "_trailers",
         "headers",
         "history",
         "http_version",
@@ -222,6 +223,7 @@ class Response:
         self._consumed = False
         self._closed = False
         self._num_bytes = 0
+        self._trailers: Headers | None = None
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.reason}]>"
@@ -231,6 +233,8 @@ class Response:
     @property
     def trailers(self) -> Headers:
         """Trailer fields sent after a chunked body; empty until the body is read."""
+        if self._trailers is not None:
+            return self._trailers
         return self._source.trailers
 
     @property
@@ -398,4 +402,6 @@ class Response:
     def _close_source(self) -> None:
         if not self._closed:
             self._closed = True
+            # Keep this response's trailers: the connection may carry another one next.
+            self._trailers = self._source.trailers
             self._source.release()
