@@ -658,12 +658,14 @@ async def test_tls_handshake_that_never_finishes_is_a_connect_timeout() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()  # plain TCP: never answers the ClientHello
 
-    async with RawServer(silent) as srv:
-        async with HTTPClient(ssl=client_ssl_context(), timeout=Timeout(connect=0.1)) as client:
-            with pytest.raises(asyncnet.ConnectTimeout):
-                await client.get(f"https://127.0.0.1:{srv.port}/")
-            await asyncio.sleep(0)  # the slot is given back one loop turn later
-            assert client.statistics().connections_open == 0
+    async with (
+        RawServer(silent) as srv,
+        HTTPClient(ssl=client_ssl_context(), timeout=Timeout(connect=0.1)) as client,
+    ):
+        with pytest.raises(asyncnet.ConnectTimeout):
+            await client.get(f"https://127.0.0.1:{srv.port}/")
+        await asyncio.sleep(0)  # the slot is given back one loop turn later
+        assert client.statistics().connections_open == 0
 
 
 async def test_ssl_false_means_encrypted_but_unverified() -> None:
@@ -678,20 +680,18 @@ async def test_ssl_false_means_encrypted_but_unverified() -> None:
 
 async def test_large_redirect_body_closes_the_connection() -> None:
     big = response(302, b"r" * (1024 * 1024), [("Location", "/next")])
-    async with RawServer(responses=[big, OK]) as srv:
-        async with HTTPClient() as client:
-            resp = await client.get(srv.url())
-            assert resp.content == b"ok"
-            assert [r.status for r in resp.history] == [302]
+    async with RawServer(responses=[big, OK]) as srv, HTTPClient() as client:
+        resp = await client.get(srv.url())
+        assert resp.content == b"ok"
+        assert [r.status for r in resp.history] == [302]
     assert srv.connections == 2
 
 
 async def test_small_redirect_body_is_drained_and_connection_reused() -> None:
     small = response(302, b"moved", [("Location", "/next"), ("Content-Encoding", "gzip")])
-    async with RawServer(responses=[small, OK]) as srv:
-        async with HTTPClient() as client:
-            resp = await client.get(srv.url())
-            assert resp.content == b"ok"
+    async with RawServer(responses=[small, OK]) as srv, HTTPClient() as client:
+        resp = await client.get(srv.url())
+        assert resp.content == b"ok"
     # "moved" is not gzip: the redirect body was dropped without decoding it.
     assert srv.connections == 1
     assert srv.request_log[1].startswith(b"GET /next HTTP/1.1\r\n")
@@ -708,8 +708,7 @@ async def test_reset_during_upload_is_a_write_error() -> None:
             await asyncio.sleep(0)
             yield b"p" * 65536
 
-    async with RawServer(reset_after_head) as srv:
-        async with HTTPClient() as client:
-            with pytest.raises(asyncnet.WriteError) as info:
-                await client.post(srv.url(), body=endless())
-            assert isinstance(info.value, ConnectionError)
+    async with RawServer(reset_after_head) as srv, HTTPClient() as client:
+        with pytest.raises(asyncnet.WriteError) as info:
+            await client.post(srv.url(), body=endless())
+        assert isinstance(info.value, ConnectionError)
