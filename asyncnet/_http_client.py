@@ -61,6 +61,9 @@ _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # A redirect's body is read and dropped so that its connection can be reused;
 # past this many bytes closing the connection is cheaper than reading on.
 _MAX_REDIRECT_DRAIN: Final = 64 * 1024
+# Serialized request heads kept per client (see _send_one); small, and
+# emptied when full, so memory stays bounded whatever the URLs.
+_HEAD_CACHE_SIZE: Final = 256
 _DEFAULT_TIMEOUT: Final = Timeout()
 _DEFAULT_LIMITS: Final = Limits()
 # Names the library without a version so the module needs nothing from the package.
@@ -214,6 +217,7 @@ class HTTPClient:
         self._closed = False
         self._requests_sent = 0
         self._requests_reused = 0
+        self._head_cache: dict[tuple[str, URL, int | None, bool], bytes] = {}
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -421,7 +425,19 @@ class HTTPClient:
         if length is None and payload.stream is None and method in _BODY_METHODS:
             length = 0
         chunked = payload.stream is not None and length is None
-        head = serialize_head(method, url, headers, length, chunked=chunked)
+        if headers is self._headers:
+            # Requests with only the client's headers repeat the same head for
+            # the same URL: keep the serialized bytes (the headers are validated,
+            # URL and method are immutable).
+            cache_key = (method, url, length, chunked)
+            head = self._head_cache.get(cache_key)
+            if head is None:
+                head = serialize_head(method, url, headers, length, chunked=chunked)
+                if len(self._head_cache) >= _HEAD_CACHE_SIZE:
+                    self._head_cache.clear()
+                self._head_cache[cache_key] = head
+        else:
+            head = serialize_head(method, url, headers, length, chunked=chunked)
 
         async def connect() -> HTTPConnection:
             return await self._open(url, ssl_context, timeouts, deadline)
