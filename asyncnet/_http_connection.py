@@ -130,10 +130,9 @@ class HTTPConnection(FlowControlProtocol):
 
     def data_received(self, data: bytes) -> None:
         if not self._active or self._eom:
-            # Bytes nobody asked for: not a response to anything. Never reuse.
+            # Bytes nobody asked for: not a response to anything. The connection
+            # is never reused; a response already complete stays readable.
             self._keep_alive = False
-            if self._active and self._error is None:
-                self._error = RemoteProtocolError("data received after the end of the response")
             self.abort()
             return
         self._received_any = True

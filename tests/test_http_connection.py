@@ -248,3 +248,19 @@ async def test_read_timeout_fires_only_without_progress() -> None:
                 await conn.read_all()
         finally:
             conn.abort()
+
+
+async def test_bytes_after_a_complete_response_keep_it_readable_but_drop_the_connection() -> None:
+    conn = HTTPConnection()
+    transport = RecordingTransport()
+    conn.connection_made(transport)
+    conn.begin("GET", read_timeout=None, write_timeout=None, deadline=None)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+    conn.data_received(b"junk")
+    assert transport.calls == ["abort"]
+    conn.connection_lost(None)
+    assert await conn.read_all() == b"abc"
+    released: list[HTTPConnection] = []
+    conn.on_release = released.append
+    conn.release()
+    assert released == []
