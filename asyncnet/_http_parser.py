@@ -365,39 +365,26 @@ def _transfer_codings(values: list[str]) -> list[str]:
     return codings
 
 
-class _TextLookup:
-    """Values of a field in an unfolded head, read from the text (no per-field loop)."""
+def _field_values(
+    name: str, text: str, low: str, items: list[tuple[str, str]], folded: bool
+) -> list[str]:
+    """The values of every field called ``name`` (lower case) in a parsed head.
 
-    __slots__ = ("_low", "_text")
-
-    def __init__(self, text: str, low: str) -> None:
-        self._text = text
-        self._low = low
-
-    def values(self, name: str) -> list[str]:
-        text = self._text
-        low = self._low
-        key = f"\n{name}:"
-        out = []
-        start = low.find(key)
-        while start >= 0:
-            start += len(key)
-            end = low.find("\r", start)  # every field line ends with CRLF
-            out.append(text[start:end].strip(" \t"))
-            start = low.find(key, end)
-        return out
-
-
-class _FoldedLookup:
-    """Values of a field in a head that had obs-fold, read from the parsed items."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: list[tuple[str, str]]) -> None:
-        self._items = items
-
-    def values(self, name: str) -> list[str]:
-        return [v for n, v in self._items if n.lower() == name]
+    Without obs-fold each field is one line of ``text``, found in its
+    lower-cased copy ``low`` without a Python loop over all fields; with
+    obs-fold the parsed ``items`` are searched instead.
+    """
+    if folded:
+        return [v for n, v in items if n.lower() == name]
+    key = f"\n{name}:"
+    out = []
+    start = low.find(key)
+    while start >= 0:
+        start += len(key)
+        end = low.find("\r", start)  # every field line ends with CRLF
+        out.append(text[start:end].strip(" \t"))
+        start = low.find(key, end)
+    return out
 
 
 def _connection_tokens(values: list[str]) -> set[str]:
@@ -560,9 +547,47 @@ class ResponseParser:
         self._eof = True
 
     def events(self, data: bytes) -> list[ResponseHead | Data | EndOfMessage]:
-        """Feed ``data`` and return every event it completes (a faster feed+drain loop)."""
+        """Feed ``data`` and return every event it completes (a faster feed+drain loop).
+
+        Stops after :class:`EndOfMessage` (or the head of an upgrade): bytes
+        behind it are left for :attr:`trailing_data`, as with :meth:`next_event`.
+        Malformed input raises at once, and the events of this call are lost
+        with the response they belonged to.
+        """
+        if (
+            self._mode == _M_HEAD
+            and type(data) is bytes
+            and self._pos >= len(self._buf)
+            and not self._eof
+        ):
+            # The common case: a whole head at the start of a read, often with
+            # its whole body. Same steps as feed + next_event, fewer calls.
+            end = data.find(b"\r\n\r\n")
+            if 0 <= end <= self._limits.max_head_size - 4:
+                self._buf = data
+                self._pos = end + 4
+                try:
+                    head = self._parse_head(data[: end + 2].decode("latin-1"))
+                except RemoteProtocolError as exc:
+                    self._fail(str(exc))
+                if head is not None and self._mode == _M_LENGTH:
+                    length = self._expected_length
+                    if len(data) - end - 4 == length:
+                        self._buf = b""
+                        self._pos = 0
+                        self._body_received = length
+                        self._mode = _M_AFTER
+                        return [head, Data(data[end + 4 :]), EndOfMessage(Headers())]
+                out: list[ResponseHead | Data | EndOfMessage] = [] if head is None else [head]
+                if head is not None and self._mode == _M_UPGRADED:
+                    return out
+                return self._drain(out)
         self.feed(data)
-        out: list[ResponseHead | Data | EndOfMessage] = []
+        return self._drain([])
+
+    def _drain(
+        self, out: list[ResponseHead | Data | EndOfMessage]
+    ) -> list[ResponseHead | Data | EndOfMessage]:
         append = out.append
         next_event = self.next_event
         while True:
@@ -745,11 +770,8 @@ class ResponseParser:
         # follows an LF (the status line comes first), and names are tokens
         # directly followed by the colon, so "\nname:" finds exactly them.
         low = text.lower()
-        lookup: _TextLookup | _FoldedLookup = (
-            _FoldedLookup(items) if folded else _TextLookup(text, low)
-        )
         if "\nconnection:" in low:
-            values = lookup.values("connection")
+            values = _field_values("connection", text, low, items, folded)
             if len(values) == 1 and "," not in values[0]:
                 connection = {values[0].lower()}
             else:
@@ -776,7 +798,8 @@ class ResponseParser:
                 raise RemoteProtocolError(
                     "response has both Transfer-Encoding and Content-Length"
                 )
-            codings = _transfer_codings(lookup.values("transfer-encoding"))
+            values = _field_values("transfer-encoding", text, low, items, folded)
+            codings = _transfer_codings(values)
             if "chunked" in codings[:-1]:
                 if codings.count("chunked") > 1:
                     raise RemoteProtocolError("Transfer-Encoding applies chunked more than once")
@@ -794,7 +817,7 @@ class ResponseParser:
                 self._mode = _M_UNTIL_CLOSE
                 self._keep_alive = False
         elif "\ncontent-length:" in low:
-            values = lookup.values("content-length")
+            values = _field_values("content-length", text, low, items, folded)
             value = values[0]
             if (
                 len(values) == 1
