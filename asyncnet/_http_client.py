@@ -19,7 +19,6 @@ from typing import IO, Any, Final, TypeAlias
 
 from ._connect import open_connection
 from ._errors import (
-    BodyNotReplayable,
     ConnectError,
     ConnectionClosed,
     ConnectTimeout,
@@ -36,6 +35,7 @@ from ._http_headers import Headers
 from ._http_models import ClientStatistics, Limits, Response, Timeout
 from ._http_parser import ParserLimits
 from ._http_pool import ConnectionPool
+from ._http_redirects import next_request
 from ._http_request import (
     RequestBody,
     basic_auth,
@@ -115,33 +115,6 @@ def _header_list(headers: HeaderInput) -> list[tuple[str, str]]:
     if isinstance(headers, Mapping):
         return validate_header_items(list(headers.items()))
     return validate_header_items(list(headers))
-
-
-_STRIP_ON_ORIGIN_CHANGE: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
-
-
-def _redirect_request(
-    method: str,
-    url: URL,
-    headers: list[tuple[str, str]],
-    status: int,
-    location: str,
-) -> tuple[str, URL, list[tuple[str, str]], bool]:
-    """Where a redirect leads: the next method, URL, headers, and whether the body goes along."""
-    target = url.join(location)
-    new_method = method
-    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
-        new_method = "GET"
-    keep_body = status != 303 and new_method == method
-    method = new_method
-    strip: set[str] = set()
-    if not keep_body:
-        strip |= {"content-type", "content-length", "transfer-encoding"}
-    if target.origin != url.origin or (url.scheme == "https" and target.scheme == "http"):
-        strip |= _STRIP_ON_ORIGIN_CHANGE
-    if strip:
-        headers = [item for item in headers if item[0].lower() not in strip]
-    return method, target, headers, keep_body
 
 
 class _StreamContext:
@@ -366,15 +339,20 @@ class HTTPClient:
                     history=[*history, response],
                 )
             try:
-                method, target, header_list, keep_body = _redirect_request(
-                    method, target, header_list, response.status, response.headers["location"]
+                hop = next_request(
+                    method,
+                    target,
+                    header_list,
+                    response.status,
+                    response.headers.get("location"),
+                    has_body=payload is not _NO_BODY,
+                    body_replayable=payload.replayable,
                 )
-                if keep_body and not payload.replayable:
-                    raise BodyNotReplayable(
-                        f"a {response.status} redirect needs the request body again, "
-                        "but it was a one-shot stream"
-                    )
-                if not keep_body:
+                if hop is None:  # pragma: no cover - is_redirect said otherwise
+                    response.history = history
+                    return response
+                method, target, header_list = hop.method, hop.url, hop.headers
+                if not hop.keep_body:
                     payload = _NO_BODY
                 await self._drain(response)
             except BaseException:

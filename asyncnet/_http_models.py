@@ -299,8 +299,7 @@ class Response:
         if self._decode_content:
             decoder = make_decoder(self.headers.get("content-encoding"))
             if decoder is not None:
-                out = decoder.decode(raw)
-                parts = [out] if isinstance(out, bytes) else list(out)
+                parts = list(decoder.decode(raw))
                 parts.append(decoder.flush())
                 content = b"".join(parts)
         self._content = content
@@ -369,8 +368,7 @@ class Response:
                 if decoder is None:
                     pieces: list[bytes] = [chunk]
                 else:
-                    out = decoder.decode(chunk)
-                    pieces = [out] if isinstance(out, bytes) else list(out)
+                    pieces = decoder.decode(chunk)
                 for piece in pieces:
                     if not piece:
                         continue
