@@ -21,7 +21,7 @@ import ssl as _ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ._errors import ConnectError, ConnectionClosed, ConnectTimeout, ReadError, UsageError
 from ._flow import (
@@ -122,7 +122,9 @@ class EchoServerProtocol(FlowControlProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Apply the water marks and start serving (or refuse, if the server is full)."""
         super().connection_made(transport)
-        assert isinstance(transport, asyncio.Transport)
+        # Not an isinstance check: uvloop's transports are not asyncio.Transport
+        # subclasses, yet implement the same interface.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         # The bound method, cached: data_received is the hot path.
         self._write = transport.write
@@ -450,8 +452,7 @@ class EchoClientProtocol(FlowControlProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Attach the receive buffer to the transport."""
         super().connection_made(transport)
-        assert isinstance(transport, asyncio.Transport)
-        self.received.set_transport(transport)
+        self.received.set_transport(cast(asyncio.Transport, transport))
 
     def data_received(self, data: bytes) -> None:
         """Buffer the echoed bytes (pausing reads only if the reader falls behind)."""
