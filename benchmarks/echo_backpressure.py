@@ -29,7 +29,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from echo_pingpong import Server, contestants  # noqa: E402
+from echo_pingpong import Server, contestants
 
 
 def flood(port: int, total: int, stall: float) -> tuple[int, float]:

@@ -161,10 +161,15 @@ def measure(
             pinned(
                 cpu,
                 [
-                    sys.executable, __file__, "_client", str(server.port), str(size),
-                    str(warmup), str(duration),
+                    sys.executable,
+                    __file__,
+                    "_client",
+                    str(server.port),
+                    str(size),
+                    str(warmup),
+                    str(duration),
                 ],
-            ),  # fmt: skip
+            ),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
