@@ -266,25 +266,31 @@ def main() -> None:
                 cells.append(f"{rate:>10.0f} | {cpu:>7.1f} us")
             print(f"{fmt_size(size):>8} {conc:>4}  " + "  ".join(f"{c:>22}" for c in cells))
     print()
-    print("ratios: asyncnet / bare (msgs/s, CPU/msg), asyncnet / streams (msgs/s, CPU/msg)")
+    print(
+        "ratios of asyncnet to bare Protocol and to streams: msgs/s (median), "
+        "CPU/msg (median; best of reps in brackets, the least disturbed by other load)"
+    )
     for size in sizes:
         for conc in concurrencies:
 
             def med(name: str, i: int, size: int = size, conc: int = conc) -> float:
                 return statistics.median(r[i] for r in results[(name, size, conc)])
 
-            a_rate, a_cpu = med("asyncnet", 0), med("asyncnet", 1)
-            b_rate, b_cpu = med("bare Protocol", 0), med("bare Protocol", 1)
-            s_rate, s_cpu = med("streams", 0), med("streams", 1)
-            line = (
-                f"{fmt_size(size):>8} {conc:>4}  vs bare: {a_rate / b_rate:5.2f}x msgs/s, "
-                f"{a_cpu / b_cpu:5.2f}x CPU/msg   vs streams: {a_rate / s_rate:5.2f}x msgs/s, "
-                f"{a_cpu / s_cpu:5.2f}x CPU/msg"
-            )
+            def best_cpu(name: str, size: int = size, conc: int = conc) -> float:
+                return min(r[1] for r in results[(name, size, conc)])
+
+            a_rate, a_cpu, a_best = med("asyncnet", 0), med("asyncnet", 1), best_cpu("asyncnet")
+            parts = []
+            for other, label in (("bare Protocol", "bare"), ("streams", "streams")):
+                parts.append(
+                    f"vs {label}: {a_rate / med(other, 0):5.2f}x msgs/s, "
+                    f"{a_cpu / med(other, 1):5.2f}x CPU/msg [{a_best / best_cpu(other):5.2f}x]"
+                )
+            line = f"{fmt_size(size):>8} {conc:>4}  " + "   ".join(parts)
             if "asyncnet+uvloop" in names:
-                u_rate = med("asyncnet+uvloop", 0)
-                ub_rate = med("bare+uvloop", 0)
-                line += f"   uvloop asyncnet/bare: {u_rate / ub_rate:5.2f}x msgs/s"
+                u_rate = med("asyncnet+uvloop", 0) / med("bare+uvloop", 0)
+                u_cpu = med("asyncnet+uvloop", 1) / med("bare+uvloop", 1)
+                line += f"   uvloop asyncnet/bare: {u_rate:5.2f}x msgs/s, {u_cpu:5.2f}x CPU/msg"
             print(line)
 
 
