@@ -712,3 +712,18 @@ async def test_reset_during_upload_is_a_write_error() -> None:
         with pytest.raises(asyncnet.WriteError) as info:
             await client.post(srv.url(), body=endless())
         assert isinstance(info.value, ConnectionError)
+
+
+async def test_shorter_read_timeout_on_a_reused_connection() -> None:
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader, writer)
+        await srv.send(writer, OK)
+        await srv.read_request(reader, writer)
+        await asyncio.Event().wait()  # never answers the second request
+
+    async with RawServer(once) as srv, HTTPClient(timeout=Timeout(read=30)) as client:
+        # The first request leaves the connection's timer armed 30 s ahead.
+        assert (await client.get(srv.url())).content == b"ok"
+        with pytest.raises(asyncnet.ReadTimeout):
+            await client.get(srv.url(), timeout=Timeout(read=0.05))
+    assert srv.connections == 1
