@@ -42,7 +42,12 @@ from ._errors import WriteTimeout as WriteTimeout
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
+from ._http_client import HTTPClient as HTTPClient
 from ._http_headers import Headers as Headers
+from ._http_models import ClientStatistics as ClientStatistics
+from ._http_models import Limits as Limits
+from ._http_models import Response as Response
+from ._http_models import Timeout as Timeout
 from ._http_parser import ParserLimits as ParserLimits
 from ._http_url import URL as URL
 
@@ -90,5 +95,10 @@ __all__ = [
     "WaterMarks",
     "WriteError",
     "WriteTimeout",
+    "HTTPClient",
+    "ClientStatistics",
+    "Limits",
+    "Response",
+    "Timeout",
     "__version__",
 ]

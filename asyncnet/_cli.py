@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     # Subcommand modules register here (each defines add_parser(subparsers)).
+    from . import _cli_echo
+
+    _cli_echo.add_parser(subparsers)
     return parser
 
 

@@ -47,6 +47,11 @@ EXPECTED = {
     "WaterMarks",
     "WriteError",
     "WriteTimeout",
+    "HTTPClient",
+    "ClientStatistics",
+    "Limits",
+    "Response",
+    "Timeout",
     "__version__",
 }
 
