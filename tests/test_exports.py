@@ -39,6 +39,9 @@ EXPECTED = {
     "WriteError",
     "WriteTimeout",
     "__version__",
+    "FetchResult",
+    "fetch_all",
+    "fetch_iter",
 }
 
 
