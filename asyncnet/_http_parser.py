@@ -606,6 +606,11 @@ class ResponseParser:
         cr = rest.find(b"\r")
         if 0 <= cr < len(rest) - 1:
             self._fail(f"{what} line {_show(bytes(rest))} contains a bare CR")
+        if rest[:1] in (b" ", b"\t") and (
+            line_start == start if trailer else buf.find(b"\n", start) + 1 == line_start
+        ):
+            name = "trailer" if trailer else "header"
+            self._fail(f"first {name} line {_show(bytes(rest))} starts with whitespace")
         if not trailer and line_start == start and rest[:7] != b"HTTP/1."[: len(rest)]:
             # No status line starts with these bytes.
             self._fail(_status_line_error(bytes(rest).decode("latin-1")))
