@@ -21,6 +21,7 @@ The life of one call::
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import inspect
 import random
@@ -151,6 +152,11 @@ class _HostSlots:
             self._drop(key)
             raise
 
+    def full(self, key: str) -> bool:
+        """True when every slot of ``key`` is taken (a new request would wait)."""
+        entry = self._slots.get(key)
+        return entry is not None and entry[0].locked()
+
     def release(self, key: str) -> None:
         self._slots[key][0].release()
         self._drop(key)
@@ -222,6 +228,11 @@ class _Engine:
         # cancels exactly these.
         self._fetching: dict[asyncio.Task[None], _Work] = {}
         self._exhausted = False
+        # URLs set aside because their host was at its per_host limit; bounded
+        # so that a host-skewed input cannot make this grow with the input.
+        self._parked: dict[str, collections.deque[tuple[int, str]]] = {}
+        self._parked_count = 0
+        self._park_limit = 4 * concurrency
 
     # -- the pool ---------------------------------------------------------------
 
@@ -258,7 +269,8 @@ class _Engine:
             if owned:
                 await client.aclose()
 
-    def _next(self) -> tuple[int, str] | None:
+    def _pull(self) -> tuple[int, str] | None:
+        """The next URL from the caller's iterable, or ``None`` once it is exhausted."""
         if self._exhausted:
             return None
         try:
@@ -267,11 +279,46 @@ class _Engine:
             self._exhausted = True
             return None
 
+    def _pick(self, last_key: str | None) -> tuple[int, str] | None:
+        """Choose the next URL for a worker that just finished one on ``last_key``.
+
+        With ``per_host``, a URL whose host is already at its limit is parked
+        (up to a bound) instead of making a worker wait while other hosts have
+        room; the workers that free a slot on that host take its parked URLs
+        first. Without ``per_host`` this is just the next URL in input order.
+        """
+        if self._hosts is None:
+            return self._pull()
+        if last_key is not None:
+            parked = self._parked.get(last_key)
+            if parked:
+                return self._unpark(last_key)
+        while (item := self._pull()) is not None:
+            key = _host_key(item[1])
+            if self._expired or not self._hosts.full(key) or self._parked_count >= self._park_limit:
+                return item
+            self._parked.setdefault(key, collections.deque()).append(item)
+            self._parked_count += 1
+        # Input exhausted: whatever is parked still has to be fetched.
+        for key in self._parked:
+            return self._unpark(key)
+        return None
+
+    def _unpark(self, key: str) -> tuple[int, str]:
+        queue = self._parked[key]
+        item = queue.popleft()
+        if not queue:
+            del self._parked[key]
+        self._parked_count -= 1
+        return item
+
     async def _worker(self) -> None:
         task = asyncio.current_task()
         assert task is not None
-        while (item := self._next()) is not None:
+        last_key: str | None = None
+        while (item := self._pick(last_key)) is not None:
             index, url = item
+            last_key = _host_key(url) if self._hosts is not None else None
             work = _Work(index, url, time.perf_counter())
             if self._expired:
                 result = self._deadline_result(work)
