@@ -26,7 +26,7 @@ import email.utils
 import inspect
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -130,7 +130,7 @@ def _retry_after(value: str | None) -> float | None:
 
 def _backoff(attempt: int, base: float) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random."""
-    delay = min(_BACKOFF_MAX, base * (2 ** (attempt - 1)))
+    delay = min(_BACKOFF_MAX, base * 2.0 ** (attempt - 1))
     return delay / 2 + random.uniform(0, delay / 2)
 
 
@@ -329,12 +329,15 @@ class _Engine:
                 except asyncio.CancelledError:
                     # Only our own deadline's cancellation is absorbed; the
                     # caller's (closing, or a second pending cancel) goes on.
-                    if self._closing or not self._expired or task.uncancel() > 0:
+                    if self._closing or not self._deadline_passed() or task.uncancel() > 0:
                         raise
                     result = self._deadline_result(work)
                 finally:
                     self._fetching.pop(task, None)
             await self._emit(result)
+
+    def _deadline_passed(self) -> bool:
+        return self._expired
 
     def _expire(self) -> None:
         self._expired = True
@@ -536,7 +539,7 @@ async def fetch_iter(
     on_result: OnResult | None = None,
     retry_backoff: float = 0.1,
     retry_after_max: float = 30.0,
-) -> AsyncIterator[FetchResult]:
+) -> AsyncGenerator[FetchResult, None]:
     """Like :func:`fetch_all`, but yield each result as it finishes and keep none.
 
     Results come in completion order (:attr:`FetchResult.index` gives the

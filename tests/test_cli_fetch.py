@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -306,3 +307,41 @@ def test_help_explains_the_command() -> None:
     assert proc.returncode == 0
     for word in ("--json", "--output", "--per-host", "--deadline", "Exit status"):
         assert word in proc.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_line_only_on_a_terminal() -> None:
+    master, slave = os.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    try:
+        with DemoHTTPServer() as server:
+            urls = [server.url(f"/fast?size={i}") for i in range(5)]
+            proc = subprocess.run(
+                [sys.executable, "-m", "asyncnet", "fetch", "--json", *urls],
+                stderr=slave,
+                stdout=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                env=env,
+                check=False,
+            )
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        err = b"".join(chunks).decode()
+    finally:
+        os.close(master)
+        if slave != -1:
+            os.close(slave)
+    assert proc.returncode == 0
+    assert len(proc.stdout.splitlines()) == 5  # stdout still only JSON
+    assert re.search(r"\r\x1b\[K[1-5]/5 done, 0 failed, [0-9.]+/s", err), err
+    assert "5 ok, 0 failed" in err  # the summary goes to the terminal too

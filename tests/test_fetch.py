@@ -309,3 +309,19 @@ async def test_bad_arguments_raise_usage_error(kwargs: dict[str, object]) -> Non
 async def test_empty_input() -> None:
     assert await fetch_all([]) == []
     assert [r async for r in fetch_iter([])] == []
+
+
+async def test_per_host_does_not_starve_other_hosts() -> None:
+    # Host A is stuck and at its limit; B's URLs, queued behind A's, must
+    # still be fetched by the free worker instead of it waiting on A.
+    with DemoHTTPServer() as a, DemoHTTPServer() as b:
+        urls = [a.url(f"/slow?delay={STUCK}")] * 5 + [b.url(f"/fast?size={i}") for i in range(5)]
+        results = fetch_iter(urls, concurrency=2, per_host=1)
+        done_b = 0
+        async with contextlib.aclosing(results):
+            async for result in results:
+                assert result.ok and result.index >= 5
+                done_b += 1
+                if done_b == 5:
+                    break
+        assert a.counters().peak_in_flight == 1
