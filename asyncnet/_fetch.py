@@ -106,10 +106,10 @@ def _as_timeout(value: Timeout | float | None) -> Timeout:
 def _host_key(url: str) -> str:
     """Group URLs by scheme, host and port for ``per_host`` (unparsable ones alone)."""
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(str(url))
         return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or ''}"
     except ValueError:
-        return url
+        return str(url)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -149,6 +149,17 @@ async def test_cancelling_the_caller_cancels_everything_and_leaks_nothing() -> N
             assert again[0].ok and again[0].body == body_of(5)
 
 
+async def test_cancelling_with_an_owned_client_leaks_nothing() -> None:
+    with DemoHTTPServer() as server:
+        urls = [server.url(f"/slow?delay={STUCK}")] * 4 + [server.url("/fast")] * 4
+        task = asyncio.create_task(fetch_all(urls, concurrency=4, per_host=4))
+        assert await asyncio.to_thread(server.wait_in_flight, 4, WAIT)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    # Pending tasks and unclosed transports fail the test in the runner.
+
+
 async def test_on_result_sees_each_result_as_it_lands() -> None:
     seen: list[FetchResult] = []
     seen_async: list[int] = []
@@ -324,4 +335,4 @@ async def test_per_host_does_not_starve_other_hosts() -> None:
                 done_b += 1
                 if done_b == 5:
                     break
-        assert a.counters().peak_in_flight == 1
+        assert a.counters().peak_in_flight <= 1
