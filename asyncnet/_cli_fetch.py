@@ -213,9 +213,10 @@ def add_parser(subparsers: Any) -> None:
         "fetch",
         help="fetch many URLs concurrently and report each one",
         description=(
-            "Fetch URLs concurrently under limits and print one line per URL "
-            "(status or error, size, time, URL) and a summary. Exit status: 0 "
-            "when every URL answered 2xx/3xx, 1 when any failed, 2 for bad usage."
+            "Fetch URLs concurrently under limits and print one line per URL\n"
+            "(status or error, size, time, URL), then a summary.\n\n"
+            "Exit status: 0 when every URL answered 2xx/3xx, 1 when any failed,\n"
+            "2 for bad usage."
         ),
         epilog=(
             "examples:\n"
