@@ -39,6 +39,7 @@ from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
 from ._http_headers import Headers as Headers
 from ._http_parser import ParserLimits as ParserLimits
+from ._http_url import URL as URL
 
 __version__ = "0.1.0"
 
@@ -72,6 +73,7 @@ __all__ = [
     "TooManyRedirects",
     "TotalTimeout",
     "TransportError",
+    "URL",
     "UsageError",
     "WaterMarks",
     "WriteError",

@@ -34,6 +34,7 @@ EXPECTED = {
     "TooManyRedirects",
     "TotalTimeout",
     "TransportError",
+    "URL",
     "UsageError",
     "WaterMarks",
     "WriteError",
