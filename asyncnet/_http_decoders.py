@@ -179,21 +179,19 @@ _brotli: Any = _find_module("brotli", "brotlicffi")
 _zstd: Any = _find_module("compression.zstd")
 _zstandard: Any = None if _zstd is not None else _find_module("zstandard")
 
-# Without an output limit in the brotli binding, input is fed this many bytes
-# at a time so that output grows in steps rather than all at once.
-_BROTLI_INPUT_SLICE: Final = 1024
-
 
 class _BrotliStage:
-    __slots__ = ("_d", "_limit_arg", "_seen", "_step", "consumed")
+    __slots__ = ("_d", "_limit_arg", "_seen", "_slicer", "_step", "consumed")
 
     def __init__(self, step: int) -> None:
         self.consumed = 0
         self._d = _brotli.Decompressor()
         self._step = step
         self._seen = False
-        # brotli >= 1.2 accepts output_buffer_limit; older bindings do not.
+        # brotli >= 1.2 accepts output_buffer_limit; older bindings and
+        # brotlicffi do not, and get their input in adaptive slices instead.
         self._limit_arg = hasattr(self._d, "can_accept_more_data")
+        self._slicer = _Slicer(step)
 
     def _process(self, data: bytes) -> bytes:
         try:
@@ -203,99 +201,150 @@ class _BrotliStage:
         except Exception as exc:  # the bindings raise their own error classes
             raise DecodeError(f"corrupt br content: {exc}") from exc
 
+    def _drain(self, out: bytes) -> Iterator[bytes]:
+        # With an output limit, the decoder keeps what did not fit and hands
+        # it out on calls with empty input.
+        while True:
+            if out:
+                yield out
+            elif self._d.can_accept_more_data():
+                return
+            out = self._process(b"")
+
     def feed(self, data: bytes) -> Iterator[bytes]:
         if not data:
             return
         self._seen = True
         if self._limit_arg:
             self.consumed += len(data)
-            out = self._process(data)
-            while True:
-                if out:
-                    yield out
-                if self._d.can_accept_more_data():
-                    return
-                out = self._process(b"")
-        else:
-            for i in range(0, len(data), _BROTLI_INPUT_SLICE):
-                piece = data[i : i + _BROTLI_INPUT_SLICE]
-                self.consumed += len(piece)
-                out = self._process(piece)
-                if out:
-                    yield out
+            yield from self._drain(self._process(data))
+            return
+        for piece in self._slicer.slices(data):
+            self.consumed += len(piece)
+            out = self._process(piece)
+            self._slicer.observe(len(piece), len(out))
+            if out:
+                yield out
 
     def finish(self) -> Iterator[bytes]:
+        if self._limit_arg:
+            yield from self._drain(b"")
         if self._seen and not self._d.is_finished():
             raise DecodeError("truncated br content: the stream did not end")
-        return iter(())
+
+
+class _Slicer:
+    """Cuts input for a decompressor that has no output limit.
+
+    Each slice is sized from the ratio seen so far to yield about one step of
+    output, between 16 bytes and 16 KiB; a slice of a few bytes can still
+    expand to one codec block (128 KiB for zstd), so steps stay bounded.
+    """
+
+    __slots__ = ("_size", "_step")
+
+    def __init__(self, step: int) -> None:
+        self._step = step
+        self._size = 16
+
+    def slices(self, data: bytes) -> Iterator[bytes]:
+        view = memoryview(data)
+        pos = 0
+        while pos < len(view):
+            piece = bytes(view[pos : pos + self._size])
+            pos += len(piece)
+            yield piece
+
+    def observe(self, consumed: int, produced: int) -> None:
+        if produced:
+            self._size = max(16, min(_INPUT_SLICE, consumed * self._step // produced))
+        else:
+            self._size = min(_INPUT_SLICE, self._size * 2)
 
 
 # -- zstandard -----------------------------------------------------------------------
 
 
 class _ZstdStage:
-    """zstd frames (several allowed) via compression.zstd or zstandard."""
+    """zstd frames (several allowed) via compression.zstd (3.14+), with an output limit."""
 
-    __slots__ = ("_d", "_in_frame", "_seen", "_step", "consumed")
+    __slots__ = ("_d", "_seen", "_step", "consumed")
 
     def __init__(self, step: int) -> None:
         self.consumed = 0
         self._step = step
-        self._d: Any = None
+        self._d: Any = None  # the current frame's decompressor
         self._seen = False
-        self._in_frame = False
-
-    def _new(self) -> Any:
-        if _zstd is not None:
-            return _zstd.ZstdDecompressor()
-        return _zstandard.ZstdDecompressor().decompressobj()
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         if not data:
             return
         self._seen = True
         step = self._step
+        # The decompressor keeps input it has not used yet: count it all now.
+        self.consumed += len(data)
         try:
             while data:
                 if self._d is None:
-                    self._d = self._new()
+                    self._d = _zstd.ZstdDecompressor()
                 d = self._d
-                self._in_frame = True
-                if _zstd is not None:
-                    # It keeps unconsumed input inside: count it all at once.
-                    self.consumed += len(data)
-                    out = d.decompress(data, step)
-                    while True:
-                        if out:
-                            yield out
-                        if d.eof or d.needs_input:
-                            break
-                        out = d.decompress(b"", step)
-                    if not d.eof:
-                        return
-                    data = d.unused_data
-                    self.consumed -= len(data)
-                else:
-                    # zstandard's decompressobj has no output limit; feed it
-                    # small slices so output grows in steps.
-                    piece, data = data[:1024], data[1024:]
-                    self.consumed += len(piece)
-                    out = d.decompress(piece)
+                out = d.decompress(data, step)
+                while True:
                     if out:
                         yield out
-                    if not d.eof:
-                        continue
-                    self.consumed -= len(d.unused_data)
-                    data = d.unused_data + data
+                    if d.eof or d.needs_input:
+                        break
+                    out = d.decompress(b"", step)
+                if not d.eof:
+                    return
+                data = d.unused_data
+                self.consumed -= len(data)
                 self._d = None
-                self._in_frame = False
-        except DecodeError:
-            raise
-        except Exception as exc:
+        except _zstd.ZstdError as exc:
             raise DecodeError(f"corrupt zstd content: {exc}") from exc
 
     def finish(self) -> Iterator[bytes]:
-        if self._seen and self._in_frame:
+        if self._d is not None:
+            raise DecodeError("truncated zstd content: the stream did not end")
+        return iter(())
+
+
+class _ZstandardStage:
+    """zstd frames (several allowed) via the zstandard module, in adaptive slices."""
+
+    __slots__ = ("_d", "_seen", "_slicer", "consumed")
+
+    def __init__(self, step: int) -> None:
+        self.consumed = 0
+        self._d: Any = None  # the current frame's decompressor
+        self._seen = False
+        self._slicer = _Slicer(step)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if not data:
+            return
+        self._seen = True
+        try:
+            for piece in self._slicer.slices(data):
+                while piece:
+                    if self._d is None:
+                        self._d = _zstandard.ZstdDecompressor().decompressobj()
+                    d = self._d
+                    out = d.decompress(piece)
+                    self._slicer.observe(len(piece), len(out))
+                    # Bytes past the end of a frame start the next one.
+                    rest = bytes(d.unused_data) if d.eof else b""
+                    self.consumed += len(piece) - len(rest)
+                    if out:
+                        yield out
+                    if d.eof:
+                        self._d = None
+                    piece = rest
+        except _zstandard.ZstdError as exc:
+            raise DecodeError(f"corrupt zstd content: {exc}") from exc
+
+    def finish(self) -> Iterator[bytes]:
+        if self._d is not None:
             raise DecodeError("truncated zstd content: the stream did not end")
         return iter(())
 
@@ -309,8 +358,10 @@ _FACTORIES: dict[str, Callable[[int], _Stage]] = {
 }
 if _brotli is not None:
     _FACTORIES["br"] = _BrotliStage
-if _zstd is not None or _zstandard is not None:
+if _zstd is not None:
     _FACTORIES["zstd"] = _ZstdStage
+elif _zstandard is not None:
+    _FACTORIES["zstd"] = _ZstandardStage
 
 #: Content codings this installation can decode (``identity`` aside).
 SUPPORTED_ENCODINGS: Final[tuple[str, ...]] = tuple(_FACTORIES)

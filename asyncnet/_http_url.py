@@ -40,6 +40,7 @@ _SPLIT_REF = re.compile(
 # stricter than RFC 3986 reg-name, whose sub-delims never occur in DNS names.
 _HOSTNAME = re.compile(r"(?:[a-z0-9_\-]+\.)*[a-z0-9_\-]+\.?")
 _PORT = re.compile(r"[0-9]{1,5}")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 # A percent sign that does not start a %XX escape.
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # What may appear unescaped in a path (RFC 3986 pchar plus "/" and the "%" of
@@ -278,6 +279,16 @@ def _normalize_host(host: str, text: str) -> str:
     host = host.lower()
     if not _HOSTNAME.fullmatch(host) or len(host.rstrip(".")) > 253:
         raise InvalidURL(f"invalid host {host!r}: {text!r}")
+    name = host[:-1] if host.endswith(".") else host
+    if _NUMERIC_LABEL.fullmatch(name.rpartition(".")[2]):
+        # A name ending in a numeric label is an IPv4 address to resolvers,
+        # which also read "127.1", "0x7f.0.0.1", "0177.0.0.1" and "2130706433"
+        # as 127.0.0.1. Only the canonical dotted quad is accepted, so the
+        # host a caller (or an allow-list) sees is the address connected to.
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            raise InvalidURL(f"ambiguous numeric host {host!r}: {text!r}") from None
     return host
 
 

@@ -6,6 +6,14 @@ import asyncnet
 
 # The public API, in one list: adding or removing a name is a deliberate act.
 EXPECTED = {
+    "BulkResult",
+    "EchoClient",
+    "EchoClientProtocol",
+    "EchoServer",
+    "EchoServerProtocol",
+    "EchoServerStatistics",
+    "open_echo_client",
+    "start_echo_server",
     "AsyncNetError",
     "BodyNotReplayable",
     "ConnectError",
@@ -39,6 +47,11 @@ EXPECTED = {
     "WaterMarks",
     "WriteError",
     "WriteTimeout",
+    "HTTPClient",
+    "ClientStatistics",
+    "Limits",
+    "Response",
+    "Timeout",
     "__version__",
     "FetchResult",
     "fetch_all",

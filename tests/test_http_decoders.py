@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import importlib
 import itertools
 import random
 import struct
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from asyncnet import DecodeError
 from asyncnet._http_decoders import (
     ACCEPT_ENCODING,
+    DEFAULT_MAX_RATIO,
     DEFAULT_RATIO_FLOOR,
     DEFAULT_STEP,
     SUPPORTED_ENCODINGS,
@@ -335,3 +338,99 @@ def test_any_split_gives_the_same_output(
 def test_garbage_gives_only_decode_error(garbage: bytes, coding: str) -> None:
     with contextlib.suppress(DecodeError):
         decode_all(coding, [garbage])
+
+
+# -- optional codings: br and zstd ------------------------------------------------
+
+
+def _optional(*names: str) -> Any:
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+BROTLI = _optional("brotli", "brotlicffi")
+ZSTD = _optional("compression.zstd", "zstandard")
+OPTIONAL: dict[str, Callable[[bytes], bytes]] = {}
+if BROTLI is not None:
+    OPTIONAL["br"] = lambda data: bytes(BROTLI.compress(data))
+if ZSTD is not None:
+    if hasattr(ZSTD, "ZstdCompressor") and hasattr(ZSTD, "train_dict"):  # zstandard
+        OPTIONAL["zstd"] = lambda data: bytes(ZSTD.ZstdCompressor().compress(data))
+    else:
+        OPTIONAL["zstd"] = lambda data: bytes(ZSTD.compress(data))
+optional_codings = pytest.mark.parametrize(
+    "coding",
+    [
+        pytest.param(c, marks=pytest.mark.skipif(c not in OPTIONAL, reason=f"no {c} module"))
+        for c in ("br", "zstd")
+    ],
+)
+
+
+def test_optional_codings_advertised_only_when_available() -> None:
+    for coding in ("br", "zstd"):
+        assert (coding in SUPPORTED_ENCODINGS) == (coding in OPTIONAL)
+        assert (coding in ACCEPT_ENCODING.split(", ")) == (coding in OPTIONAL)
+
+
+@optional_codings
+def test_optional_whole_and_split(coding: str) -> None:
+    encoded = OPTIONAL[coding](SAMPLE)
+    assert decode_all(coding, [encoded]) == SAMPLE
+    assert decode_all(coding, [encoded], step=100) == SAMPLE
+    small = b"hello, hello, hello world! " * 5 + bytes(range(256))
+    encoded = OPTIONAL[coding](small)
+    for i in range(len(encoded) + 1):
+        assert decode_all(coding, [encoded[:i], encoded[i:]]) == small, i
+
+
+@optional_codings
+def test_optional_truncated_and_corrupt(coding: str) -> None:
+    encoded = OPTIONAL[coding](SAMPLE)
+    for cut in (1, len(encoded) // 2, len(encoded) - 1):
+        with pytest.raises(DecodeError):
+            decode_all(coding, [encoded[:cut]])
+    with pytest.raises(DecodeError):
+        decode_all(coding, [b"\xff" * 64])
+
+
+@optional_codings
+def test_optional_chained_with_gzip(coding: str) -> None:
+    encoded = gzip.compress(OPTIONAL[coding](SAMPLE))
+    assert decode_all(f"{coding}, gzip", [encoded]) == SAMPLE
+
+
+def test_zstd_several_frames() -> None:
+    if "zstd" not in OPTIONAL:
+        pytest.skip("no zstd module")
+    encoded = OPTIONAL["zstd"](SAMPLE[:1000]) + OPTIONAL["zstd"](SAMPLE[1000:])
+    assert decode_all("zstd", [encoded]) == SAMPLE
+    assert decode_all("zstd", [encoded[i : i + 7] for i in range(0, len(encoded), 7)]) == SAMPLE
+
+
+@optional_codings
+def test_optional_bomb(coding: str) -> None:
+    zeros = bytes(256 << 20)
+    bomb = bytes(BROTLI.compress(zeros, quality=1)) if coding == "br" else OPTIONAL[coding](zeros)
+    del zeros
+    assert len(bomb) < 1 << 20
+    d = decoder(coding)
+    produced = 0
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeError, match="bomb"):
+            for piece in feed_in_pieces(d, bomb):
+                produced += len(piece)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Bindings that buffer input internally count a piece as consumed when it
+    # is handed over, so the limit can allow up to ratio x one 64 KiB piece.
+    assert produced <= max(DEFAULT_RATIO_FLOOR, DEFAULT_MAX_RATIO * 65536) + 4 * DEFAULT_STEP
+    # A binding without an output limit gets input in slices of at least 16
+    # bytes, which can expand to a few codec blocks: more headroom than zlib.
+    assert peak < 2 << 20, peak
