@@ -65,6 +65,7 @@ def test_public_name() -> None:
             "/",
             "xn--bcher-kva.example",
         ),
+        ("http://пример.рф./", "http", "xn--e1afmkfd.xn--p1ai.", 80, "/", "xn--e1afmkfd.xn--p1ai."),
     ],
 )
 def test_accepted(
