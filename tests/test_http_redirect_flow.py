@@ -262,8 +262,7 @@ async def test_redirect_loop_is_stopped() -> None:
 
 async def test_stream_follows_redirects_too() -> None:
     with HTTPServer() as srv:
-        async with HTTPClient() as client:
-            async with client.stream("GET", srv.url("/redirect/2")) as resp:
-                assert resp.status == 200
-                assert await resp.read() == b"done"
-                assert len(resp.history) == 2
+        async with HTTPClient() as client, client.stream("GET", srv.url("/redirect/2")) as resp:
+            assert resp.status == 200
+            assert await resp.read() == b"done"
+            assert len(resp.history) == 2

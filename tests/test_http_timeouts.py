@@ -8,6 +8,7 @@ long it took. Servers that drip bytes pace themselves with their own timers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -141,10 +142,8 @@ async def test_connect_timeout_on_a_full_accept_queue() -> None:
                 filler = socket.socket()
                 filler.setblocking(False)
                 fillers.append(filler)
-                try:
+                with contextlib.suppress(BlockingIOError):
                     filler.connect(("127.0.0.1", port))
-                except BlockingIOError:
-                    pass
             async with HTTPClient(timeout=Timeout(connect=SHORT)) as client:
                 with pytest.raises(asyncnet.ConnectTimeout):
                     await client.get(f"http://127.0.0.1:{port}/")

@@ -219,9 +219,10 @@ async def test_client_sends_sni_and_offers_http11() -> None:
         seen.append(name)
 
     ctx.sni_callback = record
-    async with RawServer(responses=[REPLY], repeat=True, ssl=ctx) as srv:
-        async with HTTPClient(ssl=_test_ca_context()) as client:
-            assert (await client.get(srv.url(host="localhost"))).content == b"tls ok"
+    async with RawServer(responses=[REPLY], repeat=True, ssl=ctx) as srv, HTTPClient(
+        ssl=_test_ca_context()
+    ) as client:
+        assert (await client.get(srv.url(host="localhost"))).content == b"tls ok"
     assert seen == ["localhost"]
 
 
