@@ -259,8 +259,15 @@ class HTTPConnection(FlowControlProtocol):
         )
 
     def abort(self) -> None:
-        """Drop the connection now, without waiting for buffered writes."""
+        """Drop the connection now, without waiting for buffered writes.
+
+        A response still in progress then fails with
+        :class:`~asyncnet.ConnectionClosed` (we closed it, the server did not).
+        """
         self._keep_alive = False
+        if self._active and not self._eom and self._error is None:
+            self._error = ConnectionClosed("the connection was closed by the client")
+            self._wake()
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.abort()

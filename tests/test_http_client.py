@@ -772,3 +772,15 @@ async def test_aiter_bytes_with_a_slow_consumer_uses_bounded_memory() -> None:
         assert stats.read_pauses >= 1
         assert stats.peak_body_buffered <= limit + max_read, stats.peak_body_buffered
         assert stats.connections_idle == 1  # read to the end: reusable
+
+
+async def test_closing_the_client_fails_requests_in_flight() -> None:
+    async with RawServer(_never_answer) as srv:
+        client = HTTPClient()
+        pending = asyncio.ensure_future(client.get(srv.url()))
+        await srv.wait_until(lambda s: s.connections == 1)
+        await client.aclose()
+        with pytest.raises(asyncnet.ConnectionClosed):
+            await pending
+        with pytest.raises(asyncnet.ConnectionClosed):
+            await client.get(srv.url())
