@@ -338,8 +338,12 @@ class RequestBody:
         self._file = file
         self.length = None
         self.replayable = False
+        if inspect.iscoroutinefunction(file.read):
+            # An asynchronous file object: its seek and tell are coroutines
+            # too, so it is streamed rather than measured.
+            return
         try:
-            seekable = bool(file.seekable())
+            seekable = file.seekable() is True
         except (AttributeError, OSError, ValueError):
             seekable = False
         if not seekable:

@@ -135,15 +135,23 @@ class URL:
 
         Relative, absolute-path, scheme-relative and absolute references work;
         a reference to any scheme but http/https raises :class:`InvalidURL`.
+        Spaces inside the path or query are sent as ``%20``, as browsers do.
         """
         if not isinstance(location, str):
             raise InvalidURL(f"a URL reference must be str, not {type(location).__name__}")
         location = _fix_latin1(location)
-        _check_raw(location)
         m = _SPLIT_REF.fullmatch(location)
         if m is None:  # pragma: no cover - every string matches
             raise InvalidURL(f"invalid URL reference {location!r}")
         scheme, authority, path, query = m.groups()
+        if " " in location and location.strip(" ") == location and " " not in (authority or ""):
+            # Servers do send "Location: /a b"; browsers, httpx and requests
+            # follow it as "/a%20b", and so does this. Spaces anywhere else,
+            # and every other control character, are refused below.
+            path = path.replace(" ", "%20")
+            query = None if query is None else query.replace(" ", "%20")
+            location = location.replace(" ", "%20")
+        _check_raw(location)
         if scheme is not None:
             scheme = scheme.lower()
             if scheme not in DEFAULT_PORTS:

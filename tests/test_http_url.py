@@ -297,7 +297,14 @@ def test_join_encodes_and_decodes_utf8_location() -> None:
     wire = "/café".encode().decode("latin-1")
     assert base.join(wire).target == "/caf%C3%A9"
     assert base.join("/café").target == "/caf%C3%A9"
-    assert base.join("/a b".replace(" ", "%20")).target == "/a%20b"
+    assert base.join("/a%20b").target == "/a%20b"
+
+
+def test_join_encodes_spaces_in_path_and_query() -> None:
+    base = parse_url("http://a/x/")
+    assert base.join("/a b?c d").target == "/a%20b?c%20d"
+    assert base.join("y z").target == "/x/y%20z"
+    assert str(base.join("http://b/p q")) == "http://b/p%20q"
 
 
 @pytest.mark.parametrize(
@@ -309,8 +316,11 @@ def test_join_encodes_and_decodes_utf8_location() -> None:
         "data:text/plain,hi",
         "https:g",
         "/a\r\nSet-Cookie: x",
-        "/a b",
+        "/a\tb",
         " /a",
+        "/a ",
+        "//ho st/",
+        "http://ho st/",
         "//",
         "//h:99999/",
         "http://",
