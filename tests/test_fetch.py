@@ -336,3 +336,17 @@ async def test_per_host_does_not_starve_other_hosts() -> None:
                 if done_b == 5:
                     break
         assert a.counters().peak_in_flight <= 1
+
+
+async def test_no_more_workers_than_urls() -> None:
+    most_tasks = 0
+
+    def watch(result: FetchResult) -> None:
+        nonlocal most_tasks
+        most_tasks = max(most_tasks, len(asyncio.all_tasks()))
+
+    with DemoHTTPServer() as server:
+        urls = [server.url("/fast"), server.url("/fast?size=1")]
+        results = await fetch_all(urls, concurrency=1000, on_result=watch)
+    assert all(r.ok for r in results)
+    assert most_tasks <= len(urls) + 1
