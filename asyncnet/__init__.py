@@ -34,6 +34,8 @@ from ._errors import WriteTimeout as WriteTimeout
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
+from ._http_headers import Headers as Headers
+from ._http_parser import ParserLimits as ParserLimits
 
 __version__ = "0.1.0"
 
@@ -46,11 +48,13 @@ __all__ = [
     "DecodeError",
     "FlowControlProtocol",
     "HTTPStatusError",
+    "Headers",
     "IdleTimeout",
     "InvalidHeader",
     "InvalidMethod",
     "InvalidURL",
     "LocalProtocolError",
+    "ParserLimits",
     "PoolTimeout",
     "ProtocolError",
     "ReadError",

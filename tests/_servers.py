@@ -10,6 +10,8 @@ is used as a context manager, so every connection it opened is closed on exit:
 * :class:`HTTPServer` runs the standard library's ``ThreadingHTTPServer``
   (HTTP/1.1, keep-alive) in a background thread with a fixed set of handlers
   (bodies, chunked, gzip, redirects, status codes, echo, slow drip...).
+* :class:`NginxServer` runs a private nginx in the foreground (tests skip
+  when :func:`nginx_path` finds none).
 * :func:`server_ssl_context` and :func:`client_ssl_context` build TLS contexts
   from the committed test certificates in ``tests/certs/``; both servers take
   ``ssl=`` to serve TLS.
@@ -22,8 +24,12 @@ import contextlib
 import gzip
 import http.server
 import json
+import os
+import shutil
 import socket
 import ssl
+import subprocess
+import tempfile
 import threading
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -36,9 +42,11 @@ __all__ = [
     "CERTS",
     "DROP",
     "HTTPServer",
+    "NginxServer",
     "RawServer",
     "client_ssl_context",
     "ipv6_available",
+    "nginx_path",
     "pattern",
     "read_request",
     "response",
@@ -650,3 +658,148 @@ class HTTPServer:
     def _request_finished(self) -> None:
         with self._lock:
             self.active_requests -= 1
+
+
+# -- nginx as a real third-party peer -----------------------------------------------------
+
+
+def nginx_path() -> str | None:
+    """Return the nginx binary, or ``None`` when it is not installed."""
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+
+
+class NginxServer:
+    """A private nginx on 127.0.0.1 in the foreground: ``with NginxServer() as srv``.
+
+    Serves ``/bytes/N`` files of :func:`pattern` bytes for the sizes given,
+    ``/gzip/N`` (the same file, gzip-compressed on the fly: chunked), and
+    ``/redirect`` (301 to ``/bytes/<first size>``); every request is logged as
+    ``<connection serial> <requests on it> <uri>`` so a test can count the
+    connections nginx saw (:meth:`access_log`). Ready when nginx reports its
+    workers started; stopped with SIGTERM on exit. Raises RuntimeError if
+    nginx fails to start; callers skip when :func:`nginx_path` is None.
+    """
+
+    def __init__(self, sizes: Sequence[int] = (100, 65536)) -> None:
+        self.sizes = list(sizes)
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._log: list[str] = []
+        self.startup_log: list[str] = []
+
+    def url(self, path: str = "/") -> str:
+        """Return an absolute URL for ``path`` on this server."""
+        return f"http://{self.host}:{self.port}{path}"
+
+    def access_log(self) -> list[tuple[int, int, str]]:
+        """Return ``(connection serial, request number on it, uri)`` per request.
+
+        Only complete once nginx has stopped (after the ``with`` block): a worker
+        writes a request's line after sending its response.
+        """
+        if self._tmp is not None:
+            raise RuntimeError("read the access log after nginx has stopped")
+        return [(int(c), int(n), uri) for c, n, uri in (ln.split(" ", 2) for ln in self._log)]
+
+    def __enter__(self) -> NginxServer:
+        binary = nginx_path()
+        if binary is None:
+            raise RuntimeError("nginx is not installed")
+        self._tmp = tempfile.TemporaryDirectory(prefix="asyncnet-nginx-")
+        root = Path(self._tmp.name)
+        # Workers may run as another user: everything they read must be world-readable.
+        root.chmod(0o755)
+        (root / "html" / "bytes").mkdir(parents=True)
+        (root / "html" / "gzip").mkdir()
+        for size in self.sizes:
+            (root / "html" / "bytes" / str(size)).write_bytes(pattern(size))
+            (root / "html" / "gzip" / str(size)).write_bytes(pattern(size))
+        with socket.socket() as probe:
+            # A free port; nginx binds it a moment later (nothing else here races for it).
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        temp_paths = "\n".join(
+            f"    {kind}_temp_path {root / kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        first = self.sizes[0]
+        config = f"""
+{"user root;" if os.geteuid() == 0 else ""}
+daemon off;
+worker_processes 1;
+pid {root / "nginx.pid"};
+error_log stderr notice;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    log_format counts '$connection $connection_requests $request_uri';
+{temp_paths}
+    keepalive_requests 10000;
+    keepalive_timeout 60s;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {root / "html"};
+        access_log {root / "access.log"} counts;
+        location /gzip/ {{
+            gzip on;
+            gzip_min_length 0;
+            gzip_types *;
+        }}
+        location = /redirect {{ return 301 /bytes/{first}; }}
+    }}
+}}
+"""
+        (root / "nginx.conf").write_text(config)
+        self._proc = subprocess.Popen(
+            [binary, "-p", str(root), "-c", str(root / "nginx.conf")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stderr is not None
+        # nginx binds its sockets before it starts workers; the notice is the signal.
+        # The loop ends at that notice or at EOF (nginx exited); both are bounded.
+        for line in self._proc.stderr:
+            self.startup_log.append(line.rstrip())
+            if "start worker process" in line:
+                break
+        else:
+            self.close()
+            raise RuntimeError("nginx did not start:\n" + "\n".join(self.startup_log))
+        # Keep reading stderr so that nginx never blocks on a full pipe.
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+        return self
+
+    def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for line in self._proc.stderr:
+            self.startup_log.append(line.rstrip())
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop nginx (fast shutdown) and remove its directory."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+            self._proc.wait(timeout=30)
+            drain = getattr(self, "_drain", None)
+            if drain is not None:
+                drain.join(timeout=30)
+            assert self._proc.stderr is not None
+            self._proc.stderr.close()
+            self._proc = None
+        if self._tmp is not None:
+            log = Path(self._tmp.name) / "access.log"
+            if log.exists():
+                self._log = log.read_text().splitlines()
+            self._tmp.cleanup()
+            self._tmp = None

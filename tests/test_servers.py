@@ -15,9 +15,11 @@ import pytest
 from tests._servers import (
     DROP,
     HTTPServer,
+    NginxServer,
     RawServer,
     client_ssl_context,
     ipv6_available,
+    nginx_path,
     pattern,
     read_request,
     response,
@@ -248,3 +250,25 @@ def test_http_server_ipv6() -> None:
         conn.request("GET", "/bytes/4")
         assert conn.getresponse().read() == pattern(4)
         conn.close()
+
+
+@pytest.mark.skipif(nginx_path() is None, reason="nginx not installed")
+def test_nginx_server_serves_and_logs_connections() -> None:
+    with NginxServer(sizes=(10, 2000)) as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        conn.request("GET", "/bytes/2000")
+        assert conn.getresponse().read() == pattern(2000)
+        conn.request("GET", "/redirect")
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 301 and resp.getheader("Location", "").endswith("/bytes/10")
+        conn.request("GET", "/gzip/2000", headers={"Accept-Encoding": "gzip"})
+        resp = conn.getresponse()
+        assert resp.getheader("Transfer-Encoding") == "chunked"
+        assert gzip.decompress(resp.read()) == pattern(2000)
+        conn.close()
+        with pytest.raises(RuntimeError):
+            srv.access_log()
+    log = srv.access_log()
+    assert [uri for _, _, uri in log] == ["/bytes/2000", "/redirect", "/gzip/2000"]
+    assert {c for c, _, _ in log} == {log[0][0]} and [n for _, n, _ in log] == [1, 2, 3]

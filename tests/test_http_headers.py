@@ -1,0 +1,126 @@
+"""Headers: a case-insensitive, ordered multi-map that keeps every value."""
+
+from __future__ import annotations
+
+import pytest
+
+import asyncnet
+from asyncnet import Headers
+
+
+def make() -> Headers:
+    return Headers(
+        [("Content-Type", "text/html"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2"), ("X", "")]
+    )
+
+
+def test_public_name() -> None:
+    assert asyncnet.Headers is Headers
+
+
+def test_lookup_ignores_case_and_joins_repeated_fields() -> None:
+    h = make()
+    assert h["content-type"] == "text/html"
+    assert h.get("SET-COOKIE") == "a=1, b=2"
+    assert h.get_all("Set-Cookie") == ["a=1", "b=2"]
+    assert h.get("x") == ""
+    assert h.get("missing") is None
+    assert h.get("missing", "d") == "d"
+    assert h.get_all("missing") == []
+    with pytest.raises(KeyError):
+        h["missing"]
+
+
+def test_every_field_is_kept_in_order_with_original_case() -> None:
+    h = make()
+    assert len(h) == 4
+    assert list(h) == ["Content-Type", "Set-Cookie", "set-cookie", "X"]
+    assert h.keys() == list(h)
+    assert h.values() == ["text/html", "a=1", "b=2", ""]
+    assert h.items() == [
+        ("Content-Type", "text/html"),
+        ("Set-Cookie", "a=1"),
+        ("set-cookie", "b=2"),
+        ("X", ""),
+    ]
+    assert "SET-cookie" in h
+    assert "nope" not in h
+    assert 3 not in h
+
+
+def test_construct_from_mapping_pairs_and_headers() -> None:
+    assert Headers({"A": "1", "b": "2"}).items() == [("A", "1"), ("b", "2")]
+    assert Headers(iter([("A", "1")])).items() == [("A", "1")]
+    original = make()
+    copy = Headers(original)
+    copy.add("New", "v")
+    assert "New" not in original
+    assert len(Headers()) == 0
+
+
+def test_add_set_delete_pop_setdefault() -> None:
+    h = make()
+    h.add("x-extra", "1")
+    assert h.get_all("X-Extra") == ["1"]
+    h["SET-COOKIE"] = "c=3"
+    assert h.items() == [
+        ("Content-Type", "text/html"),
+        ("SET-COOKIE", "c=3"),
+        ("X", ""),
+        ("x-extra", "1"),
+    ]
+    h["New"] = "n"
+    assert h.items()[-1] == ("New", "n")
+    del h["x"]
+    assert "X" not in h
+    with pytest.raises(KeyError):
+        del h["x"]
+    assert h.pop("new") == "n"
+    assert h.pop("new") is None
+    assert h.pop("new", "d") == "d"
+    assert h.setdefault("Content-Type", "other") == "text/html"
+    assert h.setdefault("Accept", "*/*") == "*/*"
+    assert h["accept"] == "*/*"
+
+
+def test_add_requires_str() -> None:
+    h = Headers()
+    with pytest.raises(TypeError, match="must be str"):
+        h.add("A", b"x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Headers([(b"A", "x")])  # type: ignore[list-item]
+
+
+def test_copy_is_independent() -> None:
+    h = make()
+    c = h.copy()
+    c.add("Y", "1")
+    del c["content-type"]
+    assert "Y" not in h and "Content-Type" in h
+    assert c != h
+
+
+def test_raw_is_latin1_bytes() -> None:
+    h = Headers([("X-Caf\xe9", "\xe9t\xe9")])
+    assert h.raw == [(b"X-Caf\xe9", b"\xe9t\xe9")]
+
+
+def test_equality_ignores_name_case_but_keeps_value_order() -> None:
+    h = Headers([("A", "1"), ("B", "2"), ("a", "3")])
+    assert h == Headers([("b", "2"), ("a", "1"), ("A", "3")])
+    assert h != Headers([("a", "3"), ("A", "1"), ("B", "2")])
+    assert h == [("a", "1"), ("b", "2"), ("a", "3")]
+    assert Headers({"A": "1"}) == {"a": "1"}
+    assert Headers({"A": "1"}) != {"a": "2"}
+    assert h != 5
+    assert h != "A: 1"
+    with pytest.raises(TypeError):
+        hash(h)
+
+
+def test_extend_and_repr() -> None:
+    h = Headers([("A", "1")])
+    h.extend({"B": "2"})
+    h.extend(Headers([("A", "3")]))
+    assert h.get_all("a") == ["1", "3"]
+    assert repr(Headers([("A", "1")])) == "Headers([('A', '1')])"
