@@ -4,6 +4,14 @@ Everything public is importable from here; the underscore modules behind it
 are implementation detail and may move between releases.
 """
 
+from ._echo import BulkResult as BulkResult
+from ._echo import EchoClient as EchoClient
+from ._echo import EchoClientProtocol as EchoClientProtocol
+from ._echo import EchoServer as EchoServer
+from ._echo import EchoServerProtocol as EchoServerProtocol
+from ._echo import EchoServerStatistics as EchoServerStatistics
+from ._echo import open_echo_client as open_echo_client
+from ._echo import start_echo_server as start_echo_server
 from ._errors import AsyncNetError as AsyncNetError
 from ._errors import BodyNotReplayable as BodyNotReplayable
 from ._errors import ConnectError as ConnectError
@@ -34,12 +42,26 @@ from ._errors import WriteTimeout as WriteTimeout
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
+from ._http_client import HTTPClient as HTTPClient
 from ._http_headers import Headers as Headers
+from ._http_models import ClientStatistics as ClientStatistics
+from ._http_models import Limits as Limits
+from ._http_models import Response as Response
+from ._http_models import Timeout as Timeout
 from ._http_parser import ParserLimits as ParserLimits
+from ._http_url import URL as URL
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BulkResult",
+    "EchoClient",
+    "EchoClientProtocol",
+    "EchoServer",
+    "EchoServerProtocol",
+    "EchoServerStatistics",
+    "open_echo_client",
+    "start_echo_server",
     "AsyncNetError",
     "BodyNotReplayable",
     "ConnectError",
@@ -68,9 +90,15 @@ __all__ = [
     "TooManyRedirects",
     "TotalTimeout",
     "TransportError",
+    "URL",
     "UsageError",
     "WaterMarks",
     "WriteError",
     "WriteTimeout",
+    "HTTPClient",
+    "ClientStatistics",
+    "Limits",
+    "Response",
+    "Timeout",
     "__version__",
 ]

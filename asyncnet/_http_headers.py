@@ -26,19 +26,19 @@ class Headers:
     joined. ``len()`` and iteration count every field, duplicates included.
     """
 
-    __slots__ = ("_items", "_lower")
+    __slots__ = ("_items", "_lc")
 
     _items: list[tuple[str, str]]
-    _lower: list[str]
+    _lc: list[str] | None  # lower-cased names, parallel to _items; built on first use
 
     def __init__(self, headers: HeadersLike | None = None) -> None:
         self._items = []
-        self._lower = []
+        self._lc = []
         if headers is None:
             return
         if isinstance(headers, Headers):
             self._items = list(headers._items)
-            self._lower = list(headers._lower)
+            self._lc = list(headers._lower)
             return
         pairs: Iterable[tuple[str, str]] = (
             headers.items() if isinstance(headers, Mapping) else headers
@@ -47,12 +47,21 @@ class Headers:
             self.add(name, value)
 
     @classmethod
-    def _from_wire(cls, items: list[tuple[str, str]], lower: list[str]) -> Headers:
+    def _from_wire(cls, items: list[tuple[str, str]], lower: list[str] | None = None) -> Headers:
         """Wrap already validated fields without copying them (the parser's fast path)."""
         self = cls.__new__(cls)
         self._items = items
-        self._lower = lower
+        self._lc = lower
         return self
+
+    @property
+    def _lower(self) -> list[str]:
+        # Lower-casing every name costs more than parsing some heads, and many
+        # responses are never looked up by name, so it happens on demand.
+        lower = self._lc
+        if lower is None:
+            lower = self._lc = [name.lower() for name, _ in self._items]
+        return lower
 
     # -- reading ---------------------------------------------------------------
 
@@ -122,8 +131,9 @@ class Headers:
                 f"header names and values must be str, got {type(name).__name__} "
                 f"and {type(value).__name__}"
             )
+        lower = self._lower  # built from the current fields before this one joins
         self._items.append((name, value))
-        self._lower.append(name.lower())
+        lower.append(name.lower())
 
     def extend(self, headers: HeadersLike) -> None:
         """Append every field of ``headers``."""
@@ -145,7 +155,7 @@ class Headers:
             if k != key or i == first
         ]
         self._items = [item for item, _ in kept]
-        self._lower = [k for _, k in kept]
+        self._lc = [k for _, k in kept]
         self._items[self._lower.index(key)] = (name, value)
 
     def __delitem__(self, name: str) -> None:
@@ -155,7 +165,7 @@ class Headers:
             raise KeyError(name)
         kept = [(item, k) for item, k in zip(self._items, self._lower, strict=True) if k != key]
         self._items = [item for item, _ in kept]
-        self._lower = [k for _, k in kept]
+        self._lc = [k for _, k in kept]
 
     def pop(self, name: str, default: str | None = None) -> str | None:
         """Remove every field named ``name`` and return their joined value (or ``default``)."""

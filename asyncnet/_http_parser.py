@@ -85,15 +85,16 @@ class ParserLimits:
 
     A peer that exceeds a limit gets a :class:`~asyncnet.RemoteProtocolError`
     instead of an ever-growing buffer. The defaults are generous for real
-    servers and close to what nginx, Node.js and h11 allow.
+    servers (aiohttp, for one, stops header lines at 8190 bytes).
     """
 
-    #: Longest status line, header line or chunk-size line, without its CRLF.
-    #: 8 KiB matches nginx's default ``large_client_header_buffers`` line size.
+    #: Longest status line, header or trailer line, or chunk-size line, without
+    #: its CRLF; 8 KiB, the line buffer size nginx uses by default.
     max_line_size: int = 8192
     #: Most header fields in one head, and separately in one trailer section.
     max_header_count: int = 100
-    #: Largest head (status line, fields, blank line); 64 KiB, like h11 and Node.js.
+    #: Largest head (status line, fields, blank line). h11 and Node.js stop at
+    #: 16 KiB; 64 KiB leaves room for large cookies and security policies.
     max_head_size: int = 64 * 1024
     #: Largest trailer section after a chunked body.
     max_trailer_size: int = 16 * 1024
@@ -140,17 +141,21 @@ class ParserState(enum.Enum):
 # and the character classes below are byte classes.
 
 _TCHAR = r"[-!#$%&'*+.^_`|~0-9A-Za-z]"
-_VCHAR = r"[\x21-\x7e\x80-\xff]"  # VCHAR / obs-text
 # status-line = HTTP-version SP status-code SP [ reason-phrase ]; the SP before an
 # empty reason may be missing, as llhttp, h11 and browsers accept.
 _STATUS_LINE = re.compile(r"HTTP/1\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
-# field-line = field-name ":" OWS field-value OWS, one per line, anchored at line
-# starts so that ``findall`` cannot skip junk (see _parse_fields).
-_FIELD_LINE = re.compile(
-    rf"^({_TCHAR}+):[ \t]*((?:{_VCHAR}+(?:[ \t]+{_VCHAR}+)*)?)[ \t]*\r\n", re.MULTILINE
+# field-line = field-name ":" OWS field-value OWS. A value starts and ends with a
+# visible character (VCHAR / obs-text) and may hold SP / HTAB inside; the form
+# below (first char, greedy middle, last char) is the fastest for ``re``.
+_VALUE = (
+    r"(?:[\x21-\x7e\x80-\xff][\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff]"
+    r"|[\x21-\x7e\x80-\xff]|)"
 )
-_ONE_FIELD = re.compile(rf"({_TCHAR}+):[ \t]*((?:{_VCHAR}+(?:[ \t]+{_VCHAR}+)*)?)[ \t]*")
-_OBS_FOLD = re.compile(r"[ \t]+((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?)[ \t]*")
+# One match per line, anchored at line starts, so that ``findall`` cannot skip
+# junk (see _parse_fields).
+_FIELD_LINE = re.compile(rf"^({_TCHAR}+):[ \t]*({_VALUE})[ \t]*\r\n", re.MULTILINE)
+_ONE_FIELD = re.compile(rf"({_TCHAR}+):[ \t]*({_VALUE})[ \t]*")
+_OBS_FOLD = re.compile(rf"[ \t]+({_VALUE})[ \t]*")
 _TOKEN = re.compile(rf"{_TCHAR}+")
 _DIGITS = re.compile(r"[0-9]+")
 _QUOTED = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
@@ -241,7 +246,16 @@ def _status_line_error(line: str) -> str:
     return f"status line {_show(line)} has an invalid reason phrase"
 
 
+# Status lines repeat ("HTTP/1.1 200 OK"); remembering a few short valid ones
+# skips the regex. Bounded: cleared when full, so a peer cannot grow it.
+_STATUS_CACHE: dict[str, tuple[int, str, str]] = {}
+_STATUS_CACHE_SIZE: Final = 64
+
+
 def _parse_status_line(line: str) -> tuple[int, str, str]:
+    cached = _STATUS_CACHE.get(line)
+    if cached is not None:
+        return cached
     match = _STATUS_LINE.fullmatch(line)
     if match is None:
         raise RemoteProtocolError(_status_line_error(line))
@@ -249,26 +263,32 @@ def _parse_status_line(line: str) -> tuple[int, str, str]:
     status = int(code)  # exactly three ASCII digits
     if status < 100:
         raise RemoteProtocolError(f"status code {code} is below 100")
-    return status, "1." + minor, reason or ""
+    result = (status, "1." + minor, reason or "")
+    if len(line) <= 64:
+        if len(_STATUS_CACHE) >= _STATUS_CACHE_SIZE:
+            _STATUS_CACHE.clear()
+        _STATUS_CACHE[line] = result
+    return result
 
 
-def _parse_fields(
-    text: str, limits: ParserLimits, what: str
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """Parse field lines, each ending in CRLF, into ``(items, lowercased names)``.
+def _parse_fields(text: str, limits: ParserLimits, what: str) -> tuple[list[tuple[str, str]], bool]:
+    """Parse field lines, each ending in CRLF, into ``(items, folded)``.
 
     The whole block is matched in one ``findall``; every match consumes exactly
     one line (anchored at a line start, ending at its LF), so the block is valid
-    exactly when the number of matches equals the number of LFs.
+    exactly when the number of matches equals the number of LFs. Otherwise the
+    slow path handles obs-fold (``folded`` is then True) or names the error.
     """
     items: list[tuple[str, str]] = _FIELD_LINE.findall(text)
+    folded = False
     if len(items) != text.count("\n"):
         items = _parse_fields_slowly(text, what)
+        folded = True
     if len(items) > limits.max_header_count:
         raise RemoteProtocolError(
             f"{what} section has more than {limits.max_header_count} fields"
         )
-    return items, [name.lower() for name, _ in items]
+    return items, folded
 
 
 def _parse_fields_slowly(text: str, what: str) -> list[tuple[str, str]]:
@@ -345,6 +365,28 @@ def _transfer_codings(values: list[str]) -> list[str]:
     return codings
 
 
+def _field_values(
+    name: str, text: str, low: str, items: list[tuple[str, str]], folded: bool
+) -> list[str]:
+    """The values of every field called ``name`` (lower case) in a parsed head.
+
+    Without obs-fold each field is one line of ``text``, found in its
+    lower-cased copy ``low`` without a Python loop over all fields; with
+    obs-fold the parsed ``items`` are searched instead.
+    """
+    if folded:
+        return [v for n, v in items if n.lower() == name]
+    key = f"\n{name}:"
+    out = []
+    start = low.find(key)
+    while start >= 0:
+        start += len(key)
+        end = low.find("\r", start)  # every field line ends with CRLF
+        out.append(text[start:end].strip(" \t"))
+        start = low.find(key, end)
+    return out
+
+
 def _connection_tokens(values: list[str]) -> set[str]:
     return {t.strip(" \t").lower() for value in values for t in value.split(",")}
 
@@ -366,6 +408,7 @@ class ResponseParser:
         "_eof",
         "_error",
         "_expected_length",
+        "_fields_seen",
         "_interim",
         "_keep_alive",
         "_limits",
@@ -382,6 +425,7 @@ class ResponseParser:
         self._buf: bytes | bytearray = b""
         self._pos = 0  # bytes of _buf already consumed
         self._scan = 0  # bytes after _pos already searched for the end of a head
+        self._fields_seen = 0  # field lines already checked in a pending head/trailers
         self._mode = _M_IDLE
         self._method = ""
         self._upgrade_requested = False
@@ -453,6 +497,7 @@ class ResponseParser:
         self._upgrade_requested = upgrade_requested
         self._mode = _M_HEAD
         self._scan = 0
+        self._fields_seen = 0
         self._interim = 0
         self._keep_alive = False
 
@@ -465,6 +510,8 @@ class ResponseParser:
         """
         if not data:
             return
+        if type(data) is not bytes:
+            data = bytes(data)  # never keep a reference to a buffer the caller may reuse
         mode = self._mode
         if mode == _M_ERROR:
             raise RemoteProtocolError(f"parser already failed: {self._error}")
@@ -500,9 +547,47 @@ class ResponseParser:
         self._eof = True
 
     def events(self, data: bytes) -> list[ResponseHead | Data | EndOfMessage]:
-        """Feed ``data`` and return every event it completes (a faster feed+drain loop)."""
+        """Feed ``data`` and return every event it completes (a faster feed+drain loop).
+
+        Stops after :class:`EndOfMessage` (or the head of an upgrade): bytes
+        behind it are left for :attr:`trailing_data`, as with :meth:`next_event`.
+        Malformed input raises at once, and the events of this call are lost
+        with the response they belonged to.
+        """
+        if (
+            self._mode == _M_HEAD
+            and type(data) is bytes
+            and self._pos >= len(self._buf)
+            and not self._eof
+        ):
+            # The common case: a whole head at the start of a read, often with
+            # its whole body. Same steps as feed + next_event, fewer calls.
+            end = data.find(b"\r\n\r\n")
+            if 0 <= end <= self._limits.max_head_size - 4:
+                self._buf = data
+                self._pos = end + 4
+                try:
+                    head = self._parse_head(data[: end + 2].decode("latin-1"))
+                except RemoteProtocolError as exc:
+                    self._fail(str(exc))
+                if head is not None and self._mode == _M_LENGTH:
+                    length = self._expected_length
+                    if len(data) - end - 4 == length:
+                        self._buf = b""
+                        self._pos = 0
+                        self._body_received = length
+                        self._mode = _M_AFTER
+                        return [head, Data(data[end + 4 :]), EndOfMessage(Headers())]
+                out: list[ResponseHead | Data | EndOfMessage] = [] if head is None else [head]
+                if head is not None and self._mode == _M_UPGRADED:
+                    return out
+                return self._drain(out)
         self.feed(data)
-        out: list[ResponseHead | Data | EndOfMessage] = []
+        return self._drain([])
+
+    def _drain(
+        self, out: list[ResponseHead | Data | EndOfMessage]
+    ) -> list[ResponseHead | Data | EndOfMessage]:
         append = out.append
         next_event = self.next_event
         while True:
@@ -564,6 +649,7 @@ class ResponseParser:
             text = buf[start : end + 2].decode("latin-1")
             self._pos = end + 4
             self._scan = 0
+            self._fields_seen = 0
             try:
                 head = self._parse_head(text)
             except RemoteProtocolError as exc:
@@ -592,7 +678,8 @@ class ResponseParser:
             self._fail(f"connection closed inside the response head after {pending} bytes")
         max_size = limits.max_trailer_size if trailer else limits.max_head_size
         if pending > max_size:
-            self._fail(f"{what} exceeds {max_size} bytes")
+            section = "trailer section" if trailer else "response head"
+            self._fail(f"{section} exceeds {max_size} bytes")
         line_start = start + self._scan
         while True:
             lf = buf.find(b"\n", line_start)
@@ -600,20 +687,24 @@ class ResponseParser:
                 break
             self._check_line(bytes(buf[line_start:lf]), line_start - start, trailer)
             line_start = lf + 1
-        rest = buf[line_start:]
-        if len(rest) > limits.max_line_size + 1:
+        # The unfinished last line: checked in place, without copying it.
+        end = len(buf)
+        if end - line_start > limits.max_line_size + 1:
             self._fail(f"{what} line exceeds {limits.max_line_size} bytes")
-        cr = rest.find(b"\r")
-        if 0 <= cr < len(rest) - 1:
-            self._fail(f"{what} line {_show(bytes(rest))} contains a bare CR")
-        if rest[:1] in (b" ", b"\t") and (
+        if buf.find(b"\r", line_start, end - 1) >= 0:
+            rest = bytes(buf[line_start : line_start + 41])
+            self._fail(f"{what} line {_show(rest)} contains a bare CR")
+        first = buf[line_start : line_start + 7]
+        if first[:1] in (b" ", b"\t") and (
             line_start == start if trailer else buf.find(b"\n", start) + 1 == line_start
         ):
             name = "trailer" if trailer else "header"
-            self._fail(f"first {name} line {_show(bytes(rest))} starts with whitespace")
-        if not trailer and line_start == start and rest[:7] != b"HTTP/1."[: len(rest)]:
+            rest = bytes(buf[line_start : line_start + 41])
+            self._fail(f"first {name} line {_show(rest)} starts with whitespace")
+        if not trailer and line_start == start and first != b"HTTP/1."[: len(first)]:
             # No status line starts with these bytes.
-            self._fail(_status_line_error(bytes(rest).decode("latin-1")))
+            rest = bytes(buf[line_start : line_start + 41])
+            self._fail(_status_line_error(rest.decode("latin-1")))
         self._scan = line_start - start
 
     def _check_line(self, line: bytes, offset: int, trailer: bool) -> None:
@@ -636,6 +727,11 @@ class ResponseParser:
                 _parse_fields_slowly("x: y\r\n" + text + "\r\n", what)
             elif text:
                 _parse_fields_slowly(text + "\r\n", what)
+                self._fields_seen += 1
+                if self._fields_seen > self._limits.max_header_count:
+                    raise RemoteProtocolError(
+                        f"{what} section has more than {self._limits.max_header_count} fields"
+                    )
         except RemoteProtocolError as exc:
             self._fail(str(exc))
 
@@ -647,10 +743,13 @@ class ResponseParser:
         limits = self._limits
         eol = text.find("\r\n")
         status, version, reason = _parse_status_line(text[:eol])
-        fields = text[eol + 2 :]
-        _check_line_lengths(text, limits.max_line_size, "response head")
-        items, lower = _parse_fields(fields, limits, "header") if fields else ([], [])
-        headers = Headers._from_wire(items, lower)
+        if len(text) > limits.max_line_size:
+            _check_line_lengths(text, limits.max_line_size, "response head")
+        if eol + 2 < len(text):
+            items, folded = _parse_fields(text[eol + 2 :], limits, "header")
+        else:
+            items, folded = [], False
+        headers = Headers._from_wire(items)
 
         if status < 200:
             if status == 101:
@@ -667,15 +766,22 @@ class ResponseParser:
                 )
             return None
 
-        connection = _connection_tokens(headers.get_all("connection")) if (
-            "connection" in lower
-        ) else None
-        if version == "1.0":
-            keep_alive = connection is not None and "keep-alive" in connection
+        # Framing fields are found in the lower-cased head: each field line
+        # follows an LF (the status line comes first), and names are tokens
+        # directly followed by the colon, so "\nname:" finds exactly them.
+        low = text.lower()
+        if "\nconnection:" in low:
+            values = _field_values("connection", text, low, items, folded)
+            if len(values) == 1 and "," not in values[0]:
+                connection = {values[0].lower()}
+            else:
+                connection = _connection_tokens(values)
+            if "close" in connection:
+                keep_alive = False
+            else:
+                keep_alive = version != "1.0" or "keep-alive" in connection
         else:
-            keep_alive = True
-        if connection is not None and "close" in connection:
-            keep_alive = False
+            keep_alive = version != "1.0"
         self._keep_alive = keep_alive
         self._body_received = 0
 
@@ -687,13 +793,13 @@ class ResponseParser:
             self._mode = _M_END
             return ResponseHead(status, reason, version, headers)
 
-        has_te = "transfer-encoding" in lower
-        if has_te:
-            if "content-length" in lower:
+        if "\ntransfer-encoding:" in low:
+            if "\ncontent-length:" in low:
                 raise RemoteProtocolError(
                     "response has both Transfer-Encoding and Content-Length"
                 )
-            codings = _transfer_codings(headers.get_all("transfer-encoding"))
+            values = _field_values("transfer-encoding", text, low, items, folded)
+            codings = _transfer_codings(values)
             if "chunked" in codings[:-1]:
                 if codings.count("chunked") > 1:
                     raise RemoteProtocolError("Transfer-Encoding applies chunked more than once")
@@ -710,8 +816,18 @@ class ResponseParser:
             else:
                 self._mode = _M_UNTIL_CLOSE
                 self._keep_alive = False
-        elif "content-length" in lower:
-            length = _content_length(headers.get_all("content-length"), limits)
+        elif "\ncontent-length:" in low:
+            values = _field_values("content-length", text, low, items, folded)
+            value = values[0]
+            if (
+                len(values) == 1
+                and value.isdigit()
+                and value.isascii()
+                and len(value) <= limits.max_content_length_digits
+            ):
+                length = int(value)  # only ASCII digits: int() cannot misread it
+            else:
+                length = _content_length(values, limits)
             self._expected_length = length
             self._mode = _M_LENGTH if length else _M_END
         else:
@@ -817,6 +933,7 @@ class ResponseParser:
                 if size == 0:
                     self._mode = _M_TRAILERS
                     self._scan = 0
+                    self._fields_seen = 0
                     return self._read_trailers()
                 self._chunk_left = size
                 self._mode = _M_CHUNK_DATA
@@ -908,7 +1025,7 @@ class ResponseParser:
                     f"first trailer line {_show(text)} starts with whitespace"
                 )
             _check_line_lengths(text, limits.max_line_size, "trailer")
-            items, lower = _parse_fields(text, limits, "trailer")
+            items, _ = _parse_fields(text, limits, "trailer")
         except RemoteProtocolError as exc:
             self._fail(str(exc))
-        return self._end_message(Headers._from_wire(items, lower))
+        return self._end_message(Headers._from_wire(items))

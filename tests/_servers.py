@@ -174,6 +174,7 @@ class _RecordingProtocol(asyncio.StreamReaderProtocol):
     def __init__(self, server: RawServer) -> None:
         self._server = server
         self.record = bytearray()
+        self.ended = False
         reader = asyncio.StreamReader(limit=MAX_HEAD)
         super().__init__(reader, self._connected)
 
@@ -183,6 +184,16 @@ class _RecordingProtocol(asyncio.StreamReaderProtocol):
     def data_received(self, data: bytes) -> None:
         self.record += data
         super().data_received(data)
+
+    def eof_received(self) -> bool:
+        # The peer closed its side: for counting, the connection is over now,
+        # even if the script has not read that far yet.
+        self._server._connection_ended(self)
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._server._connection_ended(self)
 
 
 class RawServer:
@@ -199,7 +210,11 @@ class RawServer:
 
     Counters (``connections``, ``active_connections``, ``peak_connections``,
     ``requests``, ``active_requests``, ``peak_requests``) and the bytes each
-    connection received (``received``) can be read at any time;
+    connection received (``received``) can be read at any time; a connection
+    counts as active from ``connection_made`` until the server's loop sees the
+    peer close it (EOF or reset) or the connection is lost, whichever is first,
+    so the counts reflect what the client holds open, not how long a script
+    takes to notice;
     :meth:`wait_until` waits for a condition on them without polling.
     Handlers mark requests with :meth:`read_request` / :meth:`send`.
     """
@@ -353,6 +368,13 @@ class RawServer:
         task.add_done_callback(self._tasks.discard)
         self._notify()
 
+    def _connection_ended(self, protocol: _RecordingProtocol) -> None:
+        if protocol.ended:
+            return
+        protocol.ended = True
+        self.active_connections -= 1
+        self._notify()
+
     async def _run_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -369,7 +391,6 @@ class RawServer:
             self.errors.append(exc)
         finally:
             self._request_finished(writer)
-            self.active_connections -= 1
             # A graceful close, so buffered replies still go out; aclose()
             # aborts whatever is still closing (a TLS peer may never answer
             # our close_notify).

@@ -12,10 +12,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: the suite shares two cores with other work, and a
+# slow example is not a wrong one. In CI the examples are derandomized so a
+# run is reproducible; locally each run explores new inputs.
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 # A hung test must fail rather than hang CI; generous because CI runs on 2 cores.
 TEST_CEILING_SECONDS = 60.0

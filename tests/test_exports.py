@@ -6,6 +6,14 @@ import asyncnet
 
 # The public API, in one list: adding or removing a name is a deliberate act.
 EXPECTED = {
+    "BulkResult",
+    "EchoClient",
+    "EchoClientProtocol",
+    "EchoServer",
+    "EchoServerProtocol",
+    "EchoServerStatistics",
+    "open_echo_client",
+    "start_echo_server",
     "AsyncNetError",
     "BodyNotReplayable",
     "ConnectError",
@@ -34,10 +42,16 @@ EXPECTED = {
     "TooManyRedirects",
     "TotalTimeout",
     "TransportError",
+    "URL",
     "UsageError",
     "WaterMarks",
     "WriteError",
     "WriteTimeout",
+    "HTTPClient",
+    "ClientStatistics",
+    "Limits",
+    "Response",
+    "Timeout",
     "__version__",
 }
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import asyncnet
 from asyncnet import Headers
@@ -124,3 +126,58 @@ def test_extend_and_repr() -> None:
     h.extend(Headers([("A", "3")]))
     assert h.get_all("a") == ["1", "3"]
     assert repr(Headers([("A", "1")])) == "Headers([('A', '1')])"
+
+
+_names = st.sampled_from(["A", "a", "B", "Content-Type", "content-type", "X-Y"])
+_values = st.text(alphabet="xyz, =", max_size=4)
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), _names, _values),
+        st.tuples(st.just("set"), _names, _values),
+        st.tuples(st.just("del"), _names, st.just("")),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_names, _values), max_size=6), _ops, st.booleans())
+def test_headers_behave_like_a_list_of_pairs(
+    initial: list[tuple[str, str]], ops: list[tuple[str, str, str]], from_wire: bool
+) -> None:
+    # The model: a plain list of (name, value) pairs.
+    model = list(initial)
+    h = Headers._from_wire(list(initial)) if from_wire else Headers(initial)
+    for op, name, value in ops:
+        key = name.lower()
+        if op == "add":
+            h.add(name, value)
+            model.append((name, value))
+        elif op == "set":
+            h[name] = value
+            first = next((i for i, (n, _) in enumerate(model) if n.lower() == key), None)
+            if first is None:
+                model.append((name, value))
+            else:
+                model = [
+                    (name, value) if i == first else pair
+                    for i, pair in enumerate(model)
+                    if pair[0].lower() != key or i == first
+                ]
+        else:
+            present = any(n.lower() == key for n, _ in model)
+            if present:
+                del h[name]
+                model = [pair for pair in model if pair[0].lower() != key]
+            else:
+                with pytest.raises(KeyError):
+                    del h[name]
+        assert h.items() == model
+        for probe in ("a", "B", "CONTENT-TYPE", "x-y", "missing"):
+            values = [v for n, v in model if n.lower() == probe.lower()]
+            assert h.get_all(probe) == values
+            assert h.get(probe) == (", ".join(values) if values else None)
+            assert (probe in h) == bool(values)
+        assert len(h) == len(model)
+        assert h == Headers(model)
+        assert h.copy() == h

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+from collections.abc import Callable
 
 import pytest
 from _parser_helpers import drive, drive_all_splits
+from _servers import HTTPServer, RawServer, pattern
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +26,8 @@ from asyncnet._http_parser import (
 )
 
 CRLF = b"\r\n"
+# Examples for the split-verdict property; raise it locally to hunt harder.
+EXAMPLES = int(os.environ.get("ASYNCNET_PARSER_EXAMPLES", "300"))
 
 
 def head(status_line: bytes, *fields: bytes) -> bytes:
@@ -572,7 +578,7 @@ def test_specific_messages_hold_whatever_the_split() -> None:
     for i in range(1, len(raw)):
         outcome = drive([raw[:i], raw[i:]])
         assert outcome.error == "Content-Length value '1_0' is not a decimal number"
-    big = ParserLimits(max_head_size=65536)
+    big = ParserLimits(max_head_size=65536, max_header_count=100_000)
     raw = b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 20000
     outcome = drive([raw[i : i + 7] for i in range(0, len(raw), 7)], limits=big)
     assert outcome.error == "response head exceeds 65536 bytes"
@@ -724,7 +730,8 @@ def test_chunked_data_passes_through_without_copies() -> None:
 
 
 def test_byte_at_a_time_large_head_is_accepted() -> None:
-    # 60 KiB head fed one byte at a time: completes only if scanning is linear.
+    # Near the 64 KiB limit, one byte per read: every early check runs on every
+    # byte without rejecting a valid head (benchmarks/http_parser.py times it).
     raw = head(b"HTTP/1.1 200 OK", *[b"X-Field-%03d: %s" % (i, b"v" * 600) for i in range(99)])
     assert len(raw) < 65536
     parser = ResponseParser()
@@ -815,6 +822,8 @@ def test_any_split_of_a_valid_response_gives_the_same_events(
     assert outcome.error is None, outcome.error
     assert outcome.events == expected
     assert drive([raw], eof=eof).events == expected
+    assert drive(chunks, eof=eof, use_events=True).events == expected
+    assert drive([raw], eof=eof, use_events=True).events == expected
 
 
 def _feed_everything(raw: bytes, cuts: list[int], method: str) -> None:
@@ -870,3 +879,254 @@ def test_mutated_responses_raise_only_remote_protocol_error(
             else:
                 data[i] = byte
     _feed_everything(bytes(data), cuts, "GET")
+
+
+# -- limits enforced before the head is complete -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("partial", "message"),
+    [
+        (b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 4, r"header section has more than 3 fields"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 60, r"line exceeds 40 bytes"),
+        (b"HTTP/1.1 200 OK\r\n" + (b"X: " + b"a" * 35 + b"\r\n") * 3, r"head exceeds 120 bytes"),
+        (b"HTTP/1.1 200 OK\r\nBad Name: 1\r\n", r"not a token"),
+        (b"HTTP/1.1 200 OK\r\nA: 1\nB", r"bare LF"),
+        (b"HTTP/1.1 200 OK\r\nA: 1\rB", r"bare CR"),
+        (b"HTTP/1.1 200 OK\r\n Folded", r"starts with whitespace"),
+        (b"HTTX", r"does not start with 'HTTP/'"),
+        (b"HTTP/1.1 20 OK\r\n", r"not three digits"),
+    ],
+)
+def test_unfinished_head_is_rejected_as_soon_as_it_cannot_be_valid(
+    partial: bytes, message: str
+) -> None:
+    for step in (1, 3, len(partial)):
+        outcome = drive([partial[i : i + step] for i in range(0, len(partial), step)],
+                        limits=SMALL)
+        assert outcome.error is not None, step
+        assert re.search(message, outcome.error), outcome.error
+
+
+def test_unfinished_trailers_are_limited_too() -> None:
+    body = head(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked") + b"0\r\n"
+    outcome = drive([body, b"A: 1\r\n" * 4], limits=SMALL)
+    assert outcome.error == "trailer section has more than 3 fields"
+    outcome = drive([body, b"A: " + b"x" * 30], limits=SMALL)
+    assert outcome.error == "trailer section exceeds 30 bytes"
+
+
+def test_folded_lines_do_not_count_as_fields() -> None:
+    raw = head(b"HTTP/1.1 200 OK", b"A: 1", b" 2", b" 3", b"B: 4", b"Content-Length: 0")
+    outcome = drive_all_splits(raw, limits=SMALL)
+    assert outcome.error is None
+    assert outcome.events[0][4] == [("A", "1 2 3"), ("B", "4"), ("Content-Length", "0")]
+
+
+def test_feed_accepts_other_buffers_without_keeping_them() -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    buffer = bytearray(head(b"HTTP/1.1 200 OK", b"Content-Length: 3") + b"abc")
+    events = parser.events(buffer)
+    buffer[:] = b"x" * len(buffer)
+    assert events[1] == Data(b"abc")
+    assert type(events[1].data) is bytes  # type: ignore[union-attr]
+    parser.start_response("GET")
+    events = parser.events(memoryview(head(b"HTTP/1.1 204 No Content")))
+    assert events[0].status == 204  # type: ignore[union-attr]
+
+
+def test_parsed_headers_behave_like_any_headers() -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    raw = head(b"HTTP/1.1 200 OK", b"Set-Cookie: a=1", b"set-cookie: b=2", b"Content-Length: 0")
+    response = parser.events(raw)[0]
+    assert isinstance(response, ResponseHead)
+    headers = response.headers
+    assert headers.get_all("SET-COOKIE") == ["a=1", "b=2"]
+    headers.add("X-New", "1")
+    headers["set-cookie"] = "c=3"
+    del headers["content-length"]
+    assert headers.items() == [("set-cookie", "c=3"), ("X-New", "1")]
+    assert headers == Headers({"Set-Cookie": "c=3", "x-new": "1"})
+
+
+# -- over real loopback sockets -----------------------------------------------------
+
+
+class _ParsingClient(asyncio.Protocol):
+    """A minimal client connection: sends requests and feeds a parser what arrives."""
+
+    def __init__(self) -> None:
+        self.parser = ResponseParser()
+        self.events: list[ResponseHead | Data | EndOfMessage] = []
+        self.error: RemoteProtocolError | None = None
+        self.transport: asyncio.Transport | None = None
+        self.changed = asyncio.Event()
+        self.lost = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def request(self, method: str, target: str) -> None:
+        assert self.transport is not None
+        self.events.clear()
+        self.parser.start_response(method)
+        self.transport.write(f"{method} {target} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+
+    def _take(self, feed: Callable[[], list[ResponseHead | Data | EndOfMessage]]) -> None:
+        try:
+            self.events += feed()
+        except RemoteProtocolError as exc:
+            self.error = exc
+            assert self.transport is not None
+            self.transport.close()
+        self.changed.set()
+
+    def data_received(self, data: bytes) -> None:
+        self._take(lambda: self.parser.events(data))
+
+    def eof_received(self) -> bool | None:
+        def drain() -> list[ResponseHead | Data | EndOfMessage]:
+            self.parser.feed_eof()
+            out: list[ResponseHead | Data | EndOfMessage] = []
+            while self.parser.state is not ParserState.CLOSED:
+                event = self.parser.next_event()
+                if event is NEED_DATA:
+                    break
+                out.append(event)
+            return out
+
+        self._take(drain)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set()
+        self.changed.set()
+
+    async def response(self) -> tuple[ResponseHead, bytes, EndOfMessage]:
+        while not (self.events and isinstance(self.events[-1], EndOfMessage)):
+            assert self.error is None, self.error
+            assert not self.lost.is_set(), "connection lost before the response ended"
+            self.changed.clear()
+            await self.changed.wait()
+        head, *data, end = self.events
+        assert isinstance(head, ResponseHead) and isinstance(end, EndOfMessage)
+        return head, b"".join(d.data for d in data if isinstance(d, Data)), end
+
+
+async def test_responses_of_the_stdlib_server_over_loopback() -> None:
+    loop = asyncio.get_running_loop()
+    with HTTPServer() as server:
+        transport, client = await loop.create_connection(
+            _ParsingClient, "127.0.0.1", server.port
+        )
+        try:
+            client.request("GET", "/bytes/100000")
+            head_, body, _ = await client.response()
+            assert head_.status == 200 and body == pattern(100000)
+            assert client.parser.keep_alive
+            client.request("GET", "/chunked/50000?chunk=777")
+            head_, body, _ = await client.response()
+            assert head_.headers["transfer-encoding"] == "chunked"
+            assert body == pattern(50000)
+            client.request("HEAD", "/bytes/10")
+            head_, body, _ = await client.response()
+            assert head_.headers["content-length"] == "10" and body == b""
+            client.request("GET", "/headers")
+            head_, body, _ = await client.response()
+            assert head_.headers.get_all("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
+            client.request("GET", "/close")
+            head_, body, _ = await client.response()
+            assert body == b"closing" and not client.parser.keep_alive
+        finally:
+            transport.close()
+            await client.lost.wait()
+
+
+async def test_response_trickled_byte_by_byte_over_loopback() -> None:
+    raw = (
+        head(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked", b"X-Long: " + b"v" * 300)
+        + b"3;x=y\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader, writer)
+        for i in range(len(raw) - 1):
+            writer.write(raw[i : i + 1])
+            await writer.drain()
+        await server.send(writer, raw[-1:])
+        await reader.read()  # until the client closes
+
+    loop = asyncio.get_running_loop()
+    async with RawServer(handler) as server:
+        transport, client = await loop.create_connection(
+            _ParsingClient, "127.0.0.1", server.port
+        )
+        try:
+            client.request("GET", "/")
+            head_, body, end = await client.response()
+            assert head_.headers["x-long"] == "v" * 300
+            assert body == b"abc" and end.trailers == {"X-Trailer": "t"}
+        finally:
+            transport.close()
+            await client.lost.wait()
+
+
+async def test_malformed_response_over_loopback_is_refused() -> None:
+    raw = head(b"HTTP/1.1 200 OK", b"Content-Length: 5", b"Content-Length: 6") + b"hello!"
+    loop = asyncio.get_running_loop()
+    async with RawServer(responses=[raw]) as server:
+        transport, client = await loop.create_connection(
+            _ParsingClient, "127.0.0.1", server.port
+        )
+        client.request("GET", "/")
+        await client.lost.wait()
+        assert client.error is not None
+        assert str(client.error) == "conflicting Content-Length values 5 and 6"
+        assert client.parser.state is ParserState.ERROR
+        transport.close()
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    valid_responses(),
+    st.lists(
+        st.tuples(st.integers(0, 10_000), st.sampled_from(["insert", "delete", "replace"]),
+                  st.sampled_from(b"\r\n\x00 \t:;0aZ\"\\\xff9-,")),
+        max_size=3,
+    ),
+    st.lists(st.integers(0, 400), min_size=1, max_size=6),
+    st.sampled_from(["GET", "HEAD"]),
+)
+def test_verdict_on_mutated_responses_does_not_depend_on_the_split(
+    case: tuple[bytes, bool, list[tuple[object, ...]]],
+    mutations: list[tuple[int, str, int]],
+    cuts: list[int],
+    method: str,
+) -> None:
+    data = bytearray(case[0])
+    for where, how, byte in mutations:
+        i = where % (len(data) + 1)
+        if how == "insert":
+            data[i:i] = bytes([byte])
+        elif i < len(data):
+            if how == "delete":
+                del data[i]
+            else:
+                data[i] = byte
+    raw = bytes(data)
+    points = sorted({c % (len(raw) + 1) for c in cuts})
+    chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+    limits = SMALL if len(cuts) % 2 else None
+    for eof in (False, True):
+        whole = drive([raw], method=method, eof=eof, limits=limits)
+        split = drive(chunks, method=method, eof=eof, limits=limits, use_events=eof)
+        assert (whole.error is None) == (split.error is None), (whole.error, split.error)
+        if not eof:
+            assert whole.heads == split.heads
+        if whole.error is None:
+            assert whole.events == split.events
+            assert whole.keep_alive == split.keep_alive
+            assert whole.state == split.state

@@ -1,0 +1,662 @@
+"""A flow-controlled echo server and client built on :mod:`asyncnet._flow`.
+
+The server couples the two directions of each connection: when the peer stops
+reading and our write buffer goes above its high-water mark, we stop reading
+from that peer (``pause_writing -> pause_reading``) until the buffer drains
+(``resume_writing -> resume_reading``). Per connection, user-space memory is
+therefore bounded by the high-water mark plus one read, whatever the peer does.
+
+The client is the producer on the other side of that coupling: when its own
+writes pause it stops producing, but it never stops reading, because a
+client that also stopped reading would deadlock against a relaying server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import ssl as _ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ._errors import ConnectError, ConnectionClosed, ConnectTimeout, ReadError, UsageError
+from ._flow import (
+    DEFAULT_HIGH,
+    DEFAULT_RECEIVE_LIMIT,
+    FlowControlProtocol,
+    ReceiveBuffer,
+    WaterMarks,
+)
+
+__all__ = [
+    "BulkResult",
+    "EchoClient",
+    "EchoClientProtocol",
+    "EchoServer",
+    "EchoServerProtocol",
+    "EchoServerStatistics",
+    "open_echo_client",
+    "start_echo_server",
+]
+
+# The size of one chunk the bulk mode produces: large enough that per-write
+# overhead is negligible, small enough to stay well under the write high mark.
+BULK_CHUNK_SIZE: Final = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class EchoServerStatistics:
+    """A snapshot of an :class:`EchoServer`'s counters, taken by ``statistics()``.
+
+    Counts are totals since the server started unless named ``current``/``paused``.
+    """
+
+    #: Connections open now (refused ones are never counted here).
+    current_connections: int
+    #: Connections accepted and served since start.
+    total_connections: int
+    #: Connections closed at once because ``max_connections`` were already open.
+    refused_connections: int
+    #: Bytes read from peers.
+    bytes_received: int
+    #: Bytes echoed and handed to the operating system for sending.
+    bytes_sent: int
+    #: Times a connection's write buffer went above the high-water mark.
+    write_pauses: int
+    #: Connections whose reading is paused now because their peer is not reading.
+    paused_connections: int
+    #: Largest write buffer of any connection at the moment it paused, in bytes.
+    max_write_buffer: int
+    #: Connections closed because their peer made no progress for ``idle_timeout``.
+    idle_timeouts: int
+
+
+def _not_connected(data: bytes) -> None:
+    raise ConnectionClosed("data_received() before connection_made()")
+
+
+class EchoServerProtocol(FlowControlProtocol):
+    """Echoes every byte back to its sender, pausing reads while the sender is not reading.
+
+    Usable on its own with :meth:`asyncio.loop.create_server`, or through
+    :func:`start_echo_server`, which adds connection limits and statistics.
+    ``high_water`` / ``low_water`` are the write-buffer marks (pause strictly
+    above high, resume at or below low); ``idle_timeout`` closes a peer that
+    neither sends nor reads for that many seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        high_water: int = DEFAULT_HIGH,
+        low_water: int | None = None,
+        idle_timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        marks = WaterMarks(high_water, low_water)  # validates high >= low >= 0
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise UsageError(f"idle_timeout must be positive or None, got {idle_timeout!r}")
+        self.high_water = marks.high
+        self.low_water = marks.low
+        self.idle_timeout = idle_timeout
+        self.bytes_received = 0
+        self.write_pauses = 0
+        self.max_write_buffer = 0
+        self._server: EchoServer | None = None
+        self._refused = False
+        self._reading_paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._checked_received = 0
+        self._checked_buffer = 0
+        self._last_progress = 0.0
+        self._discarded = 0
+        self._transport: asyncio.Transport | None = None
+        self._write: Callable[[bytes], None] = _not_connected
+
+    # -- asyncio callbacks ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Apply the water marks and start serving (or refuse, if the server is full)."""
+        super().connection_made(transport)
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        # The bound method, cached: data_received is the hot path.
+        self._write = transport.write
+        server = self._server
+        if server is not None and not server._admit(self):
+            self._refused = True
+            transport.close()
+            return
+        transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
+        if self.idle_timeout is not None:
+            loop = asyncio.get_running_loop()
+            self._last_progress = loop.time()
+            self._timer = loop.call_later(self.idle_timeout / 2, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        """Write the data straight back; the transport's water marks do the rest."""
+        self._write(data)
+        self.bytes_received += len(data)
+
+    def eof_received(self) -> bool:
+        """The peer finished sending: close once everything received has been echoed."""
+        # Returning False makes the transport call close(), which flushes the
+        # write buffer before it closes the socket: half-close loses nothing.
+        return False
+
+    def pause_writing(self) -> None:
+        """The peer is not keeping up: stop reading from it until it does."""
+        super().pause_writing()
+        transport = self._transport
+        if transport is None:
+            return
+        self.write_pauses += 1
+        size = transport.get_write_buffer_size()
+        if size > self.max_write_buffer:
+            self.max_write_buffer = size
+        self._reading_paused = True
+        transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        """The peer drained our buffer to the low mark: read from it again."""
+        super().resume_writing()
+        self._reading_paused = False
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the idle timer and report to the server."""
+        super().connection_lost(exc)
+        self._reading_paused = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._server is not None and not self._refused:
+            self._server._forget(self)
+        self._transport = None
+
+    # -- idle detection -------------------------------------------------------------
+
+    def _check_idle(self) -> None:
+        # Progress is sampled here rather than timestamped per read, which keeps
+        # the data path free of clock calls: new bytes in, or a smaller write
+        # buffer (the peer read some), both count. Checking every half timeout
+        # closes an idle peer between 1x and 1.5x idle_timeout after its last
+        # progress, and never early.
+        transport = self._transport
+        timeout = self.idle_timeout
+        if transport is None or timeout is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        buffered = transport.get_write_buffer_size()
+        if self.bytes_received != self._checked_received or buffered < self._checked_buffer:
+            self._last_progress = now
+        self._checked_received = self.bytes_received
+        self._checked_buffer = buffered
+        if now - self._last_progress >= timeout:
+            self._timer = None
+            if self._server is not None:
+                self._server._idle_timeouts += 1
+            self._abort()
+            return
+        self._timer = loop.call_later(timeout / 2, self._check_idle)
+
+    # -- used by the server -----------------------------------------------------------
+
+    @property
+    def reading_paused(self) -> bool:
+        """Whether reading from the peer is paused because it is not reading."""
+        return self._reading_paused
+
+    @property
+    def bytes_unsent(self) -> int:
+        """Bytes echoed but still waiting in the write buffer."""
+        transport = self._transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def _close_gracefully(self) -> None:
+        # close() stops reading and flushes what was already echoed, then closes.
+        if self._transport is not None:
+            self._transport.close()
+
+    def _abort(self) -> None:
+        transport = self._transport
+        if transport is not None:
+            self._discarded += transport.get_write_buffer_size()
+            transport.abort()
+
+
+class EchoServer:
+    """A running echo server: ``async with`` it, read its ``statistics()``, shut it down.
+
+    Returned by :func:`start_echo_server`, already accepting. Leaving the
+    ``async with`` block calls ``shutdown(0)``: stop accepting, flush what
+    can be flushed at once, abort the rest.
+    """
+
+    def __init__(
+        self,
+        *,
+        high_water: int,
+        low_water: int | None,
+        idle_timeout: float | None,
+        max_connections: int | None,
+        protocol_class: type[EchoServerProtocol],
+    ) -> None:
+        marks = WaterMarks(high_water, low_water)
+        if max_connections is not None and max_connections < 1:
+            raise UsageError(f"max_connections must be at least 1 or None, got {max_connections}")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise UsageError(f"idle_timeout must be positive or None, got {idle_timeout!r}")
+        self.high_water = marks.high
+        self.low_water = marks.low
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self._protocol_class = protocol_class
+        self._server: asyncio.Server | None = None
+        self._connections: set[EchoServerProtocol] = set()
+        self._no_connections = asyncio.Event()
+        self._no_connections.set()
+        self._closed = False
+        # Totals of connections that have ended; live ones are summed on demand.
+        self._total = 0
+        self._refused = 0
+        self._idle_timeouts = 0
+        self._done_received = 0
+        self._done_sent = 0
+        self._done_pauses = 0
+        self._max_write_buffer = 0
+
+    def _make_protocol(self) -> EchoServerProtocol:
+        protocol = self._protocol_class(
+            high_water=self.high_water,
+            low_water=self.low_water,
+            idle_timeout=self.idle_timeout,
+        )
+        protocol._server = self
+        return protocol
+
+    def _admit(self, protocol: EchoServerProtocol) -> bool:
+        if self._closed or (
+            self.max_connections is not None and len(self._connections) >= self.max_connections
+        ):
+            self._refused += 1
+            return False
+        self._connections.add(protocol)
+        self._total += 1
+        self._no_connections.clear()
+        return True
+
+    def _forget(self, protocol: EchoServerProtocol) -> None:
+        self._connections.discard(protocol)
+        self._done_received += protocol.bytes_received
+        self._done_sent += protocol.bytes_received - protocol._discarded
+        self._done_pauses += protocol.write_pauses
+        self._max_write_buffer = max(self._max_write_buffer, protocol.max_write_buffer)
+        if not self._connections:
+            self._no_connections.set()
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        """The listening sockets (empty once closed)."""
+        if self._server is None:
+            return ()
+        return tuple(self._server.sockets)
+
+    def is_serving(self) -> bool:
+        """Whether the server is accepting new connections."""
+        return self._server is not None and self._server.is_serving()
+
+    def statistics(self) -> EchoServerStatistics:
+        """Return a frozen snapshot of the server's counters."""
+        live = self._connections
+        received = self._done_received
+        sent = self._done_sent
+        pauses = self._done_pauses
+        peak = self._max_write_buffer
+        paused = 0
+        for conn in live:
+            received += conn.bytes_received
+            sent += conn.bytes_received - conn.bytes_unsent
+            pauses += conn.write_pauses
+            peak = max(peak, conn.max_write_buffer)
+            paused += conn.reading_paused
+        return EchoServerStatistics(
+            current_connections=len(live),
+            total_connections=self._total,
+            refused_connections=self._refused,
+            bytes_received=received,
+            bytes_sent=sent,
+            write_pauses=pauses,
+            paused_connections=paused,
+            max_write_buffer=peak,
+            idle_timeouts=self._idle_timeouts,
+        )
+
+    def close(self) -> None:
+        """Stop accepting new connections; open ones keep being served. Idempotent."""
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and every connection has ended."""
+        await self._no_connections.wait()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def shutdown(self, grace: float | None = 5.0) -> None:
+        """Stop accepting, let connections flush what they received, then abort the rest.
+
+        Each open connection stops reading and closes once everything it already
+        received has been echoed; whatever has not finished after ``grace``
+        seconds (``None``: no limit) is aborted.
+        """
+        self.close()
+        for conn in list(self._connections):
+            conn._close_gracefully()
+        if self._connections and (grace is None or grace > 0):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self._no_connections.wait()
+        for conn in list(self._connections):
+            conn._abort()
+        await self.wait_closed()
+
+    async def __aenter__(self) -> EchoServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown(0)
+
+    def __repr__(self) -> str:
+        names = [s.getsockname() for s in self.sockets]
+        return f"<EchoServer sockets={names!r} connections={len(self._connections)}>"
+
+
+async def start_echo_server(
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    *,
+    path: str | None = None,
+    high_water: int = DEFAULT_HIGH,
+    low_water: int | None = None,
+    idle_timeout: float | None = None,
+    max_connections: int | None = None,
+    ssl: _ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+    backlog: int = 100,
+    protocol_class: type[EchoServerProtocol] = EchoServerProtocol,
+) -> EchoServer:
+    """Start an echo server on ``host:port`` (or the Unix socket ``path``) and return it.
+
+    ``port=0`` picks a free port (see ``server.sockets``). Raises
+    :class:`~asyncnet.ConnectError` if the address cannot be bound.
+    """
+    if path is not None and (host != "127.0.0.1" or port != 0):
+        raise UsageError("give either host/port or path, not both")
+    if reuse_port and path is not None:
+        raise UsageError("reuse_port applies to TCP servers only")
+    server = EchoServer(
+        high_water=high_water,
+        low_water=low_water,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+        protocol_class=protocol_class,
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        if path is not None:
+            server._server = await loop.create_unix_server(
+                server._make_protocol, path, ssl=ssl, backlog=backlog
+            )
+        else:
+            server._server = await loop.create_server(
+                server._make_protocol,
+                host,
+                port,
+                ssl=ssl,
+                backlog=backlog,
+                reuse_port=reuse_port or None,
+            )
+    except OSError as exc:
+        where = path if path is not None else f"{host}:{port}"
+        raise ConnectError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+    return server
+
+
+# -- client ---------------------------------------------------------------------------
+
+
+class EchoClientProtocol(FlowControlProtocol):
+    """The client side: writes wait in ``drain()`` when paused, reads always continue.
+
+    Received bytes go to :attr:`received`, a bounded :class:`~asyncnet.ReceiveBuffer`;
+    the connection's end (EOF or error) is recorded there too.
+    """
+
+    def __init__(self, *, receive_limit: int = DEFAULT_RECEIVE_LIMIT) -> None:
+        super().__init__()
+        self.received = ReceiveBuffer(limit=receive_limit)
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Attach the receive buffer to the transport."""
+        super().connection_made(transport)
+        assert isinstance(transport, asyncio.Transport)
+        self.received.set_transport(transport)
+
+    def data_received(self, data: bytes) -> None:
+        """Buffer the echoed bytes (pausing reads only if the reader falls behind)."""
+        self.received.feed(data)
+
+    def eof_received(self) -> None:
+        """The server closed its side; readers see EOF once the buffer is empty."""
+        self.received.feed_eof()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Wake readers with EOF, or with :class:`~asyncnet.ReadError` after an error."""
+        super().connection_lost(exc)
+        self.received.set_transport(None)
+        if exc is not None:
+            error = ReadError(f"connection lost: {exc}")
+            error.__cause__ = exc
+            self.received.set_exception(error)
+        else:
+            self.received.feed_eof()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """What a bulk transfer sent and got back; :attr:`ok` when they are identical."""
+
+    bytes_sent: int
+    bytes_received: int
+    sent_sha256: str
+    received_sha256: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when exactly the same bytes came back, in the same order."""
+        return (
+            self.bytes_sent == self.bytes_received and self.sent_sha256 == self.received_sha256
+        )
+
+
+class EchoClient:
+    """A connection to an echo server: :meth:`echo` for round trips, :meth:`bulk` for streams.
+
+    Created by :func:`open_echo_client`. Round trips are serialized; a
+    concurrent :meth:`echo` waits its turn.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: EchoClientProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._lock = asyncio.Lock()
+
+    @property
+    def protocol(self) -> EchoClientProtocol:
+        """The underlying protocol."""
+        return self._protocol
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        """The underlying transport."""
+        return self._transport
+
+    def _check_open(self) -> None:
+        if self._protocol.is_closed or self._transport.is_closing():
+            raise ConnectionClosed("the echo connection is closed")
+
+    async def echo(self, data: bytes) -> bytes:
+        """Send ``data`` and return the same number of bytes read back.
+
+        Raises :class:`~asyncnet.ReadError` if the server closes before that
+        many bytes came back.
+        """
+        async with self._lock:
+            self._check_open()
+            # Nothing of ours is in flight here, so waiting for drain cannot
+            # starve the server of a reader.
+            await self._protocol.drain()
+            self._transport.write(data)
+            try:
+                return await self._protocol.received.readexactly(len(data))
+            except asyncio.IncompleteReadError as exc:
+                raise ReadError(
+                    f"server closed after echoing {len(exc.partial)} of {len(data)} bytes"
+                ) from exc
+
+    async def bulk(self, nbytes: int, *, chunk_size: int = BULK_CHUNK_SIZE) -> BulkResult:
+        """Stream ``nbytes`` to the server while reading the echo, and compare both.
+
+        The writer waits in ``drain()`` whenever writing is paused; the reader
+        never stops, so the transfer cannot deadlock against a relaying server.
+        Every chunk is distinct, so a reordering changes the hash.
+        """
+        if nbytes < 0 or chunk_size < 8:
+            raise UsageError("bulk() needs nbytes >= 0 and chunk_size >= 8")
+        async with self._lock:
+            self._check_open()
+            start = time.perf_counter()
+            sent_hash = hashlib.sha256()
+            received_hash = hashlib.sha256()
+            received = 0
+            block = os.urandom(chunk_size)
+            protocol = self._protocol
+            transport = self._transport
+
+            async def produce() -> None:
+                remaining = nbytes
+                index = 0
+                while remaining > 0:
+                    await protocol.drain()
+                    chunk = index.to_bytes(8, "big") + block[8:]
+                    if remaining < len(chunk):
+                        chunk = chunk[:remaining]
+                    sent_hash.update(chunk)
+                    transport.write(chunk)
+                    remaining -= len(chunk)
+                    index += 1
+
+            async def consume() -> None:
+                nonlocal received
+                buffer = protocol.received
+                while received < nbytes:
+                    chunk = await buffer.read(nbytes - received)
+                    if not chunk:
+                        return
+                    received_hash.update(chunk)
+                    received += len(chunk)
+
+            producer = asyncio.create_task(produce())
+            try:
+                await consume()
+            except BaseException:
+                producer.cancel()
+                await asyncio.gather(producer, return_exceptions=True)
+                raise
+            if received < nbytes or not producer.done():
+                # The server ended the stream early: report what came back.
+                producer.cancel()
+                await asyncio.gather(producer, return_exceptions=True)
+            else:
+                await producer
+            return BulkResult(
+                bytes_sent=nbytes,
+                bytes_received=received,
+                sent_sha256=sent_hash.hexdigest(),
+                received_sha256=received_hash.hexdigest(),
+                seconds=time.perf_counter() - start,
+            )
+
+    async def aclose(self) -> None:
+        """Close the connection and wait until it is gone.
+
+        Bytes still unsent are discarded (their echo could no longer be
+        read), so closing never waits on a peer that stopped reading.
+        """
+        transport = self._transport
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
+        await asyncio.shield(self._protocol.closed)
+
+
+@contextlib.asynccontextmanager
+async def open_echo_client(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    path: str | None = None,
+    ssl: _ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    connect_timeout: float | None = 10.0,
+    receive_limit: int = DEFAULT_RECEIVE_LIMIT,
+    high_water: int = DEFAULT_HIGH,
+    low_water: int | None = None,
+) -> AsyncIterator[EchoClient]:
+    """Connect to an echo server and yield an :class:`EchoClient`; close it on exit.
+
+    Connection failures raise :class:`~asyncnet.ConnectError` (or
+    :class:`~asyncnet.ConnectTimeout`), with the ``OSError`` as the cause.
+    """
+    marks = WaterMarks(high_water, low_water)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> EchoClientProtocol:
+        return EchoClientProtocol(receive_limit=receive_limit)
+
+    where = path if path is not None else f"{host}:{port}"
+    try:
+        async with asyncio.timeout(connect_timeout):
+            if path is not None:
+                transport, protocol = await loop.create_unix_connection(
+                    factory, path, ssl=ssl, server_hostname=server_hostname
+                )
+            else:
+                transport, protocol = await loop.create_connection(
+                    factory, host, port, ssl=ssl, server_hostname=server_hostname
+                )
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"connecting to {where} took longer than {connect_timeout}s") from exc
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+    transport.set_write_buffer_limits(high=marks.high, low=marks.low)
+    client = EchoClient(transport, protocol)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,520 @@
+"""One HTTP/1.1 client connection: an :class:`asyncio.Protocol` driving the response parser.
+
+The protocol writes a request, feeds every received byte to the sans-IO
+:class:`~asyncnet._http_parser.ResponseParser` right inside
+``data_received``, and keeps the body pieces in a bounded buffer. When a
+streaming consumer falls behind, reading from the socket pauses and resumes
+once the consumer has drained the buffer, so memory stays bounded however
+large the body. Uploads wait on the write side's drain.
+
+The life of one connection::
+
+    connection_made -> [exchange]* -> connection_lost
+
+and of one exchange (``begin`` ... ``finish``)::
+
+    begin -> write_head [-> send_body] -> receive_head -> read_chunk*/read_all -> finish
+
+``finish`` hands the connection back to whoever owns it (the pool) only when the
+response was read to its end and may carry another request; anything else
+(an error, a timeout, a cancelled read, an unread body) aborts the transport.
+A connection that receives bytes while no exchange is running is aborted too:
+they can never be a response to anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._errors import (
+    ConnectionClosed,
+    LocalProtocolError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    TotalTimeout,
+    WriteError,
+    WriteTimeout,
+)
+from ._flow import FlowControlProtocol
+from ._http_headers import Headers
+from ._http_parser import (
+    NEED_DATA,
+    Data,
+    EndOfMessage,
+    ParserLimits,
+    ResponseHead,
+    ResponseParser,
+)
+from ._http_request import LAST_CHUNK, RequestBody, encode_chunk
+
+__all__ = ["DEFAULT_BODY_BUFFER", "HTTPConnection"]
+
+#: Body bytes a connection buffers for a slow consumer before it pauses
+#: reading: large enough that a consumer keeping up never stalls the socket
+#: (several kernel reads of 64-256 KiB), small enough to bound memory per
+#: connection. Resuming happens at a quarter of it, like asyncio's water marks.
+DEFAULT_BODY_BUFFER: Final = 1024 * 1024
+
+# Request bodies up to this size are joined to the head and sent in one
+# ``transport.write``; larger ones are written separately to avoid the copy.
+_JOIN_BODY_LIMIT: Final = 64 * 1024
+
+_EMPTY_TRAILERS: Final = Headers()
+
+
+class HTTPConnection(FlowControlProtocol):
+    """One HTTP/1.1 connection that carries one request at a time.
+
+    Timeouts are armed only while a caller waits: one timer per wait, at the
+    earlier of "read timeout from now" and the exchange's total deadline.
+    """
+
+    def __init__(
+        self,
+        *,
+        parser_limits: ParserLimits | None = None,
+        body_buffer: int = DEFAULT_BODY_BUFFER,
+    ) -> None:
+        super().__init__()
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._parser = ResponseParser(parser_limits)
+        self._high = body_buffer
+        self._low = body_buffer // 4
+        # Exchange state.
+        self._active = False
+        self._head: ResponseHead | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._eom = False
+        self._trailers: Headers = _EMPTY_TRAILERS
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._want_all = False
+        self._received_any = False
+        self._last_activity = 0.0
+        self._read_timeout: float | None = None
+        self._write_timeout: float | None = None
+        self._deadline: float | None = None
+        self._method = "GET"
+        # Connection state.
+        self._lost = False
+        self._reading_paused = False
+        self._keep_alive = True
+        #: Called with this connection once an exchange ends and it may be reused.
+        self.on_release: Callable[[HTTPConnection], None] | None = None
+        #: Called with this connection when its transport is gone.
+        self.on_lost: Callable[[HTTPConnection], None] | None = None
+        #: Opaque pool key this connection belongs to.
+        self.key: Any = None
+        #: Loop time since which the connection has sat idle in a pool.
+        self.idle_since = 0.0
+        #: Number of requests this connection has carried (including the current one).
+        self.requests = 0
+        #: Times this connection paused reading for a slow consumer.
+        self.read_pauses = 0
+        #: Largest number of body bytes buffered at once (for tests and statistics).
+        self.peak_buffered = 0
+
+    # -- asyncio.Protocol -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self._active or self._eom:
+            # Bytes nobody asked for: not a response to anything. The connection
+            # is never reused; a response already complete stays readable.
+            self._keep_alive = False
+            self.abort()
+            return
+        self._received_any = True
+        self._last_activity = self._loop.time()
+        try:
+            events = self._parser.events(data)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            return
+        for event in events:
+            kind = type(event)
+            if kind is Data:
+                chunk = event.data  # type: ignore[union-attr]
+                if chunk:
+                    self._chunks.append(chunk)
+                    self._buffered += len(chunk)
+            elif kind is ResponseHead:
+                self._head = event  # type: ignore[assignment]
+            else:
+                self._trailers = event.trailers  # type: ignore[union-attr]
+                self._eom = True
+                self._keep_alive = self._parser.keep_alive
+        buffered = self._buffered
+        if buffered > self.peak_buffered:
+            self.peak_buffered = buffered
+        waiter = self._waiter
+        if (
+            waiter is not None
+            and self._head is not None
+            and (self._eom or not self._want_all)
+            and not waiter.done()
+        ):
+            waiter.set_result(None)
+        if (
+            buffered > self._high
+            and not self._reading_paused
+            and not self._want_all
+            and self._transport is not None
+        ):
+            self._reading_paused = True
+            self.read_pauses += 1
+            self._transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        # Returning None closes the transport; connection_lost then feeds EOF to the parser.
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._lost = True
+        self._keep_alive = False
+        if self._active and not self._eom and self._error is None:
+            if exc is None:
+                self._feed_eof()
+            else:
+                error = ReadError(self._lost_message(exc))
+                error.__cause__ = exc
+                self._error = error
+        self._wake()
+        on_lost = self.on_lost
+        self.on_lost = None
+        self.on_release = None
+        if on_lost is not None:
+            on_lost(self)
+
+    def _feed_eof(self) -> None:
+        parser = self._parser
+        try:
+            parser.feed_eof()
+            while not self._eom:
+                event = parser.next_event()
+                if event is NEED_DATA:
+                    break
+                if type(event) is Data:
+                    if event.data:
+                        self._chunks.append(event.data)
+                        self._buffered += len(event.data)
+                elif type(event) is ResponseHead:
+                    self._head = event
+                elif type(event) is EndOfMessage:
+                    self._trailers = event.trailers
+                    self._eom = True
+        except RemoteProtocolError as exc:
+            self._error = exc
+            return
+        if not self._eom:
+            self._error = RemoteProtocolError(
+                "server closed the connection without sending a response"
+                if not self._received_any
+                else "server closed the connection before the response was complete"
+            )
+
+    def _lost_message(self, exc: BaseException) -> str:
+        if self._head is None:
+            return f"connection lost before the response arrived: {exc!r}"
+        return f"connection lost while receiving the response body: {exc!r}"
+
+    # -- state ----------------------------------------------------------------
+
+    @property
+    def is_lost(self) -> bool:
+        """True once the transport is gone."""
+        return self._lost
+
+    @property
+    def received_any(self) -> bool:
+        """True if the current exchange received at least one byte of response."""
+        return self._received_any
+
+    def is_reusable(self) -> bool:
+        """True if an idle connection may carry another request."""
+        transport = self._transport
+        return (
+            not self._lost
+            and not self._active
+            and self._keep_alive
+            and transport is not None
+            and not transport.is_closing()
+        )
+
+    def abort(self) -> None:
+        """Drop the connection now, without waiting for buffered writes."""
+        self._keep_alive = False
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+
+    def close(self) -> None:
+        """Close the connection gracefully (flushing buffered writes first)."""
+        self._keep_alive = False
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+    # -- one exchange -----------------------------------------------------------
+
+    def begin(
+        self,
+        method: str,
+        *,
+        read_timeout: float | None,
+        write_timeout: float | None,
+        deadline: float | None,
+    ) -> None:
+        """Start an exchange: reset the response state and tell the parser a request goes out."""
+        if self._active:
+            raise LocalProtocolError("the connection is already carrying a request")
+        self._active = True
+        self._head = None
+        self._chunks.clear()
+        self._buffered = 0
+        self._eom = False
+        self._trailers = _EMPTY_TRAILERS
+        self._error = None
+        self._want_all = False
+        self._received_any = False
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._deadline = deadline
+        self._method = method
+        self.requests += 1
+        self._parser.start_response(method)
+
+    def write_head(self, head: bytes, body: bytes | None = None) -> None:
+        """Write the request head and, when small, the whole body in the same write."""
+        transport = self._transport
+        if self._lost or transport is None or transport.is_closing():
+            raise WriteError("the connection was closed before the request could be sent")
+        if body:
+            if len(body) <= _JOIN_BODY_LIMIT:
+                transport.write(head + body)
+            else:
+                transport.write(head)
+                transport.write(body)
+        else:
+            transport.write(head)
+
+    async def send_body(self, body: RequestBody, *, chunked: bool) -> None:
+        """Send a streamed body, waiting for the peer whenever the write buffer is full."""
+        expected = body.length
+        sent = 0
+        async for piece in body.chunks():
+            if not piece:
+                continue
+            piece = bytes(piece) if not isinstance(piece, bytes) else piece
+            sent += len(piece)
+            if expected is not None and sent > expected:
+                raise LocalProtocolError(
+                    f"request body is longer than its declared length of {expected} bytes"
+                )
+            if not self._write(encode_chunk(piece) if chunked else piece):
+                return
+            if self.writing_paused and not await self.wait_writable():
+                return
+        if expected is not None and sent != expected:
+            raise LocalProtocolError(
+                f"request body ended after {sent} of its declared {expected} bytes"
+            )
+        if chunked:
+            self._write(LAST_CHUNK)
+        if self.writing_paused:
+            await self.wait_writable()
+
+    def _write(self, data: bytes) -> bool:
+        """Write, or report False when the server already answered and the write can stop."""
+        transport = self._transport
+        if self._lost or transport is None or transport.is_closing():
+            if self._head is not None:
+                return False
+            raise WriteError("connection lost while sending the request body") from self._error
+        transport.write(data)
+        return True
+
+    async def wait_writable(self) -> bool:
+        """Wait for the peer to drain our write buffer, bounded by the write timeout.
+
+        Returns False if the connection broke but the server has already sent
+        its response head (it answered early, e.g. 413): the caller stops
+        sending and reads that response.
+        """
+        when = self._when(self._write_timeout)
+        try:
+            if when is None:
+                await self.drain()
+            else:
+                async with asyncio.timeout_at(when[0]):
+                    await self.drain()
+        except ConnectionClosed as exc:
+            if self._head is not None:
+                return False
+            raise WriteError("connection lost while sending the request body") from (
+                exc.__cause__ or exc
+            )
+        except TimeoutError as exc:
+            self.abort()
+            if when is not None and when[1]:
+                raise TotalTimeout("the request's total deadline passed while sending") from exc
+            raise WriteTimeout(
+                f"the server accepted no request data for {self._write_timeout} seconds"
+            ) from exc
+        return True
+
+    async def receive_head(self) -> ResponseHead:
+        """Wait for the final response head."""
+        while self._head is None:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+        return self._head
+
+    async def read_chunk(self) -> bytes:
+        """Return the next piece of the body, ``b""`` once the body is complete."""
+        while True:
+            chunks = self._chunks
+            if chunks:
+                data = chunks.popleft()
+                self._buffered -= len(data)
+                if self._reading_paused and self._buffered <= self._low:
+                    self._resume_reading()
+                return data
+            if self._error is not None:
+                raise self._error
+            if self._eom:
+                return b""
+            if self._reading_paused:
+                # Never wait for data while reading is paused.
+                self._resume_reading()
+            await self._wait()
+
+    async def read_all(self) -> bytes:
+        """Return the rest of the body in one piece."""
+        self._want_all = True
+        if self._reading_paused:
+            self._resume_reading()
+        while not self._eom:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+        if self._error is not None:
+            raise self._error
+        chunks = self._chunks
+        if len(chunks) == 1:
+            data = chunks.popleft()
+        else:
+            data = b"".join(chunks)
+            chunks.clear()
+        self._buffered = 0
+        return data
+
+    @property
+    def trailers(self) -> Headers:
+        """Trailer fields of the current response (empty until the body ended)."""
+        return self._trailers
+
+    def release(self) -> None:
+        """End the exchange: release the connection if the response completed, else abort."""
+        if not self._active:
+            return
+        self._active = False
+        reusable = (
+            self._eom
+            and not self._chunks
+            and self._error is None
+            and self._keep_alive
+            and not self._lost
+        )
+        self._chunks.clear()
+        self._buffered = 0
+        if self._reading_paused:
+            self._resume_reading()
+        if reusable:
+            release = self.on_release
+            if release is not None:
+                release(self)
+                return
+        self.abort()
+
+    # -- waiting ----------------------------------------------------------------
+
+    def _when(self, timeout: float | None) -> tuple[float, bool] | None:
+        """The loop time a wait must end by, and whether that is the total deadline."""
+        deadline = self._deadline
+        if timeout is None:
+            return None if deadline is None else (deadline, True)
+        when = self._loop.time() + timeout
+        if deadline is not None and deadline <= when:
+            return (deadline, True)
+        return (when, False)
+
+    async def _wait(self) -> None:
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        when = self._when(self._read_timeout)
+        if when is not None:
+            self._timer = self._loop.call_at(when[0], self._on_timer, waiter, when[1])
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            timer = self._timer
+            if timer is not None:
+                self._timer = None
+                timer.cancel()
+
+    def _on_timer(self, waiter: asyncio.Future[None], total: bool) -> None:
+        if waiter.done() or waiter is not self._waiter:
+            return
+        if not total and self._read_timeout is not None:
+            # Data may have arrived without waking us (read_all waits for the end only).
+            quiet_until = self._last_activity + self._read_timeout
+            if self._received_any and quiet_until > self._loop.time():
+                deadline = self._deadline
+                when, is_total = (
+                    (deadline, True)
+                    if deadline is not None and deadline <= quiet_until
+                    else (quiet_until, False)
+                )
+                self._timer = self._loop.call_at(when, self._on_timer, waiter, is_total)
+                return
+        if total:
+            error: BaseException = TotalTimeout("the request's total deadline passed")
+        else:
+            error = ReadTimeout(
+                f"no data from the server for {self._read_timeout} seconds"
+            )
+        self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        """The exchange cannot continue: record why, wake the waiter, drop the connection."""
+        if self._error is None:
+            self._error = error
+        self._keep_alive = False
+        self._wake()
+        self.abort()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        transport = self._transport
+        if transport is not None and not self._lost:
+            transport.resume_reading()
