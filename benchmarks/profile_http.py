@@ -38,7 +38,9 @@ from _nginx import BODIES, NginxServer
 import asyncnet
 
 
-async def load(url: str, size: int, requests: int, concurrency: int, warmup: int) -> float:
+async def load(
+    url: str, size: int, requests: int, concurrency: int, warmup: int
+) -> tuple[float, float]:
     limits = asyncnet.Limits(max_connections=concurrency, max_per_host=concurrency)
     async with asyncnet.HTTPClient(limits=limits) as client:
 
@@ -54,9 +56,9 @@ async def load(url: str, size: int, requests: int, concurrency: int, warmup: int
             await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
 
         await run(warmup)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await run(requests)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,15 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = server.url(path)
         coro = load(url, BODIES[path], args.requests, args.concurrency, args.warmup)
         if args.plain:
-            elapsed = asyncio.run(coro)
+            elapsed, cpu = asyncio.run(coro)
         else:
             prof = cProfile.Profile()
             prof.enable()
-            elapsed = asyncio.run(coro)
+            elapsed, cpu = asyncio.run(coro)
             prof.disable()
     print(
         f"{args.requests} GET {path} at concurrency {args.concurrency}: {elapsed:.2f}s,"
-        f" {args.requests / elapsed:.0f} req/s"
+        f" {args.requests / elapsed:.0f} req/s, {cpu / args.requests * 1e6:.0f} us CPU/request"
         + ("" if args.plain else " (under cProfile: slower than without)")
     )
     if not args.plain:
