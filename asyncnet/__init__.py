@@ -39,6 +39,9 @@ from ._errors import TransportError as TransportError
 from ._errors import UsageError as UsageError
 from ._errors import WriteError as WriteError
 from ._errors import WriteTimeout as WriteTimeout
+from ._fetch import FetchResult as FetchResult
+from ._fetch import fetch_all as fetch_all
+from ._fetch import fetch_iter as fetch_iter
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
@@ -68,6 +71,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionClosed",
     "DecodeError",
+    "FetchResult",
     "FlowControlProtocol",
     "HTTPStatusError",
     "Headers",
@@ -101,4 +105,6 @@ __all__ = [
     "Response",
     "Timeout",
     "__version__",
+    "fetch_all",
+    "fetch_iter",
 ]

@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     # Subcommand modules register here (each defines add_parser(subparsers)).
+    from . import _cli_echo, _cli_fetch, _demo
+
+    _cli_echo.add_parser(subparsers)
+    _cli_fetch.add_parser(subparsers)
+    _demo.add_parser(subparsers)
     return parser
 
 

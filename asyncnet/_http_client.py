@@ -222,6 +222,7 @@ class HTTPClient:
             requests_sent=self._requests_sent,
             requests_reused=self._requests_reused,
             read_pauses=pool.read_pauses if pool else 0,
+            peak_body_buffered=pool.peak_buffered if pool else 0,
         )
 
     # -- public requests ----------------------------------------------------------

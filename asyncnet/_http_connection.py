@@ -95,6 +95,8 @@ class HTTPConnection(FlowControlProtocol):
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
+        self._wait_since = 0.0
         self._want_all = False
         self._received_any = False
         self._last_activity = 0.0
@@ -183,6 +185,9 @@ class HTTPConnection(FlowControlProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._lost = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._keep_alive = False
         if self._active and not self._eom and self._error is None:
             if exc is None:
@@ -254,8 +259,15 @@ class HTTPConnection(FlowControlProtocol):
         )
 
     def abort(self) -> None:
-        """Drop the connection now, without waiting for buffered writes."""
+        """Drop the connection now, without waiting for buffered writes.
+
+        A response still in progress then fails with
+        :class:`~asyncnet.ConnectionClosed` (we closed it, the server did not).
+        """
         self._keep_alive = False
+        if self._active and not self._eom and self._error is None:
+            self._error = ConnectionClosed("the connection was closed by the client")
+            self._wake()
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.abort()
@@ -463,42 +475,63 @@ class HTTPConnection(FlowControlProtocol):
         return (when, False)
 
     async def _wait(self) -> None:
-        waiter = self._loop.create_future()
+        """Wait for progress on the exchange, bounded by the read timeout and the deadline.
+
+        One timer per connection serves every wait: it is armed when a wait
+        starts and none is pending (or the pending one is too late), and when
+        it fires it re-arms itself if data arrived meanwhile. A request that
+        gets its answer before the timer is due costs no timer operation at all.
+        """
+        loop = self._loop
+        waiter = loop.create_future()
         self._waiter = waiter
-        when = self._when(self._read_timeout)
-        if when is not None:
-            self._timer = self._loop.call_at(when[0], self._on_timer, waiter, when[1])
+        read = self._read_timeout
+        deadline = self._deadline
+        if read is not None or deadline is not None:
+            now = loop.time()
+            self._wait_since = now
+            if read is None:
+                assert deadline is not None
+                when = deadline
+            else:
+                when = now + read
+                if deadline is not None and deadline < when:
+                    when = deadline
+            timer = self._timer
+            if timer is None or self._timer_when > when:
+                if timer is not None:
+                    timer.cancel()
+                self._timer_when = when
+                self._timer = loop.call_at(when, self._on_timer)
         try:
             await waiter
         finally:
             self._waiter = None
-            timer = self._timer
-            if timer is not None:
-                self._timer = None
-                timer.cancel()
 
-    def _on_timer(self, waiter: asyncio.Future[None], total: bool) -> None:
-        if waiter.done() or waiter is not self._waiter:
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait arms a new timer
+        now = self._loop.time()
+        deadline = self._deadline
+        if deadline is not None and now >= deadline:
+            self._fail(TotalTimeout("the request's total deadline passed"))
             return
-        if not total and self._read_timeout is not None:
-            # Data may have arrived without waking us (read_all waits for the end only).
-            quiet_until = self._last_activity + self._read_timeout
-            if self._received_any and quiet_until > self._loop.time():
-                deadline = self._deadline
-                when, is_total = (
-                    (deadline, True)
-                    if deadline is not None and deadline <= quiet_until
-                    else (quiet_until, False)
-                )
-                self._timer = self._loop.call_at(when, self._on_timer, waiter, is_total)
+        read = self._read_timeout
+        when = deadline
+        if read is not None:
+            # Data may have arrived without waking the waiter (read_all waits
+            # for the end only): the read timeout counts from the latest of both.
+            quiet_until = max(self._wait_since, self._last_activity) + read
+            if quiet_until <= now:
+                self._fail(ReadTimeout(f"no data from the server for {read} seconds"))
                 return
-        if total:
-            error: BaseException = TotalTimeout("the request's total deadline passed")
-        else:
-            error = ReadTimeout(
-                f"no data from the server for {self._read_timeout} seconds"
-            )
-        self._fail(error)
+            if when is None or quiet_until < when:
+                when = quiet_until
+        if when is not None:
+            self._timer_when = when
+            self._timer = self._loop.call_at(when, self._on_timer)
 
     def _fail(self, error: BaseException) -> None:
         """The exchange cannot continue: record why, wake the waiter, drop the connection."""

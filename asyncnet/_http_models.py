@@ -112,6 +112,8 @@ class ClientStatistics:
     requests_reused: int
     #: Times a connection paused reading because a response body was not consumed fast enough.
     read_pauses: int
+    #: Most response body bytes any connection has held unconsumed at once.
+    peak_body_buffered: int = 0
 
 
 class BodySource(Protocol):

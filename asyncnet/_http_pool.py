@@ -52,6 +52,7 @@ class ConnectionPool:
         self._closed = False
         self.connections_opened = 0
         self._gone_read_pauses = 0
+        self._gone_peak_buffered = 0
 
     @property
     def closed(self) -> bool:
@@ -79,6 +80,13 @@ class ConnectionPool:
     def read_pauses(self) -> int:
         """Read pauses of the connections still open."""
         return self._gone_read_pauses + sum(conn.read_pauses for conn in self._all)
+
+    @property
+    def peak_buffered(self) -> int:
+        """Most body bytes any connection has buffered at once."""
+        return max(
+            self._gone_peak_buffered, max((c.peak_buffered for c in self._all), default=0)
+        )
 
     # -- acquire ------------------------------------------------------------------
 
@@ -234,6 +242,7 @@ class ConnectionPool:
         self._all.discard(conn)
         self._evicting.discard(conn)
         self._gone_read_pauses += conn.read_pauses
+        self._gone_peak_buffered = max(self._gone_peak_buffered, conn.peak_buffered)
         idle = self._idle.get(conn.key)
         if idle and conn in idle:
             idle.remove(conn)

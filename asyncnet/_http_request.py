@@ -91,6 +91,43 @@ def _as_str(item: object, what: str) -> str:
     raise InvalidHeader(f"header {what} must be str or bytes, not {type(item).__name__}")
 
 
+# A checked field: (name, lower-case name, value without surrounding
+# whitespace, the field's line as sent).
+_Field = tuple[str, str, str, str]
+
+# Fields already checked, keyed by the (name, value) pair given. Clients send
+# the same few fields on every request, so checking each once pays; the cache
+# is emptied when full, which bounds it whatever the keys.
+_FIELD_CACHE: dict[tuple[object, object], _Field] = {}
+_FIELD_CACHE_MAX: Final = 1024
+
+
+def _check_field(name: object, value: object) -> _Field:
+    key = (name, value)
+    try:
+        cached = _FIELD_CACHE.get(key)
+    except TypeError:  # an unhashable name or value: reported below
+        cached = None
+        key = None  # type: ignore[assignment]
+    if cached is not None:
+        return cached
+    name_s = name if isinstance(name, str) else _as_str(name, "name")
+    value_s = value if isinstance(value, str) else _as_str(value, "value")
+    if _TOKEN.fullmatch(name_s) is None:
+        raise InvalidHeader(f"header name must be a token (RFC 9110 §5.1): {name_s!r}")
+    if _FIELD_VALUE.fullmatch(value_s) is None:
+        raise InvalidHeader(
+            f"header {name_s!r} has a control or non-latin-1 character in its value: {value_s!r}"
+        )
+    value_s = value_s.strip(" \t")
+    field = (name_s, name_s.lower(), value_s, f"{name_s}: {value_s}\r\n")
+    if key is not None:
+        if len(_FIELD_CACHE) >= _FIELD_CACHE_MAX:
+            _FIELD_CACHE.clear()
+        _FIELD_CACHE[key] = field
+    return field
+
+
 def validate_header_items(
     headers: Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None,
 ) -> list[tuple[str, str]]:
@@ -110,27 +147,20 @@ def validate_header_items(
         raise InvalidHeader("headers must be a mapping or pairs, not a string")
     else:
         pairs = headers
-    token = _TOKEN.fullmatch
-    field_value = _FIELD_VALUE.fullmatch
     out: list[tuple[str, str]] = []
+    cache = _FIELD_CACHE
     for pair in pairs:
         try:
-            name, value = pair
-        except (TypeError, ValueError):
-            raise InvalidHeader(f"header must be a (name, value) pair, not {pair!r}") from None
-        if name.__class__ is not str:
-            name = _as_str(name, "name")
-        if value.__class__ is not str:
-            value = _as_str(value, "value")
-        if token(name) is None:
-            raise InvalidHeader(f"header name must be a token (RFC 9110 §5.1): {name!r}")
-        if field_value(value) is None:
-            raise InvalidHeader(
-                f"header {name!r} has a control or non-latin-1 character in its value: {value!r}"
-            )
-        if value and (value[0] in " \t" or value[-1] in " \t"):
-            value = value.strip(" \t")
-        out.append((name, value))
+            field = cache.get(pair)
+        except TypeError:
+            field = None
+        if field is None:
+            try:
+                name, value = pair
+            except (TypeError, ValueError):
+                raise InvalidHeader(f"header must be a (name, value) pair, not {pair!r}") from None
+            field = _check_field(name, value)
+        out.append((field[0], field[2]))
     return out
 
 
@@ -160,43 +190,34 @@ def serialize_head(
     if body_length is not None and body_length < 0:
         raise LocalProtocolError(f"negative body length {body_length}")
     host: str | None = None
-    lines: list[str] = [method, " ", url.target, " HTTP/1.1\r\n", "", ""]
-    token = _TOKEN.fullmatch
-    field_value = _FIELD_VALUE.fullmatch
-    items: Iterable[tuple[Any, Any]] = headers
-    for name, value in items:
-        if name.__class__ is not str or value.__class__ is not str:
-            raise InvalidHeader(f"header name and value must be str: {(name, value)!r}")
-        if token(name) is None:
-            raise InvalidHeader(f"header name must be a token (RFC 9110 §5.1): {name!r}")
-        if field_value(value) is None:
-            raise InvalidHeader(
-                f"header {name!r} has a control or non-latin-1 character in its value: {value!r}"
-            )
-        lower = name.lower()
+    lines: list[str] = [f"{method} {url.target} HTTP/1.1\r\n", "", ""]
+    cache = _FIELD_CACHE
+    for pair in headers:
+        field = cache.get(pair)
+        if field is None:
+            name, value = pair
+            field = _check_field(name, value)
+        lower = field[1]
         if lower in _FRAMING:
             if lower == "host":
                 if host is not None:
                     raise InvalidHeader("more than one Host header")
-                host = value.strip(" \t")
-                lines[4] = f"{name}: {host}\r\n"
+                host = field[2]
+                lines[1] = field[3]
             elif lower == "content-length":
-                _check_content_length(value, body_length, chunked)
+                _check_content_length(field[2], body_length, chunked)
             else:
-                _check_transfer_encoding(value, chunked)
+                _check_transfer_encoding(field[2], chunked)
             continue
-        lines.append(name)
-        lines.append(": ")
-        lines.append(value.strip(" \t") if value[:1] in " \t" or value[-1:] in " \t" else value)
-        lines.append("\r\n")
+        lines.append(field[3])
     if host is None:
-        lines[4] = f"Host: {url.host_header}\r\n"
+        lines[1] = f"Host: {url.host_header}\r\n"
     elif not host:
         raise InvalidHeader("empty Host header")
     if chunked:
-        lines[5] = "Transfer-Encoding: chunked\r\n"
+        lines[2] = "Transfer-Encoding: chunked\r\n"
     elif body_length is not None and (body_length or method in _METHODS_WITH_CONTENT):
-        lines[5] = f"Content-Length: {body_length}\r\n"
+        lines[2] = f"Content-Length: {body_length}\r\n"
     lines.append("\r\n")
     return "".join(lines).encode("latin-1")
 
@@ -317,8 +338,12 @@ class RequestBody:
         self._file = file
         self.length = None
         self.replayable = False
+        if inspect.iscoroutinefunction(file.read):
+            # An asynchronous file object: its seek and tell are coroutines
+            # too, so it is streamed rather than measured.
+            return
         try:
-            seekable = bool(file.seekable())
+            seekable = file.seekable() is True
         except (AttributeError, OSError, ValueError):
             seekable = False
         if not seekable:

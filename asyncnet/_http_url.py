@@ -40,6 +40,7 @@ _SPLIT_REF = re.compile(
 # stricter than RFC 3986 reg-name, whose sub-delims never occur in DNS names.
 _HOSTNAME = re.compile(r"(?:[a-z0-9_\-]+\.)*[a-z0-9_\-]+\.?")
 _PORT = re.compile(r"[0-9]{1,5}")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 # A percent sign that does not start a %XX escape.
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # What may appear unescaped in a path (RFC 3986 pchar plus "/" and the "%" of
@@ -134,15 +135,23 @@ class URL:
 
         Relative, absolute-path, scheme-relative and absolute references work;
         a reference to any scheme but http/https raises :class:`InvalidURL`.
+        Spaces inside the path or query are sent as ``%20``, as browsers do.
         """
         if not isinstance(location, str):
             raise InvalidURL(f"a URL reference must be str, not {type(location).__name__}")
         location = _fix_latin1(location)
-        _check_raw(location)
         m = _SPLIT_REF.fullmatch(location)
         if m is None:  # pragma: no cover - every string matches
             raise InvalidURL(f"invalid URL reference {location!r}")
         scheme, authority, path, query = m.groups()
+        if " " in location and location.strip(" ") == location and " " not in (authority or ""):
+            # Servers do send "Location: /a b"; browsers, httpx and requests
+            # follow it as "/a%20b", and so does this. Spaces anywhere else,
+            # and every other control character, are refused below.
+            path = path.replace(" ", "%20")
+            query = None if query is None else query.replace(" ", "%20")
+            location = location.replace(" ", "%20")
+        _check_raw(location)
         if scheme is not None:
             scheme = scheme.lower()
             if scheme not in DEFAULT_PORTS:
@@ -278,6 +287,16 @@ def _normalize_host(host: str, text: str) -> str:
     host = host.lower()
     if not _HOSTNAME.fullmatch(host) or len(host.rstrip(".")) > 253:
         raise InvalidURL(f"invalid host {host!r}: {text!r}")
+    name = host[:-1] if host.endswith(".") else host
+    if _NUMERIC_LABEL.fullmatch(name.rpartition(".")[2]):
+        # A name ending in a numeric label is an IPv4 address to resolvers,
+        # which also read "127.1", "0x7f.0.0.1", "0177.0.0.1" and "2130706433"
+        # as 127.0.0.1. Only the canonical dotted quad is accepted, so the
+        # host a caller (or an allow-list) sees is the address connected to.
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            raise InvalidURL(f"ambiguous numeric host {host!r}: {text!r}") from None
     return host
 
 

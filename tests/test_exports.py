@@ -53,6 +53,9 @@ EXPECTED = {
     "Response",
     "Timeout",
     "__version__",
+    "FetchResult",
+    "fetch_all",
+    "fetch_iter",
 }
 
 

@@ -35,12 +35,23 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "TaskGroup raised 1 ValueError(s); sibling: ['long job was cancelled']",
         "after awaiting it: done=True, cancelled=True, cleaned up=True",
     ],
+    "lesson3_flow_control.py": [
+        "without drain(): wrote 8192 KiB to a peer that reads nothing",
+        "with drain():    the writer stopped after",
+        "protocol callbacks after one big write: ['pause_writing at",
+        "asyncnet echo server, slow reader: 2048 KiB echoed; the server paused reading",
+    ],
     "lesson4_closing.py": [
         "after close():       is_closing=True, server saw EOF=False",
         "after wait_closed(): the socket is closed, server saw EOF=True",
         "server handlers running=1",
         "closed properly: server handlers running=0",
         "new connections are refused",
+    ],
+    "lesson5_limits.py": [
+        "Semaphore(4), 20 requests of 0.05 s: 20 done in",
+        "fetch_all(concurrency=6, per_host=2), 40 URLs on 2 hosts: 40 ok in",
+        "results come back in input order, whatever finishes first: True",
     ],
     "lesson6_blocking.py": [
         "time.sleep(0.3) inside a coroutine",
@@ -106,3 +117,32 @@ def test_blocking_lesson_measures_the_freeze() -> None:
     assert frozen >= 300.0
     assert gaps["urllib.request.urlopen (0.3 s server)"] >= 300.0
     assert threaded < frozen
+
+
+def test_flow_control_lesson_shows_drain_bounding_the_buffer() -> None:
+    proc = _run("lesson3_flow_control.py")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    without = next(x for x in lines if x.startswith("without drain()"))
+    with_drain = next(x for x in lines if x.startswith("with drain()"))
+    buffered_without = int(without.split("; ")[1].split()[0])
+    buffered_with = int(with_drain.split("buffered: ")[1].split()[0])
+    # Without drain nearly everything stays in the process; with it, a bounded amount.
+    assert buffered_without > 4096
+    assert buffered_with <= 16 + 64 + 64  # high-water mark plus a chunk, with room
+    echo = next(x for x in lines if x.startswith("asyncnet echo server"))
+    pauses = int(echo.split("paused reading ")[1].split()[0])
+    peak = int(echo.split("peaked at ")[1].split()[0])
+    assert pauses >= 1
+    assert peak <= 64 + 256  # the mark plus one read of at most 256 KiB
+
+
+def test_limits_lesson_shows_the_limits_held_at_the_servers() -> None:
+    proc = _run("lesson5_limits.py")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    sem = next(x for x in lines if x.startswith("Semaphore(4)"))
+    assert int(sem.split("at most ")[1].split()[0]) <= 4
+    fetch = next(x for x in lines if x.startswith("fetch_all("))
+    per_host = fetch.split("peak in flight per host: ")[1].split()
+    assert int(per_host[0]) <= 2 and int(per_host[2]) <= 2

@@ -712,3 +712,75 @@ async def test_reset_during_upload_is_a_write_error() -> None:
         with pytest.raises(asyncnet.WriteError) as info:
             await client.post(srv.url(), body=endless())
         assert isinstance(info.value, ConnectionError)
+
+
+async def test_shorter_read_timeout_on_a_reused_connection() -> None:
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader, writer)
+        await srv.send(writer, OK)
+        await srv.read_request(reader, writer)
+        await asyncio.Event().wait()  # never answers the second request
+
+    async with RawServer(once) as srv, HTTPClient(timeout=Timeout(read=30)) as client:
+        # The first request leaves the connection's timer armed 30 s ahead.
+        assert (await client.get(srv.url())).content == b"ok"
+        with pytest.raises(asyncnet.ReadTimeout):
+            await client.get(srv.url(), timeout=Timeout(read=0.05))
+    assert srv.connections == 1
+
+
+async def test_aiter_bytes_with_a_slow_consumer_uses_bounded_memory() -> None:
+    """32 MiB through aiter_bytes(); the consumer stalls until the server is blocked."""
+    size = 32 * 1024 * 1024
+    limit = 256 * 1024
+    max_read = 256 * 1024  # the most a selector transport reads at once
+    body = pattern(size)
+    server_blocked = asyncio.Event()
+    server_done = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader, writer)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        view = memoryview(body)
+        for start in range(0, size, 64 * 1024):
+            writer.write(view[start : start + 64 * 1024])
+            if writer.transport.get_write_buffer_size() > 0:
+                server_blocked.set()  # kernel buffers full: the client stopped reading
+            await writer.drain()
+        server_done.set()
+        await reader.read()
+
+    async def stall() -> None:
+        waits = [asyncio.ensure_future(e.wait()) for e in (server_blocked, server_done)]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+        server_blocked.clear()
+
+    async with RawServer(handler) as srv, HTTPClient(body_buffer=limit) as client:
+        digest = bytearray()
+        async with client.stream("GET", srv.url()) as resp:
+            count = 0
+            async for chunk in resp.aiter_bytes():
+                if count % 64 == 0:
+                    await stall()
+                count += 1
+                digest += chunk
+        assert bytes(digest) == body
+        stats = client.statistics()
+        assert stats.read_pauses >= 1
+        assert stats.peak_body_buffered <= limit + max_read, stats.peak_body_buffered
+        assert stats.connections_idle == 1  # read to the end: reusable
+
+
+async def test_closing_the_client_fails_requests_in_flight() -> None:
+    async with RawServer(_never_answer) as srv:
+        client = HTTPClient()
+        pending = asyncio.ensure_future(client.get(srv.url()))
+        await srv.wait_until(lambda s: s.connections == 1)
+        await client.aclose()
+        with pytest.raises(asyncnet.ConnectionClosed):
+            await pending
+        with pytest.raises(asyncnet.ConnectionClosed):
+            await client.get(srv.url())

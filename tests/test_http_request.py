@@ -378,12 +378,23 @@ class Unseekable:
 
 
 class AsyncReader:
+    """Shaped like aiofiles: every method is a coroutine function."""
+
     def __init__(self, data: bytes) -> None:
         self._buf = io.BytesIO(data)
 
     async def read(self, n: int = -1) -> bytes:
         await asyncio.sleep(0)
         return self._buf.read(n)
+
+    async def seekable(self) -> bool:
+        return True
+
+    async def seek(self, pos: int, whence: int = 0) -> int:
+        return self._buf.seek(pos, whence)
+
+    async def tell(self) -> int:
+        return self._buf.tell()
 
 
 async def test_body_unseekable_file_is_streamed() -> None:

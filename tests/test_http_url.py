@@ -41,6 +41,9 @@ def test_public_name() -> None:
         ("http://h/a?b#c?d", "http", "h", 80, "/a?b", "h"),
         ("http://h/?", "http", "h", 80, "/?", "h"),
         ("http://127.0.0.1:8000/x", "http", "127.0.0.1", 8000, "/x", "127.0.0.1:8000"),
+        ("http://127.0.0.1./", "http", "127.0.0.1.", 80, "/", "127.0.0.1."),
+        ("http://1a.example/", "http", "1a.example", 80, "/", "1a.example"),
+        ("http://example.com1/", "http", "example.com1", 80, "/", "example.com1"),
         ("http://[::1]/", "http", "::1", 80, "/", "[::1]"),
         ("http://[::1]:8080/", "http", "::1", 8080, "/", "[::1]:8080"),
         ("http://[0:0:0:0:0:0:0:1]/", "http", "::1", 80, "/", "[::1]"),
@@ -162,6 +165,16 @@ def test_target_encoding(text: str, target: str) -> None:
         "http://" + "a" * 254 + "/",
         "http://\u2024.com/",  # IDNA cannot encode an empty label
         "http://us%ffer@h/",  # userinfo not UTF-8
+        # numeric hosts other than a canonical dotted quad
+        "http://127.1/",
+        "http://0x7f.0.0.1/",
+        "http://0177.0.0.1/",
+        "http://2130706433/",
+        "http://127.0.0.01/",
+        "http://256.0.0.1/",
+        "http://1.2.3.4.5/",
+        "http://a.0x1/",
+        "http://example.123/",
     ],
 )
 def test_rejected(text: str) -> None:
@@ -284,7 +297,14 @@ def test_join_encodes_and_decodes_utf8_location() -> None:
     wire = "/café".encode().decode("latin-1")
     assert base.join(wire).target == "/caf%C3%A9"
     assert base.join("/café").target == "/caf%C3%A9"
-    assert base.join("/a b".replace(" ", "%20")).target == "/a%20b"
+    assert base.join("/a%20b").target == "/a%20b"
+
+
+def test_join_encodes_spaces_in_path_and_query() -> None:
+    base = parse_url("http://a/x/")
+    assert base.join("/a b?c d").target == "/a%20b?c%20d"
+    assert base.join("y z").target == "/x/y%20z"
+    assert str(base.join("http://b/p q")) == "http://b/p%20q"
 
 
 @pytest.mark.parametrize(
@@ -296,8 +316,11 @@ def test_join_encodes_and_decodes_utf8_location() -> None:
         "data:text/plain,hi",
         "https:g",
         "/a\r\nSet-Cookie: x",
-        "/a b",
+        "/a\tb",
         " /a",
+        "/a ",
+        "//ho st/",
+        "http://ho st/",
         "//",
         "//h:99999/",
         "http://",
@@ -312,7 +335,7 @@ def test_join_rejects(ref: str) -> None:
 # -- properties ----------------------------------------------------------------
 
 _host = st.one_of(
-    st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\.[a-z0-9]{1,8}){0,3}", fullmatch=True),
+    st.from_regex(r"([a-z0-9_-]{1,8}\.){0,3}[a-z][a-z0-9-]{0,10}\.?", fullmatch=True),
     st.ip_addresses(v=4).map(str),
     st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
 )
