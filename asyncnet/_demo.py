@@ -192,12 +192,16 @@ async def _echo_part(p: _Printer) -> _EchoReport:
     p.say(
         f"  echoed {mib:.1f} MiB in {report.seconds:.2f} s; the server paused reading "
         f"{report.server_pauses} times (at most {report.peak_paused} connection paused at "
-        f"once); its largest write buffer was {report.max_write_buffer / 1024:.0f} KiB."
+        f"once); its largest write buffer was {report.max_write_buffer // 1024} KiB."
     )
-    p.say(
-        f"  the client's own sends paused {report.client_pauses} times and resumed "
-        f"{report.client_resumes} times: backpressure travelled all the way back."
-    )
+    if report.client_pauses:
+        p.say(
+            f"  the client's own writes were paused {report.client_pauses} time(s) and "
+            f"resumed {report.client_resumes} time(s): backpressure travelled all the "
+            f"way back to the producer."
+        )
+    else:
+        p.say("  the client's own writes never had to pause: its kernel buffer absorbed them.")
     p.check("every byte came back", report.bytes_back == ECHO_TOTAL)
     p.check("the server paused instead of buffering", report.server_pauses > 0)
     # One read can land on top of a buffer just under the mark, so the bound

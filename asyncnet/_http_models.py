@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json as _json
 import math
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -363,14 +363,16 @@ class Response:
     async def _aiter_decoded(
         self, decoder: ContentDecoder | None, chunk_size: int | None
     ) -> AsyncIterator[bytes]:
+        # The decoder's output is pulled one bounded step at a time and handed
+        # on before the next step is decoded: a compressed read of 256 KiB may
+        # inflate to tens of MiB, which must never be held all at once.
         pending = bytearray()
         raw = self.aiter_raw()
         try:
             async for chunk in raw:
-                if decoder is None:
-                    pieces: list[bytes] = [chunk]
-                else:
-                    pieces = decoder.decode(chunk)
+                pieces: Iterable[bytes] = (
+                    (chunk,) if decoder is None else decoder.iter_decode(chunk)
+                )
                 for piece in pieces:
                     if not piece:
                         continue
@@ -382,16 +384,18 @@ class Response:
                         yield bytes(pending[:chunk_size])
                         del pending[:chunk_size]
             if decoder is not None:
-                tail = decoder.flush()
-                if tail:
+                for piece in decoder.iter_flush():
+                    if not piece:
+                        continue
                     if chunk_size is None:
-                        yield tail
+                        yield piece
                     else:
-                        pending += tail
-            while pending:
-                size = chunk_size or len(pending)
-                yield bytes(pending[:size])
-                del pending[:size]
+                        pending += piece
+                        while len(pending) >= chunk_size:
+                            yield bytes(pending[:chunk_size])
+                            del pending[:chunk_size]
+            if pending:
+                yield bytes(pending)
         finally:
             await raw.aclose()
 
