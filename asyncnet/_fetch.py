@@ -28,14 +28,13 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 from ._errors import TimeoutError as AsyncNetTimeoutError
 from ._errors import TotalTimeout, TransportError, UsageError
 from ._http_client import HTTPClient
 from ._http_headers import Headers
-from ._http_models import Limits, Timeout
+from ._http_models import Limits, Response, Timeout
 
 __all__ = ["DEFAULT_TIMEOUT", "FetchResult", "fetch_all", "fetch_iter"]
 
@@ -436,7 +435,7 @@ class _Engine:
         )
 
     @staticmethod
-    async def _read_capped(response: Any, limit: int) -> tuple[bytes, bool]:
+    async def _read_capped(response: Response, limit: int) -> tuple[bytes, bool]:
         """Keep at most ``limit`` body bytes; stop reading (and drop the rest) past it."""
         kept = bytearray()
         async for chunk in response.aiter_bytes():
@@ -521,9 +520,6 @@ async def fetch_all(
     return done
 
 
-_DONE: Any = object()
-
-
 async def fetch_iter(
     urls: Iterable[str],
     *,
@@ -548,7 +544,8 @@ async def fetch_iter(
     closed: use ``async with contextlib.aclosing(fetch_iter(...)) as it``;
     closing it cancels what is in flight and closes the client it created.
     """
-    queue: asyncio.Queue[FetchResult] = asyncio.Queue(maxsize=concurrency)
+    # None marks the end; the bound makes a slow consumer slow the workers down.
+    queue: asyncio.Queue[FetchResult | None] = asyncio.Queue(maxsize=concurrency)
 
     async def emit(result: FetchResult) -> None:
         await _call(on_result, result)
@@ -578,13 +575,13 @@ async def fetch_iter(
             # full the consumer is not waiting: it drains the queue, then sees
             # the runner done.
             if not queue.full():
-                queue.put_nowait(_DONE)
+                queue.put_nowait(None)
 
     runner = asyncio.create_task(run(), name="asyncnet-fetch-iter")
     try:
         while not (runner.done() and queue.empty()):
             result = await queue.get()
-            if result is _DONE:
+            if result is None:
                 break
             yield result
         await runner

@@ -75,7 +75,17 @@ def _zlib_error(name: str, exc: zlib.error) -> DecodeError:
 class _ZlibStage:
     """gzip (several members), or deflate (zlib-wrapped or raw, detected)."""
 
-    __slots__ = ("_d", "_done", "_gzip", "_head", "_name", "_padding", "_seen", "_step", "consumed")
+    __slots__ = (
+        "_d",
+        "_done",
+        "_gzip",
+        "_head",
+        "_name",
+        "_seen",
+        "_step",
+        "_trailing",
+        "consumed",
+    )
 
     def __init__(self, name: str, step: int) -> None:
         self._name = name
@@ -86,7 +96,7 @@ class _ZlibStage:
         self._d: Any = zlib.decompressobj(16 + zlib.MAX_WBITS) if self._gzip else None
         self._head = b""  # deflate: bytes held until the format is known
         self._done = False  # a member or stream ended and nothing follows yet
-        self._padding = False  # gzip: only NUL bytes may follow now
+        self._trailing = False  # past the end: the rest is ignored
         self._seen = False  # any input at all
         self.consumed = 0
 
@@ -141,15 +151,15 @@ class _ZlibStage:
                     pos = 0
 
     def _after_end(self, data: bytes) -> bytes:
-        """Handle bytes after a complete stream; return those that start a new gzip member."""
-        if not self._gzip:
-            raise DecodeError(f"{len(data)} bytes of junk after the end of the deflate stream")
-        if self._padding or data[0] == 0:
-            # Some servers pad gzip output with NUL bytes; those are ignored,
-            # but nothing else may follow them.
-            if data.count(0) != len(data):
-                raise DecodeError("junk after the NUL padding of a gzip stream")
-            self._padding = True
+        """Handle bytes after a complete stream; return those that start a new gzip member.
+
+        Anything else after the end is ignored, as urllib3, httpx, aiohttp and
+        browsers do (servers pad with NUL bytes or append junk): the content
+        before it is complete and was verified by its checksum. A new gzip
+        member is decoded, and is an error if corrupt.
+        """
+        if self._trailing or not self._gzip or data[0] != 0x1F:
+            self._trailing = True
             self.consumed += len(data)
             return b""
         self._done = False

@@ -278,12 +278,22 @@ def _normalize_host(host: str, text: str) -> str:
     if not host:
         raise InvalidURL(f"URL has no host: {text!r}")
     if not host.isascii():
-        # The standard library's IDNA 2003 codec; names it cannot encode are
-        # refused rather than sent in some other form.
+        # The standard library's IDNA 2003 codec. Names it cannot encode are
+        # refused, and so are names it would silently change: nameprep drops
+        # soft hyphens and zero-width characters, folds full-width letters and
+        # maps "ß" to "ss" (IDNA 2008 keeps it), so the encoding must decode
+        # back to the name as given, lower-cased.
         try:
-            host = host.encode("idna").decode("ascii")
+            encoded = host.encode("idna").decode("ascii")
+            same = encoded.encode("ascii").decode("idna") == host.lower()
         except UnicodeError as exc:
             raise InvalidURL(f"host {host!r} cannot be IDNA-encoded: {text!r}") from exc
+        if not same:
+            raise InvalidURL(
+                f"host {host!r} would be changed by IDNA to {encoded!r}; "
+                f"give the ASCII (xn--) form instead: {text!r}"
+            )
+        host = encoded
     host = host.lower()
     if not _HOSTNAME.fullmatch(host) or len(host.rstrip(".")) > 253:
         raise InvalidURL(f"invalid host {host!r}: {text!r}")

@@ -90,12 +90,11 @@ def test_example_runs_and_shows_its_point(name: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # -X dev turns on asyncio debug checks: no unclosed transports, no
     # never-retrieved exceptions, nothing left behind.
-    stderr = proc.stderr
-    if name == "lesson6_blocking.py":
-        # The lesson blocks the loop on purpose; debug mode rightly logs
-        # "Executing <Task ...> took 0.300 seconds" for each blocking call.
-        lines = [ln for ln in stderr.splitlines() if not _is_slow_callback_log(ln)]
-        stderr = "\n".join(lines)
+    # Debug mode also logs "Executing <Task ...> took 0.300 seconds" for any
+    # step that held the loop over 100 ms: lesson 6 does so on purpose, and on
+    # a loaded machine any step can; that is timing, not a defect.
+    lines = [ln for ln in proc.stderr.splitlines() if not _is_slow_callback_log(ln)]
+    stderr = "\n".join(lines)
     assert stderr == "", proc.stderr
     for phrase in EXPECTED_OUTPUT[name]:
         assert phrase in proc.stdout, (phrase, proc.stdout)

@@ -169,10 +169,9 @@ def test_truncated_at_flush(name: str) -> None:
         ("deflate", b"\xff\xff\xff\xff\xff\xff"),
         ("deflate", zlib.compress(SAMPLE)[:-4] + b"\x00\x00\x00\x00"),  # bad adler32
         ("gzip", gzip.compress(SAMPLE)[:-8] + b"\x00" * 8),  # bad crc and length
-        ("gzip", gzip.compress(SAMPLE) + b"junk"),
-        ("gzip", gzip.compress(SAMPLE) + b"\x00\x00junk"),
-        ("deflate", zlib.compress(SAMPLE) + b"x"),
-        ("deflate", zlib.compress(SAMPLE) + zlib.compress(SAMPLE)),
+        # a second gzip member that is corrupt
+        ("gzip", gzip.compress(SAMPLE) + b"\x1f\x8b\x08\x00garbage garbage garbage"),
+        ("gzip", gzip.compress(SAMPLE) + gzip.compress(b"x")[:-8] + b"\x00" * 8),
     ],
 )
 def test_corrupt(coding: str, body: bytes) -> None:
@@ -182,10 +181,25 @@ def test_corrupt(coding: str, body: bytes) -> None:
         decode_all(coding, [body[i : i + 3] for i in range(0, len(body), 3)])
 
 
-def test_gzip_nul_padding_is_ignored() -> None:
-    encoded = gzip.compress(SAMPLE) + b"\x00" * 10
-    assert decode_all("gzip", [encoded]) == SAMPLE
-    assert decode_all("gzip", [encoded[:-5], encoded[-5:]]) == SAMPLE
+@pytest.mark.parametrize(
+    ("name", "trailer"),
+    [
+        ("gzip", b"\x00" * 10),
+        ("gzip", b"junk"),
+        ("gzip", b"\x00\x00junk\x1f\x8b"),
+        ("deflate", b"x"),
+        ("deflate", zlib.compress(b"another stream")),
+        ("deflate-raw", b"\x1f\x8b junk"),
+    ],
+)
+def test_bytes_after_the_end_are_ignored(name: str, trailer: bytes) -> None:
+    # As in urllib3, httpx, aiohttp and browsers: the content before them is
+    # complete and its checksum verified.
+    encoded = ENCODERS[name](SAMPLE) + trailer
+    coding = CODING_OF.get(name, name)
+    assert decode_all(coding, [encoded]) == SAMPLE
+    assert decode_all(coding, [encoded[:-3], encoded[-3:]]) == SAMPLE
+    assert decode_all(coding, [encoded[i : i + 5] for i in range(0, len(encoded), 5)]) == SAMPLE
 
 
 def test_decode_error_keeps_the_zlib_cause() -> None:

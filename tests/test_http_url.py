@@ -65,6 +65,7 @@ def test_public_name() -> None:
             "/",
             "xn--bcher-kva.example",
         ),
+        ("http://пример.рф./", "http", "xn--e1afmkfd.xn--p1ai.", 80, "/", "xn--e1afmkfd.xn--p1ai."),
     ],
 )
 def test_accepted(
@@ -164,6 +165,11 @@ def test_target_encoding(text: str, target: str) -> None:
         "http://[127.0.0.1]/",
         "http://" + "a" * 254 + "/",
         "http://\u2024.com/",  # IDNA cannot encode an empty label
+        # IDNA 2003 would silently rewrite these hosts
+        "http://exa\u00admple.com/",  # soft hyphen, mapped to nothing
+        "http://exa\u200bmple.com/",  # zero-width space, mapped to nothing
+        "http://\uff45xample.com/",  # full-width letter, folded
+        "http://stra\u00dfe.de/",  # sharp s, mapped to "ss"
         "http://us%ffer@h/",  # userinfo not UTF-8
         # numeric hosts other than a canonical dotted quad
         "http://127.1/",

@@ -45,9 +45,9 @@ async def main() -> None:
     # asyncio.wait with a timeout: no exception, you get two sets back.
     tasks = [asyncio.create_task(sleeper(s)) for s in (0.01, 0.02, 5.0)]
     t0 = time.perf_counter()
-    done, pending = await asyncio.wait(tasks, timeout=0.1)
+    done, pending = await asyncio.wait(tasks, timeout=0.3)
     print(
-        f"wait(timeout=0.1) returned after {time.perf_counter() - t0:.2f} s: "
+        f"wait(timeout=0.3) returned after {time.perf_counter() - t0:.2f} s: "
         f"{len(done)} done, {len(pending)} pending"
     )
     for task in pending:

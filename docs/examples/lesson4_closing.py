@@ -13,11 +13,13 @@ import asyncio
 async def main() -> None:
     server_saw_eof = asyncio.Event()
     handlers: set[asyncio.Task[None]] = set()
+    arrived = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         handlers.add(task)
+        arrived.set()
         try:
             await reader.read()  # returns b"" once the client has closed
             server_saw_eof.set()
@@ -44,8 +46,10 @@ async def main() -> None:
 
     # 2. What forgetting costs: a connection nobody closes stays open.
     open_handlers_before = len(handlers)
+    arrived.clear()
     _, forgotten = await asyncio.open_connection("127.0.0.1", port)
     forgotten.write(b"hello")
+    await arrived.wait()  # the server is now handling it
     await asyncio.sleep(0.1)
     print(
         f"a connection never closed is still open 100 ms later: "
