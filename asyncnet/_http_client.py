@@ -145,7 +145,28 @@ class HTTPClient:
     """An HTTP/1.1 client with a keep-alive pool, timeouts, redirects and TLS.
 
     Use it as ``async with HTTPClient() as client:`` so that its connections
-    are closed at the end; every setting can also be given per request.
+    are closed at the end. ``timeout`` and ``follow_redirects`` can also be
+    given per request.
+
+    :param timeout: a :class:`~asyncnet.Timeout`, a number of seconds for
+        connect, read, write and pool alike, or ``None`` for no limits.
+    :param limits: pool bounds, see :class:`~asyncnet.Limits`.
+    :param max_redirects: redirects followed before
+        :class:`~asyncnet.TooManyRedirects`.
+    :param follow_redirects: whether redirects are followed by default.
+    :param ssl: ``None``/``True`` for the shared verifying context, an
+        :class:`ssl.SSLContext` to use as given, ``False`` for encryption
+        without verification (test servers only).
+    :param headers: headers sent with every request (a mapping or pairs);
+        per-request headers of the same name replace them.
+    :param decode_content: undo ``Content-Encoding`` in ``read()`` and
+        ``aiter_bytes()`` and advertise what can be undone in ``Accept-Encoding``.
+    :param happy_eyeballs_delay: seconds before the next address is tried
+        while one is still connecting; ``None`` tries addresses one by one.
+    :param parser_limits: limits of the response parser
+        (:class:`~asyncnet.ParserLimits`).
+    :param body_buffer: response body bytes a connection buffers for a slow
+        consumer before it pauses reading from the socket.
     """
 
     def __init__(

@@ -272,6 +272,13 @@ class HTTPConnection(FlowControlProtocol):
         if transport is not None and not transport.is_closing():
             transport.abort()
 
+    def shut_down(self, error: BaseException) -> None:
+        """Drop the connection now; a request in flight on it fails with ``error``."""
+        if self._active:
+            self._fail(error)
+        else:
+            self.abort()
+
     def close(self) -> None:
         """Close the connection gracefully (flushing buffered writes first)."""
         self._keep_alive = False

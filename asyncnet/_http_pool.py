@@ -319,7 +319,9 @@ class ConnectionPool:
         self._n_idle = 0
         conns = list(self._all)
         for conn in conns:
-            conn.abort()
+            # A request still using it is told why, instead of getting an EOF
+            # that it would blame on the server.
+            conn.shut_down(ConnectionClosed("the client was closed during the request"))
         # Let connection_lost run for what we just closed.
         for _ in range(3):
             if not self._all:

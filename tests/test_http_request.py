@@ -139,8 +139,10 @@ def test_any_control_char_in_value_rejected(
 )
 def test_any_token_name_accepted(name: str, value: str) -> None:
     assert validate_header_items([(name, value)]) == [(name, value)]
+    if name.lower() in ("content-length", "transfer-encoding"):
+        return  # framing fields must agree with the body: see the framing tests
     head = serialize_head("GET", parse_url("http://h/"), [(name, value)], None, chunked=False)
-    if name.lower() not in ("host", "content-length", "transfer-encoding"):
+    if name.lower() != "host":
         assert f"\r\n{name}: {value}\r\n".encode("latin-1") in head
 
 

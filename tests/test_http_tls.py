@@ -1,8 +1,9 @@
-"""TLS for the HTTP client: the context policy, checked against real handshakes on loopback.
+"""TLS for the HTTP client: the context policy, and HTTPClient against TLS peers.
 
-The handshakes here use ``asyncio.open_connection`` with the contexts that
-``asyncnet._http_tls`` hands to the client, against :class:`RawServer` serving
-the committed test certificates (``tests/certs/``).
+The first half checks the contexts that ``asyncnet._http_tls`` hands to the
+client with plain ``asyncio.open_connection`` handshakes; the second half runs
+:class:`~asyncnet.HTTPClient` itself. Peers are :class:`RawServer` and
+:class:`HTTPServer` serving the committed test certificates (``tests/certs/``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import ssl
 
 import pytest
 
+import asyncnet
+from asyncnet import HTTPClient
 from asyncnet._http_tls import (
     ALPN_PROTOCOLS,
     create_ssl_context,
@@ -19,7 +22,16 @@ from asyncnet._http_tls import (
     ssl_context_for,
     unverified_ssl_context,
 )
-from tests._servers import CERTS, RawServer, ipv6_available, response, server_ssl_context
+from tests._servers import (
+    CERTS,
+    HTTPServer,
+    RawServer,
+    client_ssl_context,
+    ipv6_available,
+    pattern,
+    response,
+    server_ssl_context,
+)
 
 GET = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
 REPLY = response(200, b"tls ok")
@@ -145,3 +157,105 @@ async def test_tls_over_ipv6_loopback() -> None:
         pytest.skip("::1 not available")
     async with _tls_server(host="::1") as srv:
         assert await _handshake(srv, _test_ca_context(), "::1", host="::1") == "http/1.1"
+
+
+# -- HTTPClient over TLS ----------------------------------------------------------------
+
+
+def _verification_error(exc: BaseException) -> ssl.SSLCertVerificationError:
+    """The certificate error behind a ConnectError (it is kept as the cause)."""
+    assert isinstance(exc, asyncnet.ConnectError)
+    cause = exc.__cause__
+    assert isinstance(cause, ssl.SSLCertVerificationError), repr(cause)
+    return cause
+
+
+async def test_client_with_custom_context_succeeds_and_reuses() -> None:
+    with HTTPServer(ssl=server_ssl_context()) as srv:
+        async with HTTPClient(ssl=_test_ca_context()) as client:
+            for host in ("localhost", "127.0.0.1", "localhost"):
+                resp = await client.get(srv.url("/bytes/3000", host=host))
+                assert resp.content == pattern(3000)
+            assert resp.url.scheme == "https"
+            # Different hosts are different pool keys: two connections, one reused.
+            assert client.statistics().connections_opened == 2
+    assert srv.connections == 2
+
+
+async def test_client_default_context_rejects_the_unknown_ca() -> None:
+    with HTTPServer(ssl=server_ssl_context()) as srv:
+        async with HTTPClient() as client:
+            with pytest.raises(asyncnet.ConnectError) as info:
+                await client.get(srv.url("/bytes/1", host="localhost"))
+        assert _verification_error(info.value).verify_code == 20
+        assert isinstance(info.value, ConnectionError)
+        # Never fell back to anything: the server got no request at all.
+        assert srv.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("cert", "code"),
+    [("wrong-host", 62), ("common-name-only", 62), ("expired", 10), ("self-signed", 18)],
+)
+async def test_client_rejects_bad_certificates(cert: str, code: int) -> None:
+    async with _tls_server(cert) as srv, HTTPClient(ssl=_test_ca_context()) as client:
+        with pytest.raises(asyncnet.ConnectError) as info:
+            await client.get(srv.url(host="localhost"))
+        assert _verification_error(info.value).verify_code == code
+        assert srv.requests == 0
+        # The slot comes back once the failed transport is gone (a loop turn or two).
+        for _ in range(100):
+            if client.statistics().connections_open == 0:
+                break
+            await asyncio.sleep(0)
+        assert client.statistics().connections_open == 0
+
+
+async def test_client_sends_sni_and_offers_http11() -> None:
+    seen: list[str | None] = []
+    ctx = server_ssl_context()
+
+    def record(sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        seen.append(name)
+
+    ctx.sni_callback = record
+    async with RawServer(responses=[REPLY], repeat=True, ssl=ctx) as srv, HTTPClient(
+        ssl=_test_ca_context()
+    ) as client:
+        assert (await client.get(srv.url(host="localhost"))).content == b"tls ok"
+    assert seen == ["localhost"]
+
+
+async def test_client_ssl_false_encrypts_without_verifying() -> None:
+    async with _tls_server("self-signed") as srv, HTTPClient(ssl=False) as client:
+        assert (await client.get(srv.url(host="localhost"))).content == b"tls ok"
+        assert (await client.get(srv.url())).content == b"tls ok"
+
+
+async def test_plain_http_url_ignores_the_ssl_setting() -> None:
+    with HTTPServer() as srv:
+        async with HTTPClient(ssl=_test_ca_context()) as client:
+            assert (await client.get(srv.url("/bytes/5"))).content == pattern(5)
+
+
+async def test_plain_http_server_on_an_https_url_is_a_connect_error() -> None:
+    with HTTPServer() as srv:
+        async with HTTPClient(ssl=_test_ca_context()) as client:
+            with pytest.raises(asyncnet.ConnectError):
+                await client.get(srv.url("/bytes/5").replace("http://", "https://"))
+
+
+async def test_client_over_tls_on_ipv6_loopback() -> None:
+    if not ipv6_available():
+        pytest.skip("::1 not available")
+    with HTTPServer(host="::1", ssl=server_ssl_context()) as srv:
+        async with HTTPClient(ssl=_test_ca_context()) as client:
+            resp = await client.get(srv.url("/chunked/100000"))
+    assert resp.content == pattern(100000)
+
+
+async def test_test_ca_helper_context_works_with_the_client() -> None:
+    # tests._servers.client_ssl_context() is what other test modules use.
+    with HTTPServer(ssl=server_ssl_context()) as srv:
+        async with HTTPClient(ssl=client_ssl_context()) as client:
+            assert (await client.get(srv.url("/bytes/7", host="localhost"))).content == pattern(7)
