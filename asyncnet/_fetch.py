@@ -26,7 +26,15 @@ import email.utils
 import inspect
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sized,
+)
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -196,6 +204,7 @@ class _Engine:
         max_body: int | None,
         retry_backoff: float,
         retry_after_max: float,
+        size_hint: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"concurrency must be at least 1, not {concurrency}")
@@ -208,6 +217,8 @@ class _Engine:
         if max_body is not None and max_body < 0:
             raise UsageError(f"max_body must be 0 or more, not {max_body}")
         self._items: Iterator[tuple[int, str]] = enumerate(urls)
+        # No more workers than URLs when the input says how many there are.
+        self._workers = concurrency if size_hint is None else max(1, min(concurrency, size_hint))
         self._emit = emit
         self._client = client
         self._concurrency = concurrency
@@ -251,7 +262,7 @@ class _Engine:
         loop = asyncio.get_running_loop()
         workers = [
             asyncio.create_task(self._worker(), name=f"asyncnet-fetch-{i}")
-            for i in range(self._concurrency)
+            for i in range(self._workers)
         ]
         timer = (
             loop.call_later(self._deadline, self._expire) if self._deadline is not None else None
@@ -500,6 +511,7 @@ async def fetch_all(
     engine = _Engine(
         take(urls),
         emit,
+        size_hint=len(urls) if isinstance(urls, Sized) else None,
         client=client,
         concurrency=concurrency,
         per_host=per_host,
@@ -554,6 +566,7 @@ async def fetch_iter(
     engine = _Engine(
         urls,
         emit,
+        size_hint=len(urls) if isinstance(urls, Sized) else None,
         client=client,
         concurrency=concurrency,
         per_host=per_host,

@@ -336,3 +336,52 @@ async def test_per_host_does_not_starve_other_hosts() -> None:
                 if done_b == 5:
                     break
         assert a.counters().peak_in_flight <= 1
+
+
+async def test_no_more_workers_than_urls() -> None:
+    most_tasks = 0
+
+    def watch(result: FetchResult) -> None:
+        nonlocal most_tasks
+        most_tasks = max(most_tasks, len(asyncio.all_tasks()))
+
+    with DemoHTTPServer() as server:
+        urls = [server.url("/fast"), server.url("/fast?size=1")]
+        results = await fetch_all(urls, concurrency=1000, on_result=watch)
+    assert all(r.ok for r in results)
+    assert most_tasks <= len(urls) + 1
+
+
+def test_retry_after_parsing() -> None:
+    import email.utils
+    import time
+
+    from asyncnet._fetch import _retry_after
+
+    assert _retry_after(None) is None
+    assert _retry_after("0") == 0.0
+    assert _retry_after(" 120 ") == 120.0
+    assert _retry_after("soon") is None
+    assert _retry_after("-5") is None
+    future = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    assert 3500 < (_retry_after(future) or 0) <= 3600
+    past = email.utils.formatdate(time.time() - 3600, usegmt=True)
+    assert _retry_after(past) == 0.0
+
+
+def test_backoff_doubles_with_jitter_and_a_cap() -> None:
+    from asyncnet._fetch import _BACKOFF_MAX, _backoff
+
+    for attempt in range(1, 12):
+        full = min(_BACKOFF_MAX, 0.1 * 2 ** (attempt - 1))
+        for _ in range(20):
+            assert full / 2 <= _backoff(attempt, 0.1) <= full
+
+
+def test_host_keys_group_by_scheme_host_and_port() -> None:
+    from asyncnet._fetch import _host_key
+
+    assert _host_key("http://A.example/x") == _host_key("http://a.example/y?z")
+    assert _host_key("http://a.example/") != _host_key("https://a.example/")
+    assert _host_key("http://a.example:81/") != _host_key("http://a.example/")
+    assert _host_key("http://[::1]:80x/") == "http://[::1]:80x/"  # unparsable: alone

@@ -10,13 +10,14 @@ rest: no task left pending, no loop error, no ResourceWarning.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from asyncnet import HTTPClient, Limits, Timeout
-from tests._servers import RawServer, response, server_ssl_context
+from tests._servers import RawServer, read_request, response, server_ssl_context
 
 OK = response(200, b"ok")
 
@@ -272,3 +273,87 @@ async def test_tls_requests_cancelled_at_random_points() -> None:
         _assert_pool_whole(client)
         assert srv.peak_connections <= 4
         assert (await client.get(srv.url())).status == 200
+
+
+async def _mixed_replies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Keep-alive replies chosen by path: redirect, gzip, chunked, or a plain echo of the size."""
+    while True:
+        try:
+            request = await read_request(reader)
+        except (asyncio.IncompleteReadError, ValueError):
+            return
+        if not request:
+            return
+        path = request.split(b" ", 2)[1]
+        if path.startswith(b"/redirect"):
+            reply = response(302, b"x" * 100, [("Location", "/final")])
+        elif path.startswith(b"/gzip"):
+            reply = response(200, GZ_BODY, [("Content-Encoding", "gzip")])
+        elif path.startswith(b"/chunked"):
+            reply = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + b"".join(b"400\r\n" + PLAIN[i : i + 1024] + b"\r\n"
+                                for i in range(0, len(PLAIN), 1024))
+                     + b"0\r\n\r\n")
+        else:
+            reply = response(200, PLAIN)
+        for i in range(0, len(reply), 3000):
+            writer.write(reply[i : i + 3000])
+            await asyncio.sleep(0)
+        await writer.drain()
+
+
+PLAIN = bytes(range(256)) * 32  # 8 KiB
+GZ_BODY = gzip.compress(PLAIN)
+
+
+async def test_cancel_mixed_requests_with_redirects_uploads_and_decoding() -> None:
+    rng = random.Random(99)
+    limit = 5
+    cancelled = 0
+    async with RawServer(_mixed_replies) as srv, HTTPClient(
+        limits=Limits(max_connections=limit, max_per_host=limit)
+    ) as client:
+
+        async def upload() -> AsyncIterator[bytes]:
+            for _ in range(8):
+                await asyncio.sleep(0)
+                yield b"u" * 4096
+
+        async def one(i: int) -> None:
+            kind = i % 5
+            if kind == 0:
+                resp = await client.get(srv.url("/redirect"))
+            elif kind == 1:
+                resp = await client.get(srv.url("/gzip"))
+            elif kind == 2:
+                resp = await client.post(srv.url("/up"), body=upload())
+            elif kind == 3:
+                resp = await client.put(srv.url("/up"), body=b"p" * 50000)
+            else:
+                async with client.stream("GET", srv.url("/chunked")) as streamed:
+                    data = b"".join([piece async for piece in streamed.aiter_bytes()])
+                assert data == PLAIN
+                return
+            assert resp.content == PLAIN
+
+        for batch in range(6):
+            tasks = [asyncio.create_task(one(batch * 50 + i)) for i in range(50)]
+            points = [rng.randrange(0, 60) for _ in tasks]
+            for turn in range(61):
+                for task, point in zip(tasks, points, strict=True):
+                    if point == turn:
+                        task.cancel()
+                await asyncio.sleep(0)
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, asyncio.CancelledError):
+                    cancelled += 1
+                elif result is not None:
+                    raise AssertionError(f"unexpected outcome {result!r}")
+            await _until(lambda: client.statistics().connections_open
+                         == client.statistics().connections_idle)
+            _assert_pool_whole(client)
+        assert 30 <= cancelled <= 270, cancelled
+        assert srv.peak_connections <= limit
+        results = await asyncio.gather(*(client.get(srv.url("/gzip")) for _ in range(10)))
+        assert all(r.content == PLAIN for r in results)
+    await srv.wait_until(lambda s: s.active_connections == 0)

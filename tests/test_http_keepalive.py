@@ -7,6 +7,7 @@ nginx's access log), so these tests check what a peer actually sees.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -342,3 +343,41 @@ async def test_nginx_keep_alive_limits_and_bodies() -> None:
     # Counted by nginx: never more than 4 connections, and they carried many requests each.
     assert len({conn for conn, _, _ in log}) <= 4
     assert max(n for _, n, _ in log) > 10
+
+
+async def test_stale_connection_with_one_shot_body_is_not_retried() -> None:
+    async def once() -> AsyncIterator[bytes]:
+        yield b"one-shot"
+
+    async with _stale_after_first_script(False) as srv, HTTPClient() as client:
+        await client.get(srv.url("/1"))
+        # PUT is idempotent, but this body cannot be sent a second time.
+        with pytest.raises((asyncnet.ReadError, asyncnet.RemoteProtocolError)):
+            await client.put(srv.url("/2"), body=once())
+        assert srv.connections == 1
+
+
+async def test_redirect_to_another_host_with_a_single_connection_slot() -> None:
+    # The hop's connection must be given back before the next hop needs the only slot.
+    async with RawServer(responses=[OK], repeat=True) as target:
+        hop = response(302, b"moved", [("Location", target.url("/there"))])
+        async with RawServer(responses=[hop], repeat=True) as origin, HTTPClient(
+            limits=Limits(max_connections=1), timeout=Timeout(pool=5)
+        ) as client:
+            for _ in range(3):
+                resp = await client.get(origin.url("/here"))
+                assert resp.content == b"hello" and len(resp.history) == 1
+            assert origin.peak_connections + target.peak_connections <= 2
+            assert client.statistics().connections_open <= 1
+
+
+async def test_redirect_back_and_forth_within_per_host_limit() -> None:
+    async with RawServer(responses=[OK], repeat=True) as srv, HTTPClient(
+        limits=Limits(max_connections=1, max_per_host=1), timeout=Timeout(pool=5)
+    ) as client:
+        chain = response(301, b"", [("Location", "/b")])
+        async with RawServer(responses=[chain, chain, OK]) as hops:
+            resp = await client.get(hops.url("/a"))
+            assert [r.status for r in resp.history] == [301, 301]
+            assert hops.connections == 1
+        assert (await client.get(srv.url())).content == b"hello"
