@@ -61,8 +61,9 @@ class Contestant:
 
 
 def asyncnet_env() -> dict[str, str]:
-    # The asyncnet under test is this checkout's, never an installed copy.
-    return {"PYTHONPATH": REPO_ROOT}
+    # The asyncnet under test is this checkout's (or ASYNCNET_BENCH_ROOT's, to
+    # measure another checkout), never an installed copy.
+    return {"PYTHONPATH": os.environ.get("ASYNCNET_BENCH_ROOT", REPO_ROOT)}
 
 
 def available(contestant: Contestant) -> str | None:
@@ -142,6 +143,13 @@ def _run_text(argv: list[str]) -> str:
     return (proc.stdout + proc.stderr).strip()
 
 
+def _asyncnet_checkout() -> str:
+    root = asyncnet_env()["PYTHONPATH"]
+    commit = _run_text(["git", "-C", root, "rev-parse", "--short", "HEAD"])
+    dirty = _run_text(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"])
+    return f"{root} at {commit}" + (" (with uncommitted changes)" if dirty else "")
+
+
 def machine_facts() -> dict[str, str]:
     """Facts to print above every table, so figures can be compared later."""
     cpu = "?"
@@ -167,5 +175,5 @@ def machine_facts() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "contestant libraries": versions.splitlines()[-1] if versions else "?",
         "nginx": _run_text(["nginx", "-v"]).replace("nginx version: ", ""),
-        "asyncnet commit": _run_text(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"]),
+        "asyncnet": _asyncnet_checkout(),
     }

@@ -179,12 +179,12 @@ def linearity() -> list[tuple[int, float]]:
 
     out = []
     for fields in (50, 100, 200):
-        raw = b"HTTP/1.1 200 OK\r\n" + b"".join(
-            b"X-F-%03d: %s\r\n" % (i, b"v" * 300) for i in range(fields)
-        ) + b"Content-Length: 0\r\n\r\n"
-        parser = ResponseParser(
-            ParserLimits(max_head_size=1 << 20, max_header_count=1000)
+        raw = (
+            b"HTTP/1.1 200 OK\r\n"
+            + b"".join(b"X-F-%03d: %s\r\n" % (i, b"v" * 300) for i in range(fields))
+            + b"Content-Length: 0\r\n\r\n"
         )
+        parser = ResponseParser(ParserLimits(max_head_size=1 << 20, max_header_count=1000))
         parser.start_response("GET")
         start = time.perf_counter()
         for i in range(len(raw)):
@@ -209,8 +209,16 @@ def main() -> int:
         if not os.path.exists(BENCH_PYTHON):
             print(f"{impl} not measured: {BENCH_PYTHON} is missing")
             continue
-        cmd = [BENCH_PYTHON, __file__, "--impl", impl, "--rounds", str(args.rounds),
-               "--seconds", str(args.seconds)]
+        cmd = [
+            BENCH_PYTHON,
+            __file__,
+            "--impl",
+            impl,
+            "--rounds",
+            str(args.rounds),
+            "--seconds",
+            str(args.seconds),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode == 0:
             results[impl] = json.loads(proc.stdout)
