@@ -28,6 +28,7 @@ import socket
 import struct
 import tracemalloc
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -409,6 +410,37 @@ async def test_malformed_reply_on_the_only_slot_lets_waiting_requests_through(ca
         assert [(await r).content for r in queued] == [b"ok"] * 3
         assert srv.peak_connections == 1
         assert srv.connections == 2  # the broken one, then one reused by all three
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\nBad Header: 1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
+    b"ICY 200 OK\r\n\r\n",
+], ids=["bad-name", "bad-length", "bad-status"])
+async def test_malformed_reply_during_an_upload(reply: bytes) -> None:
+    """A server that answers garbage while the body is still going out: the protocol error."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        if request.startswith(b"GET"):
+            await srv.send(writer, OK)
+            return
+        writer.write(reply)
+        await writer.drain()
+        while await reader.read(64 * 1024):  # until the client drops the connection
+            pass
+
+    async def body() -> AsyncIterator[bytes]:
+        piece = b"x" * (64 * 1024)
+        for _ in range(16 * 1024):  # 1 GiB at most; the client stops long before
+            yield piece
+
+    async with RawServer(handler) as srv, HTTPClient(timeout=TIMEOUT) as client:
+        with pytest.raises(asyncnet.RemoteProtocolError):
+            await client.post(srv.url("/"), body=body())
+        await srv.wait_until(lambda s: s.active_connections == 0)
+        assert (await client.get(srv.url("/"))).content == b"ok"
+        assert srv.connections == 2
 
 
 # -- unsolicited bytes on an idle pooled connection ----------------------------------------
