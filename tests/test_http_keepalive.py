@@ -18,6 +18,7 @@ from tests._servers import (
     HTTPServer,
     NginxServer,
     RawServer,
+    client_ssl_context,
     ipv6_available,
     nginx_path,
     pattern,
@@ -381,3 +382,37 @@ async def test_redirect_back_and_forth_within_per_host_limit() -> None:
             assert [r.status for r in resp.history] == [301, 301]
             assert hops.connections == 1
         assert (await client.get(srv.url())).content == b"hello"
+
+
+@pytest.mark.skipif(nginx_path() is None, reason="nginx not installed")
+async def test_nginx_closing_after_keepalive_requests_is_honoured() -> None:
+    with NginxServer(sizes=(100,), keepalive_requests=3) as srv:
+        async with HTTPClient() as client:
+            for _ in range(12):
+                assert (await client.get(srv.url("/bytes/100"))).content == pattern(100)
+            stats = client.statistics()
+    log = srv.access_log()
+    # nginx said "Connection: close" on every third response; each time the
+    # client opened a new connection instead of reusing a closing one.
+    assert len(log) == 12 and max(n for _, n, _ in log) == 3
+    assert len({conn for conn, _, _ in log}) == 4
+    assert (stats.connections_opened, stats.requests_reused) == (4, 8)
+
+
+@pytest.mark.skipif(nginx_path() is None, reason="nginx not installed")
+async def test_nginx_over_tls_with_the_test_ca() -> None:
+    with NginxServer(sizes=(100, 300000), tls=True) as srv:
+        async with HTTPClient(ssl=client_ssl_context()) as client:
+            for host in ("localhost", "127.0.0.1"):
+                resp = await client.get(srv.url("/bytes/300000", host=host))
+                assert resp.content == pattern(300000)
+            gz = await client.get(srv.url("/gzip/300000", host="localhost"))
+            assert gz.content == pattern(300000)
+            assert gz.headers["Content-Encoding"] == "gzip"
+        async with HTTPClient() as strict:
+            with pytest.raises(asyncnet.ConnectError):
+                await strict.get(srv.url("/bytes/100", host="localhost"))
+    log = srv.access_log()
+    # Two hosts, two pool keys: two connections, one of them reused.
+    assert [uri for _, _, uri in log] == ["/bytes/300000", "/bytes/300000", "/gzip/300000"]
+    assert len({conn for conn, _, _ in log}) == 2
