@@ -205,8 +205,9 @@ class RawServer:
     send, or :data:`DROP` to close the connection right after reading the
     request. Once the list is used up the server closes connections on their
     next request; ``repeat=True`` instead keeps answering with the last item.
-    A canned reply whose head says ``Connection: close`` closes the connection
-    after it is sent.
+    A canned reply whose head says ``Connection: close`` (or an HTTP/1.0 reply
+    without ``Connection: keep-alive``) closes the connection after it is
+    sent, as a real server does.
 
     Counters (``connections``, ``active_connections``, ``peak_connections``,
     ``requests``, ``active_requests``, ``peak_requests``) and the bytes each
@@ -415,7 +416,8 @@ class RawServer:
                 return
             await self.send(writer, reply)
             head = reply.split(b"\r\n\r\n", 1)[0].lower()
-            if b"\r\nconnection: close" in head:
+            http10 = head.startswith(b"http/1.0") and b"\r\nconnection: keep-alive" not in head
+            if http10 or b"\r\nconnection: close" in head:
                 # Send FIN after the reply, as a real server does.
                 if writer.can_write_eof():
                     writer.write_eof()

@@ -416,3 +416,53 @@ async def test_nginx_over_tls_with_the_test_ca() -> None:
     # Two hosts, two pool keys: two connections, one of them reused.
     assert [uri for _, _, uri in log] == ["/bytes/300000", "/bytes/300000", "/gzip/300000"]
     assert len({conn for conn, _, _ in log}) == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nread to the end",
+        b"HTTP/1.0 200 OK\r\n\r\nread to the end",
+    ],
+)
+async def test_body_delimited_by_close_is_read_whole_and_not_reused(reply: bytes) -> None:
+    async with RawServer(responses=[reply, reply]) as srv, HTTPClient() as client:
+        for _ in range(2):
+            assert (await client.get(srv.url())).content == b"read to the end"
+        assert srv.connections == 2
+
+
+async def test_bodiless_statuses_keep_the_connection() -> None:
+    replies = [
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+        response(200, b"after"),
+    ]
+    async with RawServer(responses=replies) as srv, HTTPClient() as client:
+        assert (await client.get(srv.url())).status == 204
+        assert (await client.get(srv.url())).status == 304
+        assert (await client.get(srv.url())).content == b"after"
+        assert srv.connections == 1
+
+
+async def test_early_final_response_while_uploading() -> None:
+    # The server refuses after the head and closes; the client gets the answer or a
+    # transport error, never a hang, and is fine afterwards.
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if srv.connections == 1:
+            await reader.readuntil(b"\r\n\r\n")  # the head only, never the body
+            writer.write(response(413, b"too big", [("Connection", "close")]))
+            await writer.drain()
+            return
+        await srv.read_request(reader, writer)
+        await srv.send(writer, OK)
+
+    srv = RawServer(handler)
+    async with srv, HTTPClient(timeout=Timeout(write=10, read=10)) as client:
+        try:
+            resp = await client.post(srv.url(), body=b"x" * 20_000_000)
+        except asyncnet.TransportError:
+            pass
+        else:
+            assert resp.status == 413
+        assert (await client.get(srv.url())).content == b"hello"
