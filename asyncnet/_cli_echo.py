@@ -303,12 +303,16 @@ def _run_workers(args: argparse.Namespace) -> int:
     reservation = socket.socket(family, socket.SOCK_STREAM)
     workers: list[subprocess.Popen[str]] = []
     stopping = False
+    signalled: set[int] = set()
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        # Exactly one SIGTERM per worker: a second one could land after the
+        # worker's loop has removed its handler and kill it mid-exit.
         nonlocal stopping
         stopping = True
         for worker in workers:
-            if worker.poll() is None:
+            if worker.pid not in signalled and worker.poll() is None:
+                signalled.add(worker.pid)
                 worker.send_signal(signal.SIGTERM)
 
     old_handlers = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -335,6 +339,9 @@ def _run_workers(args: argparse.Namespace) -> int:
                     # The worker stops when this pipe closes, so workers never
                     # outlive the parent, however it ends.
                     stdin=subprocess.PIPE,
+                    # Own session: a terminal's Ctrl-C reaches only the parent,
+                    # which forwards one SIGTERM to each worker.
+                    start_new_session=True,
                 )
             )
         address = None

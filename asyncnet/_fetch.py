@@ -347,6 +347,7 @@ class _Engine:
             await self._emit(result)
 
     def _deadline_passed(self) -> bool:
+        """Whether the deadline fired; a call, so checkers do not assume it unchanged by awaits."""
         return self._expired
 
     def _expire(self) -> None:
@@ -449,13 +450,21 @@ class _Engine:
     async def _read_capped(response: Response, limit: int) -> tuple[bytes, bool]:
         """Keep at most ``limit`` body bytes; stop reading (and drop the rest) past it."""
         kept = bytearray()
-        async for chunk in response.aiter_bytes():
-            room = limit - len(kept)
-            if len(chunk) > room:
-                kept += chunk[:room]
-                return bytes(kept), True
-            kept += chunk
-        return bytes(kept), False
+        chunks = response.aiter_bytes()
+        try:
+            async for chunk in chunks:
+                room = limit - len(kept)
+                if len(chunk) > room:
+                    kept += chunk[:room]
+                    return bytes(kept), True
+                kept += chunk
+            return bytes(kept), False
+        finally:
+            # Leaving early must finalize the iterator now, not whenever the
+            # garbage collector gets to it.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 async def _call(on_result: OnResult | None, result: FetchResult) -> None:

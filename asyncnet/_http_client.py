@@ -66,8 +66,6 @@ _MAX_REDIRECT_DRAIN: Final = 64 * 1024
 _HEAD_CACHE_SIZE: Final = 256
 _DEFAULT_TIMEOUT: Final = Timeout()
 _DEFAULT_LIMITS: Final = Limits()
-# Names the library without a version so the module needs nothing from the package.
-_USER_AGENT: Final = "asyncnet"
 
 
 class _Payload:
@@ -199,7 +197,10 @@ class HTTPClient:
         self._happy_eyeballs_delay = happy_eyeballs_delay
         self._parser_limits = parser_limits
         self._body_buffer = body_buffer
-        defaults = [("User-Agent", _USER_AGENT), ("Accept", "*/*")]
+        # Imported here: the package's __init__ imports this module first.
+        from . import __version__
+
+        defaults = [("User-Agent", f"asyncnet/{__version__}"), ("Accept", "*/*")]
         if decode_content:
             defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
         given = _header_list(headers)

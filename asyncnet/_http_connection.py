@@ -361,6 +361,7 @@ class HTTPConnection(FlowControlProtocol):
         if self._lost or transport is None or transport.is_closing():
             if self._head is not None:
                 return False
+            self._raise_peer_error()
             raise WriteError("connection lost while sending the request body") from self._error
         transport.write(data)
         return True
@@ -382,6 +383,7 @@ class HTTPConnection(FlowControlProtocol):
         except ConnectionClosed as exc:
             if self._head is not None:
                 return False
+            self._raise_peer_error()
             raise WriteError("connection lost while sending the request body") from (
                 exc.__cause__ or exc
             )
@@ -393,6 +395,16 @@ class HTTPConnection(FlowControlProtocol):
                 f"the server accepted no request data for {self._write_timeout} seconds"
             ) from exc
         return True
+
+    def _raise_peer_error(self) -> None:
+        """While sending: if the peer's bytes broke the protocol, raise that, not a WriteError.
+
+        A server that answers a request still being sent with malformed data
+        is why the connection is gone; the caller should see that.
+        """
+        error = self._error
+        if self._received_any and isinstance(error, RemoteProtocolError):
+            raise error
 
     async def receive_head(self) -> ResponseHead:
         """Wait for the final response head."""

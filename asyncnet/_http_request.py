@@ -72,7 +72,10 @@ def validate_method(method: str) -> str:
     with a space, a control character or a separator raises
     :class:`~asyncnet.InvalidMethod`.
     """
-    cached = _METHOD_CACHE.get(method)
+    try:
+        cached = _METHOD_CACHE.get(method)
+    except TypeError:  # unhashable: not a str, refused below
+        cached = None
     if cached is not None:
         return cached
     if not isinstance(method, str) or not _TOKEN.fullmatch(method):
@@ -231,7 +234,8 @@ def _check_content_length(value: str, body_length: int | None, chunked: bool) ->
         )
     if body_length is None:
         raise InvalidHeader("Content-Length given for a request without a body")
-    if not (value.isascii() and value.isdigit()) or int(value) != body_length:
+    # ASCII digits only, and few enough that int() is safe and cheap.
+    if not (value.isascii() and value.isdigit() and len(value) <= 20) or int(value) != body_length:
         raise InvalidHeader(
             f"Content-Length {value!r} does not match the body's {body_length} bytes"
         )

@@ -205,8 +205,9 @@ class RawServer:
     send, or :data:`DROP` to close the connection right after reading the
     request. Once the list is used up the server closes connections on their
     next request; ``repeat=True`` instead keeps answering with the last item.
-    A canned reply whose head says ``Connection: close`` closes the connection
-    after it is sent.
+    A canned reply whose head says ``Connection: close`` (or an HTTP/1.0 reply
+    without ``Connection: keep-alive``) closes the connection after it is
+    sent, as a real server does.
 
     Counters (``connections``, ``active_connections``, ``peak_connections``,
     ``requests``, ``active_requests``, ``peak_requests``) and the bytes each
@@ -415,7 +416,8 @@ class RawServer:
                 return
             await self.send(writer, reply)
             head = reply.split(b"\r\n\r\n", 1)[0].lower()
-            if b"\r\nconnection: close" in head:
+            http10 = head.startswith(b"http/1.0") and b"\r\nconnection: keep-alive" not in head
+            if http10 or b"\r\nconnection: close" in head:
                 # Send FIN after the reply, as a real server does.
                 if writer.can_write_eof():
                     writer.write_eof()
@@ -698,13 +700,24 @@ class NginxServer:
     ``/gzip/N`` (the same file, gzip-compressed on the fly: chunked), and
     ``/redirect`` (301 to ``/bytes/<first size>``); every request is logged as
     ``<connection serial> <requests on it> <uri>`` so a test can count the
-    connections nginx saw (:meth:`access_log`). Ready when nginx reports its
+    connections nginx saw (:meth:`access_log`). ``keepalive_requests`` is
+    nginx's cap on requests per connection (it answers the last one with
+    ``Connection: close``); ``tls=True`` serves https with the test
+    certificate (``tests/certs/server.pem``). Ready when nginx reports its
     workers started; stopped with SIGTERM on exit. Raises RuntimeError if
     nginx fails to start; callers skip when :func:`nginx_path` is None.
     """
 
-    def __init__(self, sizes: Sequence[int] = (100, 65536)) -> None:
+    def __init__(
+        self,
+        sizes: Sequence[int] = (100, 65536),
+        *,
+        keepalive_requests: int = 10000,
+        tls: bool = False,
+    ) -> None:
         self.sizes = list(sizes)
+        self.keepalive_requests = keepalive_requests
+        self.tls = tls
         self.host = "127.0.0.1"
         self.port = 0
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -712,9 +725,10 @@ class NginxServer:
         self._log: list[str] = []
         self.startup_log: list[str] = []
 
-    def url(self, path: str = "/") -> str:
+    def url(self, path: str = "/", *, host: str | None = None) -> str:
         """Return an absolute URL for ``path`` on this server."""
-        return f"http://{self.host}:{self.port}{path}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host or self.host}:{self.port}{path}"
 
     def access_log(self) -> list[tuple[int, int, str]]:
         """Return ``(connection serial, request number on it, uri)`` per request.
@@ -748,6 +762,11 @@ class NginxServer:
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
         first = self.sizes[0]
+        tls_lines = (
+            f"        ssl_certificate {CERTS / 'server.pem'};\n"
+            f"        ssl_certificate_key {CERTS / 'server.key'};"
+            if self.tls else ""
+        )
         config = f"""
 {"user root;" if os.geteuid() == 0 else ""}
 daemon off;
@@ -759,11 +778,12 @@ http {{
     access_log off;
     log_format counts '$connection $connection_requests $request_uri';
 {temp_paths}
-    keepalive_requests 10000;
+    keepalive_requests {self.keepalive_requests};
     keepalive_timeout 60s;
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{self.port};
+        listen 127.0.0.1:{self.port}{" ssl" if self.tls else ""};
+{tls_lines}
         root {root / "html"};
         access_log {root / "access.log"} counts;
         location /gzip/ {{

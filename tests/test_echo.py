@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,10 +42,10 @@ class Recorder(EchoServerProtocol):
         self.got_target = asyncio.Event()
         self.data_while_paused = 0
 
-    def data_received(self, data: bytes) -> None:
+    def buffer_updated(self, nbytes: int) -> None:
         if self.reading_paused:
             self.data_while_paused += 1
-        super().data_received(data)
+        super().buffer_updated(nbytes)
         if self.received_target and self.bytes_received >= self.received_target:
             self.got_target.set()
 
@@ -242,6 +243,13 @@ async def test_one_write_larger_than_high_pauses_client_and_completes() -> None:
             assert not client.protocol.writing_paused
 
 
+# CPython gh-127655: from 3.12.0 until 3.12.9 / 3.13.2 the selector transport's
+# writelines() never called pause_writing (writelines used write() before 3.12).
+WRITELINES_NEVER_PAUSES = (3, 12) <= sys.version_info[:3] < (3, 12, 9) or (
+    (3, 13) <= sys.version_info[:3] < (3, 13, 2)
+)
+
+
 async def test_writelines_larger_than_high_pauses_client_and_completes() -> None:
     async with await start_echo_server() as server:
         shrink(server)
@@ -250,9 +258,13 @@ async def test_writelines_larger_than_high_pauses_client_and_completes() -> None
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
             pieces = [pattern(100_000)[i:] for i in range(20)]
             client.transport.writelines(pieces)
-            assert client.protocol.writing_paused
+            paused = client.protocol.writing_paused
             total = b"".join(pieces)
             assert await client.protocol.received.readexactly(len(total)) == total
+    if WRITELINES_NEVER_PAUSES:
+        assert not paused
+        pytest.xfail("this Python's writelines() does not pause (CPython gh-127655)")
+    assert paused
 
 
 async def test_server_write_larger_than_high_pauses() -> None:

@@ -18,6 +18,7 @@ from tests._servers import (
     HTTPServer,
     NginxServer,
     RawServer,
+    client_ssl_context,
     ipv6_available,
     nginx_path,
     pattern,
@@ -380,4 +381,88 @@ async def test_redirect_back_and_forth_within_per_host_limit() -> None:
             resp = await client.get(hops.url("/a"))
             assert [r.status for r in resp.history] == [301, 301]
             assert hops.connections == 1
+        assert (await client.get(srv.url())).content == b"hello"
+
+
+@pytest.mark.skipif(nginx_path() is None, reason="nginx not installed")
+async def test_nginx_closing_after_keepalive_requests_is_honoured() -> None:
+    with NginxServer(sizes=(100,), keepalive_requests=3) as srv:
+        async with HTTPClient() as client:
+            for _ in range(12):
+                assert (await client.get(srv.url("/bytes/100"))).content == pattern(100)
+            stats = client.statistics()
+    log = srv.access_log()
+    # nginx said "Connection: close" on every third response; each time the
+    # client opened a new connection instead of reusing a closing one.
+    assert len(log) == 12 and max(n for _, n, _ in log) == 3
+    assert len({conn for conn, _, _ in log}) == 4
+    assert (stats.connections_opened, stats.requests_reused) == (4, 8)
+
+
+@pytest.mark.skipif(nginx_path() is None, reason="nginx not installed")
+async def test_nginx_over_tls_with_the_test_ca() -> None:
+    with NginxServer(sizes=(100, 300000), tls=True) as srv:
+        async with HTTPClient(ssl=client_ssl_context()) as client:
+            for host in ("localhost", "127.0.0.1"):
+                resp = await client.get(srv.url("/bytes/300000", host=host))
+                assert resp.content == pattern(300000)
+            gz = await client.get(srv.url("/gzip/300000", host="localhost"))
+            assert gz.content == pattern(300000)
+            assert gz.headers["Content-Encoding"] == "gzip"
+        async with HTTPClient() as strict:
+            with pytest.raises(asyncnet.ConnectError):
+                await strict.get(srv.url("/bytes/100", host="localhost"))
+    log = srv.access_log()
+    # Two hosts, two pool keys: two connections, one of them reused.
+    assert [uri for _, _, uri in log] == ["/bytes/300000", "/bytes/300000", "/gzip/300000"]
+    assert len({conn for conn, _, _ in log}) == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nread to the end",
+        b"HTTP/1.0 200 OK\r\n\r\nread to the end",
+    ],
+)
+async def test_body_delimited_by_close_is_read_whole_and_not_reused(reply: bytes) -> None:
+    async with RawServer(responses=[reply, reply]) as srv, HTTPClient() as client:
+        for _ in range(2):
+            assert (await client.get(srv.url())).content == b"read to the end"
+        assert srv.connections == 2
+
+
+async def test_bodiless_statuses_keep_the_connection() -> None:
+    replies = [
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+        response(200, b"after"),
+    ]
+    async with RawServer(responses=replies) as srv, HTTPClient() as client:
+        assert (await client.get(srv.url())).status == 204
+        assert (await client.get(srv.url())).status == 304
+        assert (await client.get(srv.url())).content == b"after"
+        assert srv.connections == 1
+
+
+async def test_early_final_response_while_uploading() -> None:
+    # The server refuses after the head and closes; the client gets the answer or a
+    # transport error, never a hang, and is fine afterwards.
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if srv.connections == 1:
+            await reader.readuntil(b"\r\n\r\n")  # the head only, never the body
+            writer.write(response(413, b"too big", [("Connection", "close")]))
+            await writer.drain()
+            return
+        await srv.read_request(reader, writer)
+        await srv.send(writer, OK)
+
+    srv = RawServer(handler)
+    async with srv, HTTPClient(timeout=Timeout(write=10, read=10)) as client:
+        try:
+            resp = await client.post(srv.url(), body=b"x" * 20_000_000)
+        except asyncnet.TransportError:
+            pass
+        else:
+            assert resp.status == 413
         assert (await client.get(srv.url())).content == b"hello"

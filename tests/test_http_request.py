@@ -54,6 +54,12 @@ def test_method_rejected(method: str) -> None:
         validate_method(method)
 
 
+@pytest.mark.parametrize("method", [None, b"GET", ["GET"], 1])
+def test_method_of_wrong_type_rejected(method: object) -> None:
+    with pytest.raises(InvalidMethod):
+        validate_method(method)  # type: ignore[arg-type]
+
+
 def test_method_rejected_is_value_error() -> None:
     with pytest.raises(ValueError):
         validate_method("GET /evil HTTP/1.1\r\n")
@@ -202,6 +208,8 @@ def test_callers_host_goes_first_and_replaces_ours() -> None:
         ([("Content-Length", "4")], 5, False),
         ([("Content-Length", "+5")], 5, False),
         ([("Content-Length", "0x5")], 5, False),
+        ([("Content-Length", "\u00b9")], 1, False),  # superscript one: isdigit() is True
+        ([("Content-Length", "5" * 5000)], 5, False),  # past int()'s digit limit
         ([("Content-Length", "5")], None, True),
         ([("Content-Length", "5")], None, False),
         ([("Transfer-Encoding", "chunked")], 5, False),

@@ -28,13 +28,14 @@ import socket
 import struct
 import tracemalloc
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 import asyncnet
-from asyncnet import HTTPClient, Timeout
+from asyncnet import HTTPClient, Limits, Timeout
 from tests._servers import RawServer, pattern, response
 
 OK = response(200, b"ok")
@@ -89,6 +90,9 @@ def bad(id: str, raw: bytes, error: str, **kw: object) -> Case:
 
 def good(id: str, raw: bytes, **kw: object) -> Case:
     return Case(id, raw, **kw)  # type: ignore[arg-type]
+
+
+CLOSE_OK = H + b"Connection: close\r\nContent-Length: 2\r\n\r\nok"
 
 
 def _fields(n: int, size: int) -> bytes:
@@ -230,6 +234,13 @@ ACCEPTED = [
          b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nnever", body=b"ok", reusable=False),
     good("connection-close-then-eof", H + b"Connection: close\r\nContent-Length: 2\r\n\r\nok",
          body=b"ok", reusable=False, then="eof"),
+    good("http-1.0-keep-alive-without-length", b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+         b"\r\nuntil close", body=b"until close", reusable=False, then="eof"),
+    good("interim-and-trailers-byte-by-byte", b"HTTP/1.1 100 Continue\r\n\r\n" + CHUNKED
+         + b"5;x=y\r\nhello\r\n0\r\nX-T: 1\r\n\r\n", body=b"hello", trailers=(("X-T", "1"),),
+         piece=1),
+    good("data-after-connection-close-in-a-later-write", CLOSE_OK + b"HTTP/1.1 200 OK\r\n"
+         b"Content-Length: 5\r\n\r\nnever", body=b"ok", reusable=False, piece=len(CLOSE_OK)),
     good("big-head-in-small-writes", H + _fields(50, 1000) + b"Content-Length: 2\r\n\r\nok",
          body=b"ok", headers=(("X-F49", "v" * 1000),), piece=256),
 ]
@@ -247,6 +258,8 @@ class Script:
         self.release.set()
         self.held = 0
         self.held_changed = asyncio.Event()
+        self.gate = asyncio.Event()  # /case is answered once set
+        self.gate.set()
 
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         srv = self.srv
@@ -256,6 +269,7 @@ class Script:
                 return
             path = request.split(b" ", 2)[1]
             if path == b"/case":
+                await self.gate.wait()
                 await self._send_case(writer)
                 if self.case.then == "reset":
                     return
@@ -368,6 +382,65 @@ async def test_tricky_but_valid_reply(case: Case) -> None:
             opened = srv.connections
             assert (await client.get(srv.url("/ok"))).content == b"ok"
             assert srv.connections == opened + (0 if case.reusable else 1)
+
+
+POOL_CASES = ["status-icy", "cl-differing-dup", "chunk-missing-crlf", "truncated-body",
+              "reset-mid-body"]
+
+
+@pytest.mark.parametrize("case", [c for c in MALFORMED if c.id in POOL_CASES], ids=POOL_CASES)
+async def test_malformed_reply_on_the_only_slot_lets_waiting_requests_through(case: Case) -> None:
+    """With one connection allowed, requests queued behind a broken one get a fresh connection."""
+    script = Script(case)
+    limits = Limits(max_connections=1, max_per_host=1)
+    async with script.serve() as srv, HTTPClient(timeout=TIMEOUT, limits=limits) as client:
+        script.gate.clear()
+        broken = asyncio.ensure_future(client.request(case.method, srv.url("/case")))
+        await srv.wait_until(lambda s: s.requests == 1)
+        queued = [asyncio.ensure_future(client.get(srv.url("/ok"))) for _ in range(3)]
+        for _ in range(100):  # bounded: the requests queue within a few loop turns
+            if client.statistics().pool_waiters == 3:
+                break
+            await asyncio.sleep(0)
+        assert client.statistics().pool_waiters == 3
+        script.gate.set()
+        with pytest.raises(case.error_type) as info:
+            await broken
+        _check_error(case, info.value)
+        assert [(await r).content for r in queued] == [b"ok"] * 3
+        assert srv.peak_connections == 1
+        assert srv.connections == 2  # the broken one, then one reused by all three
+
+
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\nBad Header: 1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
+    b"ICY 200 OK\r\n\r\n",
+], ids=["bad-name", "bad-length", "bad-status"])
+async def test_malformed_reply_during_an_upload(reply: bytes) -> None:
+    """A server that answers garbage while the body is still going out: the protocol error."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        if request.startswith(b"GET"):
+            await srv.send(writer, OK)
+            return
+        writer.write(reply)
+        await writer.drain()
+        while await reader.read(64 * 1024):  # until the client drops the connection
+            pass
+
+    async def body() -> AsyncIterator[bytes]:
+        piece = b"x" * (64 * 1024)
+        for _ in range(16 * 1024):  # 1 GiB at most; the client stops long before
+            yield piece
+
+    async with RawServer(handler) as srv, HTTPClient(timeout=TIMEOUT) as client:
+        with pytest.raises(asyncnet.RemoteProtocolError):
+            await client.post(srv.url("/"), body=body())
+        await srv.wait_until(lambda s: s.active_connections == 0)
+        assert (await client.get(srv.url("/"))).content == b"ok"
+        assert srv.connections == 2
 
 
 # -- unsolicited bytes on an idle pooled connection ----------------------------------------
@@ -530,6 +603,9 @@ ENCODED = {
         b"".join(gzip.compress(part) for part in (TEXT[:1000], TEXT[1000:200_000], TEXT[200_000:])),
     ),
     "gzip-chunked": ("gzip", None),
+    # Bytes after a complete, checksummed stream are ignored, as browsers,
+    # urllib3, httpx and aiohttp do.
+    "deflate-then-junk": ("deflate", zlib.compress(TEXT) + b"junk"),
     "stacked-deflate-gzip": ("deflate, gzip", gzip.compress(zlib.compress(TEXT))),
 }
 
@@ -565,18 +641,57 @@ async def test_content_decoding_end_to_end(kind: str) -> None:
     assert b"accept-encoding: gzip" in srv.request_log[0].lower()
 
 
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+BAD_CODINGS = {
+    "unknown-coding": ("compress", gzip.compress(TEXT[:1000])),
+    "four-stacked-codings": ("gzip, gzip, gzip, gzip", gzip.compress(TEXT[:1000])),
+    "corrupt-gzip": ("gzip", b"\x1f\x8b\x08\x00" + b"garbage" * 100),
+    "corrupt-deflate": ("deflate", b"\xff" * 100),
+    "truncated-gzip": ("gzip", _truncated(gzip.compress(TEXT))),
+    "truncated-deflate": ("deflate", _truncated(zlib.compress(TEXT))),
+    "gzip-announced-plain-sent": ("gzip", TEXT[:1000]),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_CODINGS))
+@pytest.mark.parametrize("how", ["read", "aiter_bytes"])
+async def test_bad_content_coding_is_a_decode_error(kind: str, how: str) -> None:
+    coding, body = BAD_CODINGS[kind]
+    reply = response(200, body, [("Content-Encoding", coding)])
+    async with RawServer(responses=[reply, OK]) as srv, HTTPClient(timeout=TIMEOUT) as client:
+        with pytest.raises(asyncnet.DecodeError):
+            if how == "read":
+                await client.get(srv.url("/"))
+            else:
+                async with client.stream("GET", srv.url("/")) as resp:
+                    async for _ in resp.aiter_bytes():
+                        pass
+        assert (await client.get(srv.url("/"))).content == b"ok"
+
+
 @functools.cache
 def _bomb_member() -> bytes:
     # 16 MiB of zeros gzip to ~16 KiB; repeated members make the bomb.
     return gzip.compress(bytes(16 * MiB), compresslevel=9)
 
 
+@pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("how", ["read", "aiter_bytes"])
-async def test_decompression_bomb_is_a_decode_error_with_flat_memory(how: str) -> None:
-    """~2 MiB on the wire that would inflate to 2 GiB: DecodeError, memory stays small."""
-    member = _bomb_member()
-    body = member * 128
-    reply = response(200, body, [("Content-Encoding", "gzip")])
+async def test_decompression_bomb_is_a_decode_error_with_flat_memory(
+    how: str, layers: int
+) -> None:
+    """~2 MiB (one coding) or ~10 KiB (gzip of gzip) that would inflate to 2 GiB.
+
+    DecodeError, and the memory of the whole process stays small.
+    """
+    body = _bomb_member() * 128
+    if layers == 2:
+        body = gzip.compress(body, compresslevel=9)
+    coding = ", ".join(["gzip"] * layers)
+    reply = response(200, body, [("Content-Encoding", coding)])
     async with RawServer(responses=[reply, OK]) as srv, HTTPClient(timeout=TIMEOUT) as client:
         tracemalloc.start()
         try:

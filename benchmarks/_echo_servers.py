@@ -1,0 +1,111 @@
+"""Echo servers for the echo benchmarks, one per process, controlled through stdin.
+
+Run as ``python benchmarks/_echo_servers.py KIND [--uvloop]`` with KIND one of:
+
+* ``asyncnet``: ``asyncnet.start_echo_server`` with its default water marks;
+* ``bare``: the smallest possible ``asyncio.Protocol`` echo
+  (``data_received -> transport.write``), with no flow control at all;
+* ``streams``: ``asyncio.start_server`` with ``reader.read`` / ``writer.write`` /
+  ``await writer.drain()``, the way the asyncio documentation writes an echo.
+
+The server prints ``port N`` once it accepts on 127.0.0.1. Each line
+``stats`` on stdin is answered with one JSON line: the process's CPU time
+(user + system, seconds), its peak RSS (``ru_maxrss``) and current RSS, both in
+KiB. EOF on stdin stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _stats() -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open("/proc/self/statm") as f:
+        rss_pages = int(f.read().split()[1])
+    return {
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "maxrss_kib": usage.ru_maxrss,
+        "rss_kib": rss_pages * PAGE_KIB,
+    }
+
+
+class BareEcho(asyncio.Protocol):
+    """The baseline: write back whatever arrives, no flow control."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[attr-defined]
+
+
+async def _streams_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def main(kind: str) -> None:
+    loop = asyncio.get_running_loop()
+    if kind == "asyncnet":
+        import asyncnet
+
+        server = await asyncnet.start_echo_server("127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "bare":
+        server = await loop.create_server(BareEcho, "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "streams":
+        server = await asyncio.start_server(_streams_handler, "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    else:
+        raise SystemExit(f"unknown server kind {kind!r}")
+    done = asyncio.Event()
+    pending = b""
+
+    def on_stdin() -> None:
+        nonlocal pending
+        data = os.read(0, 4096)
+        if not data:
+            loop.remove_reader(0)
+            done.set()
+            return
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip() == b"stats":
+                sys.stdout.write(json.dumps(_stats()) + "\n")
+                sys.stdout.flush()
+
+    loop.add_reader(0, on_stdin)
+    print(f"port {sockets[0].getsockname()[1]}", flush=True)
+    await done.wait()
+    shutdown = getattr(server, "shutdown", None)
+    if shutdown is not None:
+        await shutdown(0)
+    else:
+        server.close()
+
+
+if __name__ == "__main__":
+    kind = sys.argv[1]
+    if "--uvloop" in sys.argv[2:]:
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(main(kind))

@@ -1,0 +1,301 @@
+"""Echo ping-pong: messages per second and server CPU time per message.
+
+Closed loop: each client process holds one connection with a blocking socket,
+sends a message, reads the whole echo back, and repeats. Servers and clients
+are separate processes pinned with ``taskset`` to different CPUs (server on
+``--server-cpu``, every client on ``--client-cpu``). Every server runs for
+the whole invocation; for each repetition, message size and concurrency,
+each contestant is measured once, in an order that rotates between
+repetitions, so slow drifts in machine load hit all contestants alike.
+
+Reported per contestant: median messages per second over the repetitions,
+and the server's CPU time (user + system) per message, which is less
+sensitive to other load on the machine. The ratios compare asyncnet with the
+bare ``asyncio.Protocol`` echo and with the asyncio streams echo. The load
+clients are Python too; at small sizes they can be the bottleneck, which
+caps messages per second for every contestant alike (CPU per message still
+separates the servers).
+
+Run from the repository root::
+
+    python benchmarks/echo_pingpong.py            # about 3 minutes
+    python benchmarks/echo_pingpong.py --quick    # one short repetition
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+SERVERS_PY = os.path.join(HERE, "_echo_servers.py")
+BENCHVENV_PYTHON = os.environ.get("ASYNCNET_BENCH_VENV_PYTHON", "/opt/benchvenv/bin/python")
+
+
+@dataclass(frozen=True)
+class Contestant:
+    name: str
+    kind: str
+    python: str = sys.executable
+    uvloop: bool = False
+
+
+def contestants(with_uvloop: bool) -> list[Contestant]:
+    found = [
+        Contestant("asyncnet", "asyncnet"),
+        Contestant("bare Protocol", "bare"),
+        Contestant("streams", "streams"),
+    ]
+    if with_uvloop and os.access(BENCHVENV_PYTHON, os.X_OK):
+        probe = subprocess.run(
+            [BENCHVENV_PYTHON, "-c", "import uvloop"], capture_output=True, check=False
+        )
+        if probe.returncode == 0:
+            found += [
+                Contestant("asyncnet+uvloop", "asyncnet", BENCHVENV_PYTHON, True),
+                Contestant("bare+uvloop", "bare", BENCHVENV_PYTHON, True),
+            ]
+    return found
+
+
+def pinned(cpu: str | None, argv: list[str]) -> list[str]:
+    if cpu is None or shutil.which("taskset") is None:
+        return argv
+    return ["taskset", "-c", cpu, *argv]
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, e.get("PYTHONPATH")]))
+    return e
+
+
+class Server:
+    def __init__(self, contestant: Contestant, cpu: str | None) -> None:
+        argv = [contestant.python, SERVERS_PY, contestant.kind]
+        if contestant.uvloop:
+            argv.append("--uvloop")
+        self.proc = subprocess.Popen(
+            pinned(cpu, argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("port "):
+            raise RuntimeError(f"{contestant.name} server did not start")
+        self.port = int(line.split()[1])
+
+    def stats(self) -> dict[str, float]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        result: dict[str, float] = json.loads(self.proc.stdout.readline())
+        return result
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+# -- the load client (a separate process per connection) ----------------------------
+
+
+def client_main(port: int, size: int, warmup: float, duration: float) -> None:
+    """Connect, wait for "go" on stdin, ping-pong; print the count for the window."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(20)
+    message = os.urandom(size)
+    view = memoryview(bytearray(size))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.perf_counter()
+    measure_from = start + warmup
+    end = measure_from + duration
+    counted = 0
+    while True:
+        sock.sendall(message)
+        got = 0
+        while got < size:
+            n = sock.recv_into(view[got:])
+            if not n:
+                raise SystemExit("server closed the connection")
+            got += n
+        now = time.perf_counter()
+        if now >= end:
+            break
+        if now >= measure_from:
+            counted += 1
+    if bytes(view) != message:
+        raise SystemExit("echo mismatch")
+    sock.close()
+    print(counted, flush=True)
+
+
+def measure(
+    server: Server, size: int, concurrency: int, warmup: float, duration: float, cpu: str | None
+) -> tuple[float, float]:
+    """Return (messages per second, server CPU seconds per message)."""
+    clients = [
+        subprocess.Popen(
+            pinned(
+                cpu,
+                [
+                    sys.executable,
+                    __file__,
+                    "_client",
+                    str(server.port),
+                    str(size),
+                    str(warmup),
+                    str(duration),
+                ],
+            ),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(concurrency)
+    ]
+    try:
+        for c in clients:
+            assert c.stdout is not None
+            if c.stdout.readline().strip() != "ready":
+                raise RuntimeError("client failed to start")
+        for c in clients:
+            assert c.stdin is not None
+            c.stdin.write("go\n")
+            c.stdin.flush()
+        time.sleep(warmup)
+        before = server.stats()["cpu"]
+        time.sleep(duration)
+        after = server.stats()["cpu"]
+        total = 0
+        for c in clients:
+            out, _ = c.communicate(timeout=60)
+            if c.returncode != 0:
+                raise RuntimeError("client failed")
+            total += int(out.strip())
+    finally:
+        for c in clients:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+    rate = total / duration
+    cpu_per_msg = (after - before) / total if total else float("nan")
+    return rate, cpu_per_msg
+
+
+def fmt_size(n: int) -> str:
+    return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} B"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1024,10240,102400")
+    parser.add_argument("--concurrency", default="1,10")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=0.3)
+    parser.add_argument("--duration", type=float, default=1.5)
+    parser.add_argument("--server-cpu", default="1")
+    parser.add_argument("--client-cpu", default="0")
+    parser.add_argument("--no-uvloop", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="1 repetition of 0.8 s")
+    args = parser.parse_args()
+    if args.quick:
+        args.reps, args.duration, args.warmup = 1, 0.8, 0.2
+    sizes = [int(s) for s in args.sizes.split(",")]
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    field = contestants(not args.no_uvloop)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
+    print(f"python {platform.python_version()}; load average {os.getloadavg()}")
+    print(
+        f"server on CPU {args.server_cpu}, clients on CPU {args.client_cpu}; "
+        f"{args.reps} reps x {args.duration}s (+{args.warmup}s warm-up)"
+    )
+    servers = {c.name: Server(c, args.server_cpu) for c in field}
+    results: dict[tuple[str, int, int], list[tuple[float, float]]] = {}
+    try:
+        for rep in range(args.reps):
+            for size in sizes:
+                for conc in concurrencies:
+                    order = field[rep % len(field) :] + field[: rep % len(field)]
+                    for c in order:
+                        r = measure(
+                            servers[c.name], size, conc, args.warmup, args.duration,
+                            args.client_cpu,
+                        )  # fmt: skip
+                        results.setdefault((c.name, size, conc), []).append(r)
+            print(f"  repetition {rep + 1}/{args.reps} done", flush=True)
+    finally:
+        for s in servers.values():
+            s.stop()
+
+    names = [c.name for c in field]
+    print()
+    header = f"{'size':>8} {'conc':>4}  " + "  ".join(f"{n:>22}" for n in names)
+    print("messages/s (median) | server CPU us/message (median)")
+    print(header)
+    for size in sizes:
+        for conc in concurrencies:
+            cells = []
+            for n in names:
+                runs = results[(n, size, conc)]
+                rate = statistics.median(r[0] for r in runs)
+                cpu = statistics.median(r[1] for r in runs) * 1e6
+                cells.append(f"{rate:>10.0f} | {cpu:>7.1f} us")
+            print(f"{fmt_size(size):>8} {conc:>4}  " + "  ".join(f"{c:>22}" for c in cells))
+    print()
+    print(
+        "ratios of asyncnet to bare Protocol and to streams: msgs/s (median), "
+        "CPU/msg (median; best of reps in brackets, the least disturbed by other load)"
+    )
+    for size in sizes:
+        for conc in concurrencies:
+
+            def med(name: str, i: int, size: int = size, conc: int = conc) -> float:
+                return statistics.median(r[i] for r in results[(name, size, conc)])
+
+            def best_cpu(name: str, size: int = size, conc: int = conc) -> float:
+                return min(r[1] for r in results[(name, size, conc)])
+
+            a_rate, a_cpu, a_best = med("asyncnet", 0), med("asyncnet", 1), best_cpu("asyncnet")
+            parts = []
+            for other, label in (("bare Protocol", "bare"), ("streams", "streams")):
+                parts.append(
+                    f"vs {label}: {a_rate / med(other, 0):5.2f}x msgs/s, "
+                    f"{a_cpu / med(other, 1):5.2f}x CPU/msg [{a_best / best_cpu(other):5.2f}x]"
+                )
+            line = f"{fmt_size(size):>8} {conc:>4}  " + "   ".join(parts)
+            if "asyncnet+uvloop" in names:
+                u_rate = med("asyncnet+uvloop", 0) / med("bare+uvloop", 0)
+                u_cpu = med("asyncnet+uvloop", 1) / med("bare+uvloop", 1)
+                line += f"   uvloop asyncnet/bare: {u_rate:5.2f}x msgs/s, {u_cpu:5.2f}x CPU/msg"
+            print(line)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_client":
+        client_main(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+    else:
+        main()
