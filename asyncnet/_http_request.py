@@ -103,6 +103,8 @@ _Field = tuple[str, str, str, str]
 # is emptied when full, which bounds it whatever the keys.
 _FIELD_CACHE: dict[tuple[object, object], _Field] = {}
 _FIELD_CACHE_MAX: Final = 1024
+# Credentials are never kept in the process-wide cache after their request.
+_NOT_CACHED: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 def _check_field(name: object, value: object) -> _Field:
@@ -123,8 +125,9 @@ def _check_field(name: object, value: object) -> _Field:
             f"header {name_s!r} has a control or non-latin-1 character in its value: {value_s!r}"
         )
     value_s = value_s.strip(" \t")
-    field = (name_s, name_s.lower(), value_s, f"{name_s}: {value_s}\r\n")
-    if key is not None:
+    lower = name_s.lower()
+    field = (name_s, lower, value_s, f"{name_s}: {value_s}\r\n")
+    if key is not None and lower not in _NOT_CACHED:
         if len(_FIELD_CACHE) >= _FIELD_CACHE_MAX:
             _FIELD_CACHE.clear()
         _FIELD_CACHE[key] = field

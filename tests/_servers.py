@@ -563,6 +563,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _ThreadingServer(http.server.ThreadingHTTPServer):
     # Non-daemon threads are joined by server_close(): nothing outlives the server.
     daemon_threads = False
+    # The default backlog of 5 drops SYNs when many clients connect at once,
+    # and each drop costs the client a one-second retransmission.
+    request_queue_size = 128
     owner: HTTPServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -7,6 +7,8 @@ nginx's access log), so these tests check what a peer actually sees.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator
 
 import pytest
@@ -140,9 +142,19 @@ async def test_connection_closed_by_server_while_idle_is_not_reused() -> None:
 # -- stale keep-alive connections -----------------------------------------------------------
 
 
-def _stale_after_first_script(drop_every_later_connection: bool) -> RawServer:
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset instead of a FIN."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def _stale_after_first_script(
+    drop_every_later_connection: bool, *, reset: bool = False
+) -> RawServer:
     """First connection: answer once, then drop the next request unanswered (a stale
-    keep-alive connection). Later connections answer (or drop, if asked)."""
+    keep-alive connection), with a FIN or a reset. Later connections answer (or drop,
+    if asked)."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         number = srv.connections
@@ -150,6 +162,8 @@ def _stale_after_first_script(drop_every_later_connection: bool) -> RawServer:
             await srv.read_request(reader, writer)
             await srv.send(writer, OK)
             await srv.read_request(reader, writer)
+            if reset:
+                _reset(writer)
             return  # close without a reply
         while await srv.read_request(reader, writer):
             if drop_every_later_connection:
@@ -160,8 +174,9 @@ def _stale_after_first_script(drop_every_later_connection: bool) -> RawServer:
     return srv
 
 
-async def test_stale_keep_alive_connection_is_retried_once_for_get() -> None:
-    async with _stale_after_first_script(False) as srv, HTTPClient() as client:
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "reset"])
+async def test_stale_keep_alive_connection_is_retried_once_for_get(reset: bool) -> None:
+    async with _stale_after_first_script(False, reset=reset) as srv, HTTPClient() as client:
         await client.get(srv.url("/1"))
         resp = await client.get(srv.url("/2"))
         assert (resp.status, resp.content) == (200, b"hello")
@@ -178,11 +193,12 @@ async def test_other_idempotent_methods_are_retried_too(method: str) -> None:
         assert srv.connections == 2
 
 
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "reset"])
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
 async def test_stale_keep_alive_connection_is_not_retried_for_non_idempotent(
-    method: str,
+    method: str, reset: bool
 ) -> None:
-    async with _stale_after_first_script(False) as srv, HTTPClient() as client:
+    async with _stale_after_first_script(False, reset=reset) as srv, HTTPClient() as client:
         await client.get(srv.url("/1"))
         with pytest.raises((asyncnet.ReadError, asyncnet.RemoteProtocolError)):
             await client.request(method, srv.url("/2"), body=b"data")

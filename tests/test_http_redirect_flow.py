@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -266,3 +267,26 @@ async def test_stream_follows_redirects_too() -> None:
             assert resp.status == 200
             assert await resp.read() == b"done"
             assert len(resp.history) == 2
+
+
+async def test_no_connection_is_left_checked_out_after_a_refused_redirect() -> None:
+    async def once() -> AsyncIterator[bytes]:
+        yield b"x"
+
+    with HTTPServer() as srv:
+        async with HTTPClient(max_redirects=1) as client:
+            with pytest.raises(asyncnet.TooManyRedirects):
+                await client.get(srv.url("/redirect/3"))
+            with pytest.raises(asyncnet.InvalidURL):
+                await client.get(srv.url(_to("ftp://127.0.0.1/")))
+            with pytest.raises(asyncnet.BodyNotReplayable):
+                await client.post(srv.url(_to("/echo", 307)), body=once())
+            for _ in range(100):  # a few loop turns for any closing transport
+                stats = client.statistics()
+                if stats.connections_open == stats.connections_idle:
+                    break
+                await asyncio.sleep(0)
+            assert stats.connections_open == stats.connections_idle, stats
+            assert stats.pool_waiters == 0
+            # A refused redirect's connection is closed (its body unread), not kept.
+            assert (await client.get(srv.url("/bytes/1"))).status == 200

@@ -77,6 +77,16 @@ def test_header_items_from_every_shape() -> None:
     assert validate_header_items(None) == []
 
 
+def test_credentials_are_not_kept_in_the_field_cache() -> None:
+    from asyncnet._http_request import _FIELD_CACHE
+
+    secret = "Bearer s3cret-token-for-cache-test"
+    validate_header_items([("Authorization", secret), ("Cookie", secret), ("X-Plain", secret)])
+    serialize_head("GET", parse_url("http://h/"), [("authorization", secret)], None, chunked=False)
+    cached_values = [key[1] for key in _FIELD_CACHE]
+    assert cached_values.count(secret) == 1  # only X-Plain's
+
+
 def test_header_value_whitespace() -> None:
     assert validate_header_items([("A", "  x y\t")]) == [("A", "x y")]
     assert validate_header_items([("A", "")]) == [("A", "")]

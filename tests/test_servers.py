@@ -272,3 +272,15 @@ def test_nginx_server_serves_and_logs_connections() -> None:
     log = srv.access_log()
     assert [uri for _, _, uri in log] == ["/bytes/2000", "/redirect", "/gzip/2000"]
     assert {c for c, _, _ in log} == {log[0][0]} and [n for _, n, _ in log] == [1, 2, 3]
+
+
+async def test_http_server_accepts_a_burst_of_connections() -> None:
+    with HTTPServer() as srv:
+        streams = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(64)]
+        for _, writer in streams:
+            writer.write(b"GET /bytes/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for reader, writer in streams:
+            assert (await reader.read()).endswith(pattern(3))
+            writer.close()
+            await writer.wait_closed()
+    assert srv.connections == 64
