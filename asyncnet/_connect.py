@@ -157,7 +157,17 @@ async def open_tcp_socket(
 ) -> socket.socket:
     """Resolve ``host`` and connect a TCP socket to it (see :func:`race_connect`)."""
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    try:
+        # An IP literal needs no resolver: AI_NUMERICHOST never touches DNS, so
+        # it is answered at once here instead of in the executor's threads.
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
+            flags=socket.AI_NUMERICHOST,
+        )
+    except socket.gaierror:
+        infos = await loop.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
     ordered = interleave_addrinfos(infos)
     return await race_connect(ordered, delay=happy_eyeballs_delay, where=f"{host}:{port}")
 

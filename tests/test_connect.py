@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import random
 import socket
 import sys
@@ -197,3 +198,25 @@ async def test_open_connection_gives_a_working_tls_transport() -> None:
             assert (await received).endswith(b"tls")
         finally:
             transport.abort()
+
+
+class _NoThreads(concurrent.futures.ThreadPoolExecutor):
+    """An executor that refuses work: proves that nothing was sent to a thread."""
+
+    def submit(self, *args: object, **kwargs: object) -> concurrent.futures.Future[object]:
+        raise AssertionError("the resolver's executor was used")
+
+
+async def test_ip_literals_are_not_sent_to_the_resolver_thread() -> None:
+    loop = asyncio.get_running_loop()
+    executor = _NoThreads(max_workers=1)
+    loop.set_default_executor(executor)
+    try:
+        async with RawServer(_echo_until_eof) as srv:
+            sock = await open_tcp_socket("127.0.0.1", srv.port)
+            sock.close()
+            with pytest.raises(AssertionError, match="executor"):
+                await open_tcp_socket("localhost", srv.port)
+            await srv.wait_until(lambda s: s.active_connections == 0)
+    finally:
+        executor.shutdown()
