@@ -104,6 +104,10 @@ class _SharedReadBuffer:
         self.view = memoryview(bytearray(READ_SIZE))
 
 
+# Placeholder until a protocol has its buffer; allocates nothing.
+_NO_BUFFER: Final = _SharedReadBuffer.__new__(_SharedReadBuffer)
+
+
 class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
     """Echoes every byte back to its sender, pausing reads while the sender is not reading.
 
@@ -142,7 +146,8 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._write: Callable[[bytes | memoryview], None] = _not_connected
         self._buffered: Callable[[], int] = int
-        self._read_buffer: _SharedReadBuffer | None = None
+        # Set by the server (shared) or in connection_made (own buffer).
+        self._read_buffer: _SharedReadBuffer = _NO_BUFFER
 
     # -- asyncio callbacks ---------------------------------------------------------
 
@@ -156,7 +161,7 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         # Bound methods, cached: buffer_updated is the hot path.
         self._write = transport.write
         self._buffered = transport.get_write_buffer_size
-        if self._read_buffer is None:
+        if self._read_buffer is _NO_BUFFER:
             self._read_buffer = _SharedReadBuffer()
         server = self._server
         if server is not None and not server._admit(self):
@@ -171,24 +176,21 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """Return the buffer the transport reads into (one read's worth)."""
-        assert self._read_buffer is not None
         return self._read_buffer.view
 
     def buffer_updated(self, nbytes: int) -> None:
         """Write the bytes just read straight back; the water marks do the rest."""
-        shared = self._read_buffer
-        assert shared is not None
         if self._buffered():
             # Behind a backlog the transport queues what it is given: hand it
             # a copy of exactly these bytes, never the reusable buffer.
-            self._write(shared.view[:nbytes].tobytes())
+            self._write(self._read_buffer.view[:nbytes].tobytes())
         else:
-            self._write(shared.view[:nbytes])
+            self._write(self._read_buffer.view[:nbytes])
             if self._buffered():
                 # Not all of it went out and the transport may hold a view of
                 # the shared buffer (asyncio 3.12+ and uvloop do): let it keep
                 # that buffer and read into a new one from now on.
-                shared.replace()
+                self._read_buffer.replace()
         self.bytes_received += nbytes
 
     def data_received(self, data: bytes) -> None:
