@@ -205,12 +205,13 @@ async def _fetch_aiohttp(urls: list[str], concurrency: int) -> list[tuple[int, i
     sem = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as session:
 
-        async def fetch(url: str) -> tuple[int, int]:
+        async def fetch(url: str) -> tuple[int, bytes]:
             async with sem, session.get(url) as resp:
-                body = await resp.read()
-                return resp.status, len(body)
+                return resp.status, await resp.read()
 
-        return await asyncio.gather(*(fetch(u) for u in urls))
+        # Every body stays in memory until the end, as fetch_all's results keep them.
+        results = await asyncio.gather(*(fetch(u) for u in urls))
+    return [(status, len(body)) for status, body in results]
 
 
 async def _fetch_httpx(urls: list[str], concurrency: int) -> list[tuple[int, int]]:
@@ -219,12 +220,13 @@ async def _fetch_httpx(urls: list[str], concurrency: int) -> list[tuple[int, int
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient() as client:
 
-        async def fetch(url: str) -> tuple[int, int]:
+        async def fetch(url: str) -> tuple[int, bytes]:
             async with sem:
                 resp = await client.get(url)
-                return resp.status_code, len(resp.content)
+                return resp.status_code, resp.content
 
-        return await asyncio.gather(*(fetch(u) for u in urls))
+        results = await asyncio.gather(*(fetch(u) for u in urls))
+    return [(status, len(body)) for status, body in results]
 
 
 ASYNC_LOADERS: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {

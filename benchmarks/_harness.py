@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ __all__ = [
     "median",
     "pinned",
     "run_json",
+    "stop_on_sigterm",
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -123,6 +125,15 @@ def run_json(argv: list[str], *, env: dict[str, str], timeout: float) -> tuple[d
         raise ContestantFailed("no output")
     result: dict[str, Any] = json.loads(lines[-1])
     return result, usage.ru_maxrss
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that a killed run still stops its nginx."""
+
+    def handler(signum: int, frame: object) -> None:
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def median(values: Sequence[float]) -> float:

@@ -37,6 +37,7 @@ from _harness import (
     median,
     pinned,
     run_json,
+    stop_on_sigterm,
 )
 from _nginx import BODIES, NginxServer
 
@@ -77,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--server-cpus", default="1", help="taskset CPUs for nginx")
     parser.add_argument("--json-out", help="also write every raw result to this file")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     if args.quick:
         args.reps, args.count = 1, 2_000
     path = args.body if args.body.startswith("/") else "/" + args.body

@@ -40,6 +40,7 @@ from _harness import (
     median,
     pinned,
     run_json,
+    stop_on_sigterm,
 )
 from _nginx import BODIES, NginxServer
 
@@ -217,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--server-cpus", default="1", help="taskset CPUs for nginx")
     parser.add_argument("--json-out", help="also write every raw result to this file")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     if args.quick:
         args.reps, args.warmup, args.duration = 1, 0.2, 0.6
     bodies = [b if b.startswith("/") else "/" + b for b in args.bodies.split(",")]

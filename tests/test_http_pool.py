@@ -211,3 +211,94 @@ async def test_random_cancellation_never_leaks_slots() -> None:
     await pool.aclose()
     await _settle()
     assert pool.connections_open == 0
+
+
+# -- property: any interleaving of acquire / release / abort / cancel -----------
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ops = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["acquire", "finish", "abort", "cancel", "hand-off race", "yield", "yield"]
+        ),
+        st.integers(min_value=0, max_value=5),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+_RACE = [("acquire", 0), ("yield", 2), ("acquire", 0), ("yield", 2), ("hand-off race", 0)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(ops=_ops, max_total=st.integers(1, 3), max_host=st.integers(1, 3))
+@example(ops=_RACE, max_total=1, max_host=1)  # a connection handed to a cancelled waiter
+@example(ops=[*_RACE[:3], ("yield", 2), ("abort", 0), ("yield", 1), ("cancel", 1)],
+         max_total=1, max_host=1)  # a slot handed over, then the waiter cancelled
+def test_pool_never_exceeds_limits_nor_leaks_slots(
+    ops: list[tuple[str, int]], max_total: int, max_host: int
+) -> None:
+    async def scenario() -> None:
+        pool = ConnectionPool(Limits(max_connections=max_total, max_per_host=max_host))
+        opener = Opener()
+        tasks: list[asyncio.Task[HTTPConnection]] = []
+        held: list[FakeConnection] = []
+
+        def check() -> None:
+            assert pool.connections_open <= max_total
+            assert all(n <= max_host for n in pool._per_key.values())
+            assert pool.connections_idle <= pool.connections_open
+
+        for kind, n in ops:
+            if kind == "acquire":
+                tasks.append(asyncio.ensure_future(_acquire(pool, "abc"[n % 3], opener)))
+            elif kind == "cancel" and tasks:
+                tasks[n % len(tasks)].cancel()
+            elif kind in ("finish", "abort", "hand-off race"):
+                done = [t for t in tasks if t.done() and not t.cancelled()]
+                for task in done:
+                    tasks.remove(task)
+                    conn = task.result()
+                    assert isinstance(conn, FakeConnection)
+                    held.append(conn)
+                if held:
+                    conn = held.pop(n % len(held))
+                    conn.abort() if kind == "abort" else conn.finish()
+                if kind == "hand-off race":
+                    # The oldest waiter was just handed that connection: cancel
+                    # it in the same turn, before it can run.
+                    waiting = [t for t in tasks if not t.done()]
+                    if waiting:
+                        waiting[0].cancel()
+            # Only "yield" lets other tasks run, so a hand-off and a cancellation
+            # can land in the same loop turn (the cancel-after-wakeup race).
+            if kind == "yield":
+                for _ in range(n):
+                    await asyncio.sleep(0)
+            check()
+        # Wind down: cancel whoever still waits, give back whatever is held.
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, FakeConnection):
+                held.append(result)
+        for conn in held:
+            conn.finish()
+        await _settle()
+        check()
+        assert pool.waiters == 0
+        # Every slot still counted belongs to an idle connection: none leaked.
+        assert pool.connections_open == pool.connections_idle
+        # And all of them are usable again.
+        room = min(max_total, max_host)
+        again = [asyncio.ensure_future(_acquire(pool, "a", opener)) for _ in range(room)]
+        await asyncio.wait_for(asyncio.gather(*again), 5)
+        await pool.aclose()
+        await _settle()
+        assert pool.connections_open == 0
+
+    asyncio.run(scenario())
