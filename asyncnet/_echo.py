@@ -59,7 +59,7 @@ class EchoServerStatistics:
     current_connections: int
     #: Connections accepted and served since start.
     total_connections: int
-    #: Connections closed at once because ``max_connections`` were already open.
+    #: Connections closed at once: ``max_connections`` were open, or shutdown had begun.
     refused_connections: int
     #: Bytes read from peers.
     bytes_received: int
