@@ -69,8 +69,8 @@ _EMPTY_TRAILERS: Final = Headers()
 class HTTPConnection(FlowControlProtocol):
     """One HTTP/1.1 connection that carries one request at a time.
 
-    Timeouts are armed only while a caller waits: one timer per wait, at the
-    earlier of "read timeout from now" and the exchange's total deadline.
+    Timeouts matter only while a caller waits: one lazily re-armed timer per
+    connection covers the read timeout and the exchange's total deadline.
     """
 
     def __init__(
