@@ -70,6 +70,21 @@ async def test_max_redirects_zero_refuses_any_redirect() -> None:
                 await client.get(srv.url("/redirect/1"))
 
 
+async def test_max_redirects_per_request_overrides_the_client() -> None:
+    with HTTPServer() as srv:
+        async with HTTPClient(max_redirects=10) as client:
+            with pytest.raises(asyncnet.TooManyRedirects) as info:
+                await client.get(srv.url("/redirect/2"), max_redirects=1)
+            assert len(info.value.history) == 2
+            async with client.stream("GET", srv.url("/redirect/2"), max_redirects=2) as resp:
+                assert resp.status == 200 and len(resp.history) == 2
+            with pytest.raises(ValueError):
+                await client.get(srv.url("/redirect/1"), max_redirects=-1)
+        async with HTTPClient(max_redirects=0) as client:
+            resp = await client.get(srv.url("/redirect/1"), max_redirects=1)
+            assert resp.status == 200
+
+
 async def test_follow_redirects_false_per_request_and_per_client() -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
