@@ -188,7 +188,7 @@ async def test_relative_location_resolved(location: str, final_path: str) -> Non
 async def test_non_http_location_is_an_error(location: str) -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
-            with pytest.raises(asyncnet.InvalidURL):
+            with pytest.raises(asyncnet.RemoteProtocolError):
                 await client.get(srv.url(_to(location)))
             # The client still works (the redirect's connection was not left in use).
             assert (await client.get(srv.url("/bytes/1"))).status == 200
@@ -292,7 +292,7 @@ async def test_no_connection_is_left_checked_out_after_a_refused_redirect() -> N
         async with HTTPClient(max_redirects=1) as client:
             with pytest.raises(asyncnet.TooManyRedirects):
                 await client.get(srv.url("/redirect/3"))
-            with pytest.raises(asyncnet.InvalidURL):
+            with pytest.raises(asyncnet.RemoteProtocolError):
                 await client.get(srv.url(_to("ftp://127.0.0.1/")))
             with pytest.raises(asyncnet.BodyNotReplayable):
                 await client.post(srv.url(_to("/echo", 307)), body=once())
