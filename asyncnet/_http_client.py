@@ -105,6 +105,11 @@ def _payload(body: BodyInput, json: Any) -> tuple[_Payload, str | None]:
     return _Payload(None, RequestBody.from_value(body)), None
 
 
+def _check_max_redirects(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"max_redirects must be an int >= 0, not {value!r}")
+
+
 def _header_list(headers: HeaderInput) -> list[tuple[str, str]]:
     if headers is None:
         return []
@@ -181,9 +186,7 @@ class HTTPClient:
         parser_limits: ParserLimits | None = None,
         body_buffer: int = DEFAULT_BODY_BUFFER,
     ) -> None:
-        if isinstance(max_redirects, bool) or not isinstance(max_redirects, int) \
-                or max_redirects < 0:
-            raise UsageError(f"max_redirects must be an int >= 0, not {max_redirects!r}")
+        _check_max_redirects(max_redirects)
         if not (ssl is None or isinstance(ssl, (bool, _ssl.SSLContext))):
             raise UsageError(f"ssl must be an ssl.SSLContext, a bool or None, not {ssl!r}")
         if not isinstance(body_buffer, int) or body_buffer < 1:
@@ -259,15 +262,18 @@ class HTTPClient:
         json: Any = None,
         timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
         follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
     ) -> Response:
         """Send a request and return the response with its body already read.
 
         ``timeout=None`` means the client's timeout; pass ``Timeout(None, None,
-        None, None)`` to lift every limit for one request.
+        None, None)`` to lift every limit for one request. ``follow_redirects``
+        and ``max_redirects`` likewise default to the client's settings.
         """
         response = await self._send(
             method, url, headers=headers, body=body, json=json,
             timeout=timeout, follow_redirects=follow_redirects,
+            max_redirects=max_redirects,
         )
         try:
             await response.read()
@@ -286,6 +292,7 @@ class HTTPClient:
         json: Any = None,
         timeout: Timeout | float | None = None,
         follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
     ) -> _StreamContext:
         """``async with client.stream(...) as response``: the body is read only when asked."""
         return _StreamContext(
@@ -293,6 +300,7 @@ class HTTPClient:
             {
                 "method": method, "url": url, "headers": headers, "body": body,
                 "json": json, "timeout": timeout, "follow_redirects": follow_redirects,
+                "max_redirects": max_redirects,
             },
         )
 
@@ -336,9 +344,14 @@ class HTTPClient:
         json: Any,
         timeout: Timeout | float | None,  # noqa: ASYNC109
         follow_redirects: bool | None,
+        max_redirects: int | None = None,
     ) -> Response:
         if self._closed:
             raise ConnectionClosed("the client is closed")
+        if max_redirects is None:
+            max_redirects = self._max_redirects
+        else:
+            _check_max_redirects(max_redirects)
         method = validate_method(method)
         target = parse_url(url)
         timeouts = self._timeout if timeout is None else Timeout.coerce(timeout)
@@ -355,10 +368,10 @@ class HTTPClient:
             if not follow or not response.is_redirect:
                 response.history = history
                 return response
-            if len(history) >= self._max_redirects:
+            if len(history) >= max_redirects:
                 await response.aclose()
                 raise TooManyRedirects(
-                    f"more than {self._max_redirects} redirects (last: {target})",
+                    f"more than {max_redirects} redirects (last: {target})",
                     history=[*history, response],
                 )
             try:

@@ -13,8 +13,10 @@ RFC leaves a choice):
   GET. A request whose method changes this way loses its body; 307 and 308
   (and 301/302 of other methods) keep method and body, which must then be
   replayable (:class:`~asyncnet.BodyNotReplayable` otherwise).
-* ``Location`` is resolved against the current URL (RFC 3986 §5); a scheme
-  other than http or https is :class:`~asyncnet.InvalidURL`.
+* ``Location`` is resolved against the current URL (RFC 3986 §5); a
+  malformed one, or one with a scheme other than http or https, is
+  :class:`~asyncnet.RemoteProtocolError`: the server sent it, so it is not
+  reported as a caller mistake.
 * Credentials (``Authorization``, ``Proxy-Authorization``, ``Cookie``) are
   dropped when the origin (scheme, host, port) changes, which includes any
   move from https to http; a caller's ``Host`` header goes too.
@@ -29,7 +31,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ._errors import BodyNotReplayable, InvalidURL
+from ._errors import BodyNotReplayable, InvalidURL, RemoteProtocolError
 from ._http_url import URL
 
 __all__ = [
@@ -91,8 +93,8 @@ def next_request(
 
     ``method``, ``url`` and ``headers`` describe the request just sent,
     ``has_body`` whether it carried a body and ``body_replayable`` whether
-    that body can be sent again. Raises :class:`~asyncnet.InvalidURL` for a
-    ``Location`` that is malformed or not http(s), and
+    that body can be sent again. Raises :class:`~asyncnet.RemoteProtocolError`
+    for a ``Location`` that is malformed or not http(s), and
     :class:`~asyncnet.BodyNotReplayable` when the body must be resent but
     cannot be.
     """
@@ -100,10 +102,13 @@ def next_request(
         return None
     match = _SCHEME.match(location)
     if match is not None and match.group(1).lower() not in ("http", "https"):
-        raise InvalidURL(
+        raise RemoteProtocolError(
             f"redirect to a {match.group(1)!r} URL is not followed: {location!r}"
         )
-    new_url = url.join(location)
+    try:
+        new_url = url.join(location)
+    except InvalidURL as exc:
+        raise RemoteProtocolError(f"redirect Location is not a valid URL: {exc}") from exc
 
     new_method = redirect_method(method, status)
     keep_body = has_body and new_method == method and status != 303

@@ -597,7 +597,7 @@ async def test_credentials_dropped_on_origin_change() -> None:
 async def test_redirect_to_other_scheme_is_an_error() -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
-            with pytest.raises(asyncnet.InvalidURL):
+            with pytest.raises(asyncnet.RemoteProtocolError):
                 await client.get(srv.url("/redirect-to?url=ftp://example.com/x"))
 
 

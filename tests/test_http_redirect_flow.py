@@ -70,6 +70,21 @@ async def test_max_redirects_zero_refuses_any_redirect() -> None:
                 await client.get(srv.url("/redirect/1"))
 
 
+async def test_max_redirects_per_request_overrides_the_client() -> None:
+    with HTTPServer() as srv:
+        async with HTTPClient(max_redirects=10) as client:
+            with pytest.raises(asyncnet.TooManyRedirects) as info:
+                await client.get(srv.url("/redirect/2"), max_redirects=1)
+            assert len(info.value.history) == 2
+            async with client.stream("GET", srv.url("/redirect/2"), max_redirects=2) as resp:
+                assert resp.status == 200 and len(resp.history) == 2
+            with pytest.raises(ValueError):
+                await client.get(srv.url("/redirect/1"), max_redirects=-1)
+        async with HTTPClient(max_redirects=0) as client:
+            resp = await client.get(srv.url("/redirect/1"), max_redirects=1)
+            assert resp.status == 200
+
+
 async def test_follow_redirects_false_per_request_and_per_client() -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
@@ -173,7 +188,7 @@ async def test_relative_location_resolved(location: str, final_path: str) -> Non
 async def test_non_http_location_is_an_error(location: str) -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
-            with pytest.raises(asyncnet.InvalidURL):
+            with pytest.raises(asyncnet.RemoteProtocolError):
                 await client.get(srv.url(_to(location)))
             # The client still works (the redirect's connection was not left in use).
             assert (await client.get(srv.url("/bytes/1"))).status == 200
@@ -277,7 +292,7 @@ async def test_no_connection_is_left_checked_out_after_a_refused_redirect() -> N
         async with HTTPClient(max_redirects=1) as client:
             with pytest.raises(asyncnet.TooManyRedirects):
                 await client.get(srv.url("/redirect/3"))
-            with pytest.raises(asyncnet.InvalidURL):
+            with pytest.raises(asyncnet.RemoteProtocolError):
                 await client.get(srv.url(_to("ftp://127.0.0.1/")))
             with pytest.raises(asyncnet.BodyNotReplayable):
                 await client.post(srv.url(_to("/echo", 307)), body=once())

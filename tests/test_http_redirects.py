@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncnet import BodyNotReplayable, InvalidURL
+from asyncnet import BodyNotReplayable, InvalidURL, RemoteProtocolError
 from asyncnet._http_redirects import (
     BODY_HEADERS,
     CREDENTIAL_HEADERS,
@@ -166,7 +166,7 @@ def test_location_resolved_against_the_current_url(location: str, expected: str)
     ],
 )
 def test_non_http_location_is_an_error(location: str) -> None:
-    with pytest.raises(InvalidURL):
+    with pytest.raises(RemoteProtocolError):
         next_request("GET", BASE, HEADERS, 302, location)
 
 
@@ -174,8 +174,11 @@ def test_non_http_location_is_an_error(location: str) -> None:
     "location", ["http://exa mple.com/", "/path\r\nX-Injected: 1", "http://[::1/"]
 )
 def test_malformed_location_is_an_error(location: str) -> None:
-    with pytest.raises(InvalidURL):
+    with pytest.raises(RemoteProtocolError) as info:
         next_request("GET", BASE, HEADERS, 302, location)
+    # The server's mistake, not the caller's: never a ValueError.
+    assert not isinstance(info.value, ValueError)
+    assert isinstance(info.value.__cause__, InvalidURL)
 
 
 # -- credentials across origins ----------------------------------------------------------
