@@ -14,6 +14,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from ._cli import positive_float, positive_int
 from ._echo import EchoServer, open_echo_client, start_echo_server
 from ._errors import AsyncNetError
 from ._flow import DEFAULT_HIGH
@@ -38,26 +39,6 @@ def parse_size(text: str) -> int:
     if size < 0:
         raise argparse.ArgumentTypeError(f"byte count must not be negative: {text!r}")
     return size
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -101,21 +82,21 @@ def add_parser(subparsers: Any) -> None:
     )
     server.add_argument(
         "--idle-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="close peers that neither send nor read for this long (default: never)",
     )
     server.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="refuse connections beyond this many (default: no limit)",
     )
     server.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="run N server processes sharing the port with SO_REUSEPORT, Linux (default: 1)",
@@ -163,14 +144,14 @@ def add_parser(subparsers: Any) -> None:
     )
     client.add_argument(
         "--count",
-        type=_positive_int,
+        type=positive_int,
         default=1000,
         metavar="N",
         help="messages per connection (default: %(default)s)",
     )
     client.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="C",
         help="parallel connections (default: %(default)s)",
@@ -180,7 +161,7 @@ def add_parser(subparsers: Any) -> None:
     )
     client.add_argument(
         "--connect-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="SECONDS",
         help="give up connecting after this long (default: %(default)s)",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
+from ._cli import non_negative_int, positive_float, positive_int
 from ._fetch import FetchResult, fetch_iter
 from ._http_models import Timeout
 
@@ -186,27 +187,6 @@ class _Tally:
     total_bytes: int = 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
 def add_parser(subparsers: Any) -> None:
     """Register ``fetch`` on the top-level parser's subcommands."""
     parser = subparsers.add_parser(
@@ -237,23 +217,23 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=10, metavar="N",
+        "--concurrency", type=positive_int, default=10, metavar="N",
         help="requests in flight at most (default 10)",
     )
     parser.add_argument(
-        "--per-host", type=_positive_int, default=None, metavar="N",
+        "--per-host", type=positive_int, default=None, metavar="N",
         help="requests in flight per host at most (default: no per-host limit)",
     )
     parser.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="S",
+        "--timeout", type=positive_float, default=30.0, metavar="S",
         help="connect, read and write timeout per request in seconds (default 30)",
     )
     parser.add_argument(
-        "--deadline", type=_positive_float, default=None, metavar="S",
+        "--deadline", type=positive_float, default=None, metavar="S",
         help="stop everything after S seconds; unfinished URLs fail with a timeout",
     )
     parser.add_argument(
-        "--retries", type=_non_negative_int, default=0, metavar="N",
+        "--retries", type=non_negative_int, default=0, metavar="N",
         help="retry GETs up to N times on connection errors, timeouts, 429 and 502-504",
     )
     parser.add_argument(

@@ -21,9 +21,10 @@ from typing import Any, TextIO
 
 from ._demo_server import DemoHTTPServer
 from ._echo import start_echo_server
-from ._errors import ConnectError
+from ._errors import ConnectError, ConnectionClosed
 from ._errors import TimeoutError as AsyncNetTimeoutError
 from ._fetch import FetchResult, fetch_all
+from ._flow import FlowControlProtocol
 from ._http_models import Timeout
 
 __all__ = ["add_parser", "run", "run_demo"]
@@ -66,32 +67,36 @@ class _Printer:
 # -- part one: echo with a slow reader ----------------------------------------
 
 
-class _SlowReader(asyncio.Protocol):
-    """Sends ``total`` bytes with drain-style flow control and reads them back slowly."""
+class _SlowReader(FlowControlProtocol):
+    """Sends ``total`` bytes, awaiting :meth:`drain`, and reads them back slowly.
+
+    It counts the transport's pause/resume calls so the demo can show that
+    backpressure reached the producer.
+    """
+
+    transport: asyncio.Transport | None
 
     def __init__(self, total: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self.total = total
         self.loop = loop
         self.received = 0
         self.since_nap = 0
         self.pauses = 0
         self.resumes = 0
-        self.transport: asyncio.Transport | None = None
-        self.can_write = asyncio.Event()
-        self.can_write.set()
         self.done: asyncio.Future[None] = loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        super().connection_made(transport)
 
     def pause_writing(self) -> None:
         self.pauses += 1
-        self.can_write.clear()
+        super().pause_writing()
 
     def resume_writing(self) -> None:
         self.resumes += 1
-        self.can_write.set()
+        super().resume_writing()
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
@@ -111,7 +116,7 @@ class _SlowReader(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.can_write.set()
+        super().connection_lost(exc)
         if not self.done.done():
             self.done.set_exception(ConnectionError(f"echo connection lost: {exc}"))
 
@@ -170,7 +175,10 @@ async def _echo_part(p: _Printer) -> _EchoReport:
             chunk = b"x" * ECHO_CHUNK
             sent = 0
             while sent < ECHO_TOTAL:
-                await proto.can_write.wait()
+                try:
+                    await proto.drain()
+                except ConnectionClosed:
+                    break  # proto.done holds the error
                 if transport.is_closing():
                     break
                 transport.write(chunk)

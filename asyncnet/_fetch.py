@@ -181,8 +181,26 @@ class _Work:
 
     index: int
     url: str
+    #: The ``per_host`` group (see :func:`_host_key`), "" without ``per_host``.
+    key: str
     started: float
     attempts: int = 0
+
+
+def _failure(work: _Work, error: Exception) -> FetchResult:
+    """The result of a URL that got no response: ``error`` says why."""
+    return FetchResult(
+        url=work.url,
+        ok=False,
+        status=None,
+        reason="",
+        headers=None,
+        body=b"",
+        elapsed=time.perf_counter() - work.started,
+        attempts=work.attempts,
+        error=error,
+        index=work.index,
+    )
 
 
 class _Engine:
@@ -328,8 +346,9 @@ class _Engine:
         last_key: str | None = None
         while (item := self._pick(last_key)) is not None:
             index, url = item
-            last_key = _host_key(url) if self._hosts is not None else None
-            work = _Work(index, url, time.perf_counter())
+            key = _host_key(url) if self._hosts is not None else ""
+            last_key = key
+            work = _Work(index, url, key, time.perf_counter())
             if self._expired:
                 result = self._deadline_result(work)
             else:
@@ -356,23 +375,13 @@ class _Engine:
             task.cancel()
 
     def _deadline_result(self, work: _Work) -> FetchResult:
-        return FetchResult(
-            url=work.url,
-            ok=False,
-            status=None,
-            reason="",
-            headers=None,
-            body=b"",
-            elapsed=time.perf_counter() - work.started,
-            attempts=work.attempts,
-            error=TotalTimeout(f"the fetch deadline of {self._deadline} s passed first"),
-            index=work.index,
-        )
+        error = TotalTimeout(f"the fetch deadline of {self._deadline} s passed first")
+        return _failure(work, error)
 
     # -- one URL ----------------------------------------------------------------
 
     async def _fetch(self, work: _Work) -> FetchResult:
-        key = _host_key(work.url)
+        key = work.key
         retryable = self._method in _IDEMPOTENT
         while True:
             work.attempts += 1
@@ -419,18 +428,7 @@ class _Engine:
                 ) as response:
                     body, truncated = await self._read_capped(response, self._max_body)
         except Exception as exc:
-            return FetchResult(
-                url=work.url,
-                ok=False,
-                status=None,
-                reason="",
-                headers=None,
-                body=b"",
-                elapsed=time.perf_counter() - work.started,
-                attempts=work.attempts,
-                error=exc,
-                index=work.index,
-            )
+            return _failure(work, exc)
         return FetchResult(
             url=work.url,
             ok=response.status < 400,
