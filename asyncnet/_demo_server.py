@@ -254,7 +254,7 @@ class _Server(ThreadingHTTPServer):
 class DemoHTTPServer:
     """A threaded :mod:`http.server` on 127.0.0.1 with the endpoints listed above.
 
-    Use it as a context manager (sync or async); it binds an ephemeral port, so
+    Use it as a (blocking) context manager; it binds an ephemeral port, so
     many can run at once, and stops promptly even while slow requests wait.
     """
 
@@ -309,29 +309,10 @@ class DemoHTTPServer:
         with s.changed:
             return s.changed.wait_for(lambda: s.in_flight >= count, timeout)
 
-    def reset_counters(self) -> None:
-        """Zero the request counters and the peak (requests in flight stay counted)."""
-        s = self._state
-        with s.lock:
-            s.requests = 0
-            s.peak = s.in_flight
-            s.paths.clear()
-
     def __enter__(self) -> DemoHTTPServer:
         return self.start()
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> DemoHTTPServer:
-        return self.start()
-
-    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
