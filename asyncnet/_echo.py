@@ -137,7 +137,6 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         self.max_write_buffer = 0
         self._server: EchoServer | None = None
         self._refused = False
-        self._reading_paused = False
         self._timer: asyncio.TimerHandle | None = None
         self._checked_received = 0
         self._checked_buffer = 0
@@ -214,20 +213,17 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         size = transport.get_write_buffer_size()
         if size > self.max_write_buffer:
             self.max_write_buffer = size
-        self._reading_paused = True
         transport.pause_reading()
 
     def resume_writing(self) -> None:
         """The peer drained our buffer to the low mark: read from it again."""
         super().resume_writing()
-        self._reading_paused = False
         if self._transport is not None:
             self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the idle timer and report to the server."""
         super().connection_lost(exc)
-        self._reading_paused = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -267,7 +263,9 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
     @property
     def reading_paused(self) -> bool:
         """Whether reading from the peer is paused because it is not reading."""
-        return self._reading_paused
+        # Reading is paused exactly while writing is: pause_writing and
+        # resume_writing carry the one decision to both directions.
+        return self.writing_paused
 
     @property
     def bytes_unsent(self) -> int:
