@@ -204,5 +204,4 @@ async def open_connection(
         # transport.
         sock.close()
         raise
-    assert isinstance(transport, asyncio.Transport)
     return transport, protocol

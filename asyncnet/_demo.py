@@ -87,7 +87,6 @@ class _SlowReader(FlowControlProtocol):
         self.done: asyncio.Future[None] = loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         super().connection_made(transport)
 
     def pause_writing(self) -> None:
