@@ -23,8 +23,9 @@ __all__ = ["URL", "parse_url"]
 DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 # C0 controls, space, DEL and C1 controls. None of them may appear anywhere in
-# a URL; urllib.parse would strip some of them without a word.
-_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f]")
+# a URL; urllib.parse would strip some of them without a word. Lone
+# surrogates have no UTF-8 form, so a URL holding one cannot be sent.
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\x9f\ud800-\udfff]")
 
 # RFC 3986 appendix B, restricted to the absolute form we accept.
 _SPLIT = re.compile(

@@ -382,3 +382,13 @@ def test_parse_str_parse_is_stable(
 def test_any_control_or_space_is_rejected(prefix: str, bad: str, suffix: str) -> None:
     with pytest.raises(InvalidURL):
         parse_url(prefix + bad + suffix)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://h/\ud800", "http://h/?q=\udfff", "http://h\ud83d/", "http://u\udc80@h/"]
+)
+def test_lone_surrogate_is_invalid_url(url: str) -> None:
+    # A lone surrogate has no UTF-8 form, so the URL cannot be sent; the
+    # caller gets InvalidURL, not a UnicodeEncodeError from deep inside.
+    with pytest.raises(InvalidURL):
+        parse_url(url)
