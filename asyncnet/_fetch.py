@@ -36,13 +36,13 @@ from collections.abc import (
     Sized,
 )
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from ._errors import InvalidURL, TotalTimeout, TransportError, UsageError
 from ._errors import TimeoutError as AsyncNetTimeoutError
-from ._errors import TotalTimeout, TransportError, UsageError
 from ._http_client import HTTPClient
 from ._http_headers import Headers
 from ._http_models import Limits, Response, Timeout
+from ._http_url import parse_url
 
 __all__ = ["DEFAULT_TIMEOUT", "FetchResult", "fetch_all", "fetch_iter"]
 
@@ -111,12 +111,16 @@ def _as_timeout(value: Timeout | float | None) -> Timeout:
 
 
 def _host_key(url: str) -> str:
-    """Group URLs by scheme, host and port for ``per_host`` (unparsable ones alone)."""
+    """Group URLs by origin (scheme, host, port) for ``per_host``; unparsable ones stand alone.
+
+    The client's own parser decides, so a URL with its default port spelled
+    out falls in the same group as one without.
+    """
     try:
-        parts = urlsplit(str(url))
-        return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or ''}"
-    except ValueError:
+        scheme, host, port = parse_url(str(url)).origin
+    except InvalidURL:
         return str(url)
+    return f"{scheme}://{host}:{port}"
 
 
 def _retry_after(value: str | None) -> float | None:

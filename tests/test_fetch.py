@@ -386,3 +386,12 @@ def test_host_keys_group_by_scheme_host_and_port() -> None:
     assert _host_key("http://a.example/") != _host_key("https://a.example/")
     assert _host_key("http://a.example:81/") != _host_key("http://a.example/")
     assert _host_key("http://[::1]:80x/") == "http://[::1]:80x/"  # unparsable: alone
+
+
+def test_host_keys_treat_the_default_port_as_given() -> None:
+    # http://h/ and http://h:80/ reach the same server, so they share one
+    # per_host limit; told apart, twice the limit could be in flight to it.
+    from asyncnet._fetch import _host_key
+
+    assert _host_key("http://a.example/") == _host_key("http://a.example:80/")
+    assert _host_key("https://a.example/") == _host_key("https://a.example:443/")
