@@ -11,10 +11,43 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Union, overload
 
-__all__ = ["Headers", "HeadersLike"]
+__all__ = ["Headers", "HeadersLike", "share_names"]
 
 #: What the :class:`Headers` constructor and comparison accept.
 HeadersLike = Union["Headers", Mapping[str, str], Iterable[tuple[str, str]]]
+
+
+# Field names repeat from one response to the next. Sharing one string per
+# name keeps heads that stay in memory (fetch results, say) from each carrying
+# copies. The table is bounded in entries and name length because names come
+# from the peer (sys.intern is not an option: interned strings are immortal
+# on Python 3.12, so a peer sending fresh names would grow memory forever).
+_SHARED_NAMES: dict[str, str] = {}
+_SHARED_NAMES_MAX = 512
+_SHARED_NAME_MAX_LENGTH = 64
+
+
+def share_names(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Return ``items`` with each field name replaced by a shared equal string."""
+    table = _SHARED_NAMES
+    shared = [(table.get(name, name), value) for name, value in items]
+    if len(table) < _SHARED_NAMES_MAX:
+        for name, _ in items:
+            if name not in table and len(name) <= _SHARED_NAME_MAX_LENGTH:
+                if len(table) >= _SHARED_NAMES_MAX:
+                    break
+                table[name] = name
+    return shared
+
+
+def _shared_lower(name: str) -> str:
+    lower = name.lower()
+    shared = _SHARED_NAMES.get(lower)
+    if shared is not None:
+        return shared
+    if len(_SHARED_NAMES) < _SHARED_NAMES_MAX and len(lower) <= _SHARED_NAME_MAX_LENGTH:
+        _SHARED_NAMES[lower] = lower
+    return lower
 
 
 class Headers:
@@ -60,7 +93,7 @@ class Headers:
         # responses are never looked up by name, so it happens on demand.
         lower = self._lc
         if lower is None:
-            lower = self._lc = [name.lower() for name, _ in self._items]
+            lower = self._lc = [_shared_lower(name) for name, _ in self._items]
         return lower
 
     # -- reading ---------------------------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, NoReturn
 
 from ._errors import LocalProtocolError, RemoteProtocolError, UsageError
-from ._http_headers import Headers
+from ._http_headers import Headers, share_names
 
 __all__ = [
     "NEED_DATA",
@@ -288,7 +288,7 @@ def _parse_fields(text: str, limits: ParserLimits, what: str) -> tuple[list[tupl
         raise RemoteProtocolError(
             f"{what} section has more than {limits.max_header_count} fields"
         )
-    return items, folded
+    return share_names(items), folded
 
 
 def _parse_fields_slowly(text: str, what: str) -> list[tuple[str, str]]:

@@ -181,3 +181,30 @@ def test_headers_behave_like_a_list_of_pairs(
         assert len(h) == len(model)
         assert h == Headers(model)
         assert h.copy() == h
+
+
+def test_parsed_field_names_are_shared_between_responses() -> None:
+    from asyncnet._http_parser import ResponseParser
+
+    def head(raw: bytes) -> Headers:
+        parser = ResponseParser()
+        parser.start_response("GET")
+        event = parser.events(raw)[0]
+        return event.headers  # type: ignore[union-attr]
+
+    raw = b"HTTP/1.1 204 No Content\r\nX-Shared-Name: a\r\nServer: b\r\n\r\n"
+    first, second = head(raw), head(raw)
+    assert first.items() == second.items()
+    for (a, _), (b, _) in zip(first.items(), second.items(), strict=True):
+        assert a is b
+    assert first.get("x-shared-name") == "a" and second.get("X-SHARED-NAME") == "a"
+
+
+def test_shared_name_table_is_bounded() -> None:
+    from asyncnet import _http_headers
+
+    names = [(f"x-fresh-{i}", "v") for i in range(3 * _http_headers._SHARED_NAMES_MAX)]
+    assert _http_headers.share_names(names) == names
+    assert _http_headers.share_names([("y" * 1000, "v")]) == [("y" * 1000, "v")]
+    assert len(_http_headers._SHARED_NAMES) <= _http_headers._SHARED_NAMES_MAX
+    assert "y" * 1000 not in _http_headers._SHARED_NAMES
