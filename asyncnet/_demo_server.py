@@ -258,10 +258,10 @@ class DemoHTTPServer:
     many can run at once, and stops promptly even while slow requests wait.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self) -> None:
         self._state = _State()
         handler = type("Handler", (_Handler,), {"state": self._state})
-        self._server = _Server((host, port), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._thread: threading.Thread | None = None
 
     @property
