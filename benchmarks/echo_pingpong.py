@@ -33,12 +33,14 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 SERVERS_PY = os.path.join(HERE, "_echo_servers.py")
+LOAD_C = os.path.join(HERE, "echo_load.c")
 BENCHVENV_PYTHON = os.environ.get("ASYNCNET_BENCH_VENV_PYTHON", "/opt/benchvenv/bin/python")
 
 
@@ -152,6 +154,56 @@ def client_main(port: int, size: int, warmup: float, duration: float) -> None:
     print(counted, flush=True)
 
 
+def build_c_client(directory: str) -> str | None:
+    """Compile ``echo_load.c`` with ``cc -O2`` into *directory*; None without a compiler."""
+    cc = shutil.which("cc")
+    if cc is None:
+        return None
+    exe = os.path.join(directory, "echo_load")
+    done = subprocess.run(
+        [cc, "-O2", "-o", exe, LOAD_C], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        print(f"cc failed, using the Python clients:\n{done.stderr}", file=sys.stderr)
+        return None
+    return exe
+
+
+def measure_c(
+    exe: str, server: Server, size: int, concurrency: int, warmup: float, duration: float,
+    cpu: str | None,
+) -> tuple[float, float]:  # fmt: skip
+    """Like measure(), with one C process driving every connection through epoll."""
+    argv = [exe, str(server.port), str(size), str(concurrency), str(warmup), str(duration)]
+    client = subprocess.Popen(
+        pinned(cpu, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert client.stdin is not None and client.stdout is not None
+        if client.stdout.readline().strip() != "ready":
+            raise RuntimeError("C client failed to start")
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        time.sleep(warmup)
+        before = server.stats()["cpu"]
+        time.sleep(duration)
+        after = server.stats()["cpu"]
+        out, _ = client.communicate(timeout=60)
+        if client.returncode != 0:
+            raise RuntimeError("C client failed")
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    fields = out.split()
+    if len(fields) != 4 or fields[0] != "messages":
+        raise RuntimeError(f"unexpected C client output {out!r}")
+    total = int(fields[1])
+    rate = total / duration
+    cpu_per_msg = (after - before) / total if total else float("nan")
+    return rate, cpu_per_msg
+
+
 def measure(
     server: Server, size: int, concurrency: int, warmup: float, duration: float, cpu: str | None
 ) -> tuple[float, float]:
@@ -220,15 +272,30 @@ def main() -> None:
     parser.add_argument("--client-cpu", default="0")
     parser.add_argument("--no-uvloop", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 repetition of 0.8 s")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "c", "python"),
+        default="auto",
+        help="load generator: the C epoll client (compiled with cc; the default when cc "
+        "exists) or one Python blocking-socket process per connection",
+    )
     args = parser.parse_args()
     if args.quick:
         args.reps, args.duration, args.warmup = 1, 0.8, 0.2
     sizes = [int(s) for s in args.sizes.split(",")]
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     field = contestants(not args.no_uvloop)
+    tmpdir = tempfile.TemporaryDirectory(prefix="echo_load-")
+    exe = None if args.client == "python" else build_c_client(tmpdir.name)
+    if args.client == "c" and exe is None:
+        raise SystemExit("--client c needs a working cc")
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
     print(f"python {platform.python_version()}; load average {os.getloadavg()}")
+    if exe is not None:
+        print("load generator: C client (echo_load.c, cc -O2), one process, epoll, all connections")
+    else:
+        print("load generator: Python clients, one blocking-socket process per connection")
     print(
         f"server on CPU {args.server_cpu}, clients on CPU {args.client_cpu}; "
         f"{args.reps} reps x {args.duration}s (+{args.warmup}s warm-up)"
@@ -241,15 +308,23 @@ def main() -> None:
                 for conc in concurrencies:
                     order = field[rep % len(field) :] + field[: rep % len(field)]
                     for c in order:
-                        r = measure(
-                            servers[c.name], size, conc, args.warmup, args.duration,
-                            args.client_cpu,
-                        )  # fmt: skip
+                        if exe is not None:
+                            r = measure_c(
+                                exe, servers[c.name], size, conc, args.warmup, args.duration,
+                                args.client_cpu,
+                            )  # fmt: skip
+                        else:
+                            r = measure(
+                                servers[c.name], size, conc, args.warmup, args.duration,
+                                args.client_cpu,
+                            )  # fmt: skip
                         results.setdefault((c.name, size, conc), []).append(r)
             print(f"  repetition {rep + 1}/{args.reps} done", flush=True)
     finally:
         for s in servers.values():
             s.stop()
+        tmpdir.cleanup()
+    print(f"load average at the end {os.getloadavg()}")
 
     names = [c.name for c in field]
     print()
