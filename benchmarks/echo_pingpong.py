@@ -1,7 +1,10 @@
 """Echo ping-pong: messages per second and server CPU time per message.
 
-Closed loop: each client process holds one connection with a blocking socket,
-sends a message, reads the whole echo back, and repeats. Servers and clients
+Closed loop: every connection sends a message, reads the whole echo back, and
+repeats. The load generator is ``echo_load.c`` (one C process driving all
+connections with epoll), compiled here with ``cc -O2`` into a temporary
+directory, when ``cc`` exists; otherwise (or with ``--client python``) each
+connection is a Python process with a blocking socket. Servers and clients
 are separate processes pinned with ``taskset`` to different CPUs (server on
 ``--server-cpu``, every client on ``--client-cpu``). Every server runs for
 the whole invocation; for each repetition, message size and concurrency,
@@ -14,7 +17,7 @@ sensitive to other load on the machine. The ratios compare asyncnet with the
 bare ``asyncio.Protocol`` echo and with the asyncio streams echo. The load
 clients are Python too; at small sizes they can be the bottleneck, which
 caps messages per second for every contestant alike (CPU per message still
-separates the servers).
+separates the servers); the C client does not have that limit.
 
 Run from the repository root::
 
