@@ -395,3 +395,36 @@ def test_host_keys_treat_the_default_port_as_given() -> None:
 
     assert _host_key("http://a.example/") == _host_key("http://a.example:80/")
     assert _host_key("https://a.example/") == _host_key("https://a.example:443/")
+
+
+async def test_a_name_that_does_not_resolve_fails_alone() -> None:
+    # A real failed lookup would query a DNS server beyond loopback, so the
+    # loop's resolver is replaced for names under the reserved .test domain
+    # (RFC 6761), answering as a resolver would: socket.gaierror.
+    loop = asyncio.get_running_loop()
+    real_getaddrinfo = loop.getaddrinfo
+    asked: list[str] = []
+
+    async def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if isinstance(host, str) and host.endswith(".test"):
+            asked.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return await real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+    try:
+        with DemoHTTPServer() as server:
+            urls = [
+                server.url("/fast?size=5"),
+                "http://no-such-host.test/",
+                server.url("/fast?size=6"),
+            ]
+            first, unresolved, last = await fetch_all(urls, concurrency=3)
+    finally:
+        del loop.getaddrinfo  # type: ignore[method-assign]
+    assert asked == ["no-such-host.test"]
+    assert isinstance(unresolved.error, asyncnet.ConnectError)
+    assert isinstance(unresolved.error.__cause__, socket.gaierror)
+    assert not unresolved.ok and unresolved.status is None
+    assert first.ok and first.body == body_of(5)
+    assert last.ok and last.body == body_of(6)
