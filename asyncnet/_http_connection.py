@@ -1,8 +1,9 @@
 """One HTTP/1.1 client connection: an :class:`asyncio.Protocol` driving the response parser.
 
 The protocol writes a request, feeds every received byte to the sans-IO
-:class:`~asyncnet._http_parser.ResponseParser` right inside
-``data_received``, and keeps the body pieces in a bounded buffer. When a
+:class:`~asyncnet._http_parser.ResponseParser` as it arrives, and keeps the
+body pieces in a bounded buffer (where the bytes land on the way is
+:mod:`asyncnet._http_receive`'s job). When a
 streaming consumer falls behind, reading from the socket pauses and resumes
 once the consumer has drained the buffer, so memory stays bounded however
 large the body. Uploads wait on the write side's drain.
@@ -49,6 +50,7 @@ from ._http_parser import (
     ResponseHead,
     ResponseParser,
 )
+from ._http_receive import BulkReceiver, DirectBody, read_buffer
 from ._http_request import LAST_CHUNK, RequestBody, encode_chunk
 
 __all__ = ["DEFAULT_BODY_BUFFER", "HTTPConnection"]
@@ -63,11 +65,23 @@ DEFAULT_BODY_BUFFER: Final = 1024 * 1024
 # ``transport.write``; larger ones are written separately to avoid the copy.
 _JOIN_BODY_LIMIT: Final = 64 * 1024
 
+# A first read longer than this is split after the head (see buffer_updated).
+_SPLIT_MIN: Final = 16 * 1024
+
+# While at least this much of a Content-Length body is still to come and it is
+# not received directly, the transport allocates each read (BulkReceiver).
+_BULK_MIN: Final = 128 * 1024
+
 _EMPTY_TRAILERS: Final = Headers()
 
 
-class HTTPConnection(FlowControlProtocol):
+class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
     """One HTTP/1.1 connection that carries one request at a time.
+
+    A buffered protocol: reads go into the thread's shared buffer, or straight
+    into a body's final ``bytes`` while ``read_all`` waits for a long one; a
+    long body that is streamed instead is read through a
+    :class:`~asyncnet._http_receive.BulkReceiver`.
 
     Timeouts matter only while a caller waits: one lazily re-armed timer per
     connection covers the read timeout and the exchange's total deadline.
@@ -99,6 +113,12 @@ class HTTPConnection(FlowControlProtocol):
         self._wait_since = 0.0
         self._want_all = False
         self._received_any = False
+        self._direct: DirectBody | None = None  # being received
+        self._direct_done: DirectBody | None = None  # complete, for read_all to take
+        self._bulk: BulkReceiver | None = None  # set while the transport delivers bytes
+        self._rbytes = read_buffer()
+        self._rbuf = memoryview(self._rbytes)
+        self._max_head = self._parser.limits.max_head_size
         self._last_activity = 0.0
         self._read_timeout: float | None = None
         self._write_timeout: float | None = None
@@ -122,6 +142,9 @@ class HTTPConnection(FlowControlProtocol):
         self.read_pauses = 0
         #: Largest number of body bytes buffered at once (for tests and statistics).
         self.peak_buffered = 0
+        #: Bodies received straight into their final object / through bulk reads.
+        self.direct_bodies = 0
+        self.bulk_bodies = 0
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -131,7 +154,56 @@ class HTTPConnection(FlowControlProtocol):
         # interface without subclassing asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        direct = self._direct
+        if direct is None:
+            return self._rbuf
+        return direct.buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        view = self._rbuf
+        if self._direct is not None:
+            self._direct.received(nbytes)
+            self._direct_received(nbytes)
+        elif nbytes <= _SPLIT_MIN or self._received_any:
+            self.data_received(view[:nbytes].tobytes())
+        else:
+            # The first read of a response: the head and a long piece of body
+            # go to the parser as two objects, so the body is copied out of the
+            # buffer once instead of copied out and then sliced off the head.
+            end = self._rbytes.find(b"\r\n\r\n", 0, min(nbytes, self._max_head))
+            if end < 0:
+                self.data_received(view[:nbytes].tobytes())
+            else:
+                self.data_received(view[: end + 4].tobytes())
+                if self._error is None and not self._lost:
+                    self.data_received(view[end + 4 : nbytes].tobytes())
+
+    def _direct_received(self, nbytes: int) -> None:
+        """Account for body bytes that went into the direct body."""
+        self._last_activity = self._loop.time()
+        self._buffered += nbytes
+        if self._buffered > self.peak_buffered:
+            self.peak_buffered = self._buffered
+        end = self._parser.consume_direct_body(nbytes)
+        if end is not None:
+            self._direct_done = self._direct
+            self._direct = None
+            self._trailers = end.trailers
+            self._eom = True
+            self._keep_alive = self._parser.keep_alive
+            self._wake()
+
     def data_received(self, data: bytes) -> None:
+        direct = self._direct
+        if direct is not None:
+            # Bytes delivered another way (a transport without get_buffer).
+            take = min(len(data), direct.size - direct.filled)
+            direct.write(data[:take])
+            self._direct_received(take)
+            data = data[take:]
+            if not data:
+                return
         if not self._active or self._eom:
             # Bytes nobody asked for: not a response to anything. The connection
             # is never reused; a response already complete stays readable.
@@ -178,6 +250,28 @@ class HTTPConnection(FlowControlProtocol):
             self._reading_paused = True
             self.read_pauses += 1
             self._transport.pause_reading()
+        if (
+            not self._eom
+            and self._bulk is None
+            and self._parser.direct_body_bytes >= _BULK_MIN
+            and self._transport is not None
+        ):
+            bulk = BulkReceiver(self)
+            try:
+                self._transport.set_protocol(bulk)
+            except NotImplementedError:
+                pass  # a transport that cannot switch protocols reads into the buffer
+            else:
+                self._bulk = bulk
+                self.bulk_bodies += 1
+
+    def _end_bulk(self) -> None:
+        """Receive into the shared buffer again."""
+        if self._bulk is not None:
+            self._bulk = None
+            transport = self._transport
+            if transport is not None and not self._lost:
+                transport.set_protocol(self)
 
     def eof_received(self) -> bool | None:
         # Returning None closes the transport; connection_lost then feeds EOF to the parser.
@@ -186,6 +280,10 @@ class HTTPConnection(FlowControlProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._lost = True
+        self._bulk = None
+        if self._direct is not None:
+            self._direct.discard()
+            self._direct = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -439,12 +537,25 @@ class HTTPConnection(FlowControlProtocol):
         self._want_all = True
         if self._reading_paused:
             self._resume_reading()
+        left = self._parser.direct_body_bytes
+        if left and self._error is None and not self._lost:
+            direct = DirectBody.start(self._chunks, self._buffered, left)
+            if direct is not None:
+                self._chunks.clear()
+                self._direct = direct
+                self.direct_bodies += 1
+                self._end_bulk()
         while not self._eom:
             if self._error is not None:
                 raise self._error
             await self._wait()
         if self._error is not None:
             raise self._error
+        direct = self._direct_done
+        if direct is not None:
+            self._direct_done = None
+            self._buffered = 0
+            return direct.take()
         chunks = self._chunks
         if len(chunks) == 1:
             data = chunks.popleft()
@@ -473,6 +584,11 @@ class HTTPConnection(FlowControlProtocol):
         )
         self._chunks.clear()
         self._buffered = 0
+        if self._direct is not None:
+            self._direct.discard()
+            self._direct = None
+        self._direct_done = None
+        self._end_bulk()
         if self._reading_paused:
             self._resume_reading()
         if reusable:

@@ -478,6 +478,35 @@ class ResponseParser:
             return self._trailing
         return bytes(self._buf[self._pos :]) if self._mode == _M_AFTER else b""
 
+    @property
+    def direct_body_bytes(self) -> int:
+        """Body bytes the caller may receive itself instead of feeding them.
+
+        Non-zero only inside a ``Content-Length`` body with nothing buffered:
+        those bytes need no parsing, so an I/O layer can read them straight
+        into their final buffer and report them with :meth:`consume_direct_body`.
+        """
+        if self._mode == _M_LENGTH and self._pos >= len(self._buf) and not self._eof:
+            return self._expected_length - self._body_received
+        return 0
+
+    def consume_direct_body(self, nbytes: int) -> EndOfMessage | None:
+        """Count ``nbytes`` body bytes the caller received itself.
+
+        At most :attr:`direct_body_bytes` may be reported. Returns the
+        :class:`EndOfMessage` when they complete the body, else None; the bytes
+        themselves produce no :class:`Data` event.
+        """
+        left = self.direct_body_bytes
+        if not 0 < nbytes <= left:
+            raise LocalProtocolError(
+                f"cannot consume {nbytes} body bytes directly ({left} may be)"
+            )
+        self._body_received += nbytes
+        if nbytes == left:
+            return self._end_message(Headers())
+        return None
+
     # -- driving ----------------------------------------------------------------
 
     def start_response(self, method: str, *, upgrade_requested: bool = False) -> None:
@@ -582,6 +611,22 @@ class ResponseParser:
                 if head is not None and self._mode == _M_UPGRADED:
                     return out
                 return self._drain(out)
+        elif (
+            self._mode == _M_LENGTH
+            and type(data) is bytes
+            and self._pos >= len(self._buf)
+            and not self._eof
+        ):
+            # Body bytes of a Content-Length body, nothing buffered: the same
+            # events as feed + next_event, without the detour.
+            left = self._expected_length - self._body_received
+            size = len(data)
+            if 0 < size < left:
+                self._body_received += size
+                return [Data(data)]
+            if size == left:
+                self._body_received = self._expected_length
+                return [Data(data), self._end_message(Headers())]
         self.feed(data)
         return self._drain([])
 

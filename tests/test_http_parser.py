@@ -720,6 +720,62 @@ def test_large_body_chunks_pass_through_without_copies() -> None:
     assert isinstance(events[-1], EndOfMessage)
 
 
+def test_direct_body_bytes_are_offered_only_for_an_unbuffered_length_body() -> None:
+    parser = ResponseParser()
+    assert parser.direct_body_bytes == 0  # idle
+    parser.start_response("GET")
+    assert parser.direct_body_bytes == 0  # head pending
+    parser.feed(head(b"HTTP/1.1 200 OK", b"Content-Length: 10") + b"abc")
+    assert isinstance(parser.next_event(), ResponseHead)
+    assert parser.direct_body_bytes == 0  # "abc" is still buffered in the parser
+    assert parser.next_event() == Data(b"abc")
+    assert parser.direct_body_bytes == 7
+    assert parser.consume_direct_body(3) is None
+    assert parser.direct_body_bytes == 4
+    with pytest.raises(LocalProtocolError):
+        parser.consume_direct_body(5)
+    with pytest.raises(LocalProtocolError):
+        parser.consume_direct_body(0)
+    end = parser.consume_direct_body(4)
+    assert isinstance(end, EndOfMessage)
+    assert parser.state is ParserState.DONE and parser.keep_alive
+    assert parser.direct_body_bytes == 0
+    # The parser is ready for the next response, as after a fed body.
+    parser.start_response("GET")
+    assert [type(e) for e in parser.events(head(b"HTTP/1.1 204 No Content"))] == [
+        ResponseHead,
+        EndOfMessage,
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        head(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked"),
+        head(b"HTTP/1.1 200 OK"),  # until close
+        head(b"HTTP/1.1 204 No Content"),
+    ],
+)
+def test_no_direct_body_without_content_length(raw: bytes) -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    parser.events(raw)
+    assert parser.direct_body_bytes == 0
+    with pytest.raises(LocalProtocolError):
+        parser.consume_direct_body(1)
+
+
+def test_direct_body_after_eof_is_refused_and_eof_names_the_count() -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    parser.events(head(b"HTTP/1.1 200 OK", b"Content-Length: 10"))
+    parser.consume_direct_body(6)
+    parser.feed_eof()
+    assert parser.direct_body_bytes == 0
+    with pytest.raises(RemoteProtocolError, match="6 of 10"):
+        parser.next_event()
+
+
 def test_chunked_data_passes_through_without_copies() -> None:
     parser = ResponseParser()
     parser.start_response("GET")

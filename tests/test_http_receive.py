@@ -1,0 +1,308 @@
+"""Where received bytes land: the shared buffer, direct bodies and bulk reads.
+
+Every path must deliver exactly the bytes sent, keep the errors and the
+connection reuse rules of the plain path, and release what it holds (the
+direct-body budget, the transport's protocol) however the exchange ends.
+Real loopback sockets throughout; the server holds the body back until the
+client waits for it, so that the path taken does not depend on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+import asyncnet
+from asyncnet import _http_receive
+from asyncnet._http_connection import HTTPConnection
+from asyncnet._http_receive import DIRECT_MIN, READ_SIZE
+from tests._servers import RawServer, pattern, read_request
+from tests.test_http_connection import RecordingTransport
+
+MiB = 1024 * 1024
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def _live_direct_bytes() -> int:
+    return int(getattr(_http_receive._local, "direct", 0))
+
+
+async def _open(srv: RawServer) -> HTTPConnection:
+    loop = asyncio.get_running_loop()
+    _, conn = await loop.create_connection(HTTPConnection, "127.0.0.1", srv.port)
+    # As a pool would: a released connection that may be reused stays open.
+    conn.on_release = lambda conn: None
+    return conn
+
+
+async def _request(conn: HTTPConnection, method: str = "GET") -> None:
+    conn.begin(method, read_timeout=None, write_timeout=None, deadline=None)
+    conn.write_head(f"{method} / HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    await conn.receive_head()
+
+
+async def _started(task: asyncio.Task[bytes]) -> None:
+    """Let ``task`` run up to its first wait (read_all picks its path before waiting)."""
+    await asyncio.sleep(0)
+    assert not task.done()
+
+
+def _held_back_body(size: int, go: asyncio.Event, *, send: int | None = None) -> Handler:
+    """Handler: send the head, wait for ``go``, then ``send`` body bytes (all by default)."""
+    body = pattern(size)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+            await writer.drain()
+            await go.wait()
+            go.clear()
+            writer.write(body if send is None else body[:send])
+            await writer.drain()
+            if send is not None:
+                writer.close()
+                return
+
+    return handler
+
+
+@pytest.mark.parametrize("size", [DIRECT_MIN, DIRECT_MIN + 1, 3 * MiB + 7])
+async def test_long_body_read_whole_goes_direct_intact_and_the_connection_is_reused(
+    size: int,
+) -> None:
+    go = asyncio.Event()
+    async with RawServer(_held_back_body(size, go)) as srv:
+        conn = await _open(srv)
+        try:
+            for round_ in (1, 2):
+                await _request(conn)
+                task = asyncio.ensure_future(conn.read_all())
+                await _started(task)
+                assert conn.direct_bodies == round_
+                go.set()
+                body = await task
+                assert type(body) is bytes
+                assert hashlib.sha256(body).digest() == hashlib.sha256(pattern(size)).digest()
+                assert _live_direct_bytes() == 0
+                conn.release()
+                assert conn.is_reusable()
+            assert srv.connections == 1
+        finally:
+            conn.abort()
+
+
+async def test_short_remainder_is_joined_not_direct() -> None:
+    go = asyncio.Event()
+    async with RawServer(_held_back_body(DIRECT_MIN - 1, go)) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn)
+            task = asyncio.ensure_future(conn.read_all())
+            await _started(task)
+            go.set()
+            assert await task == pattern(DIRECT_MIN - 1)
+            assert conn.direct_bodies == 0
+        finally:
+            conn.abort()
+
+
+async def test_direct_body_cut_short_names_the_bytes_and_frees_the_budget() -> None:
+    go = asyncio.Event()
+    size = 2 * MiB
+    async with RawServer(_held_back_body(size, go, send=MiB)) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn)
+            task = asyncio.ensure_future(conn.read_all())
+            await _started(task)
+            assert conn.direct_bodies == 1
+            assert _live_direct_bytes() == size
+            go.set()
+            with pytest.raises(asyncnet.RemoteProtocolError, match=f"{MiB} of {size}"):
+                await task
+            assert _live_direct_bytes() == 0
+            conn.release()
+            assert not conn.is_reusable()
+        finally:
+            conn.abort()
+
+
+async def test_direct_body_reset_is_a_read_error() -> None:
+    size = MiB
+    sent_part = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader, writer)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        await writer.drain()
+        await go.wait()
+        writer.write(pattern(size // 2))
+        await writer.drain()
+        await sent_part.wait()
+        writer.transport.abort()
+
+    go = asyncio.Event()
+    async with RawServer(handler) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn)
+            task = asyncio.ensure_future(conn.read_all())
+            await _started(task)
+            assert conn.direct_bodies == 1
+            go.set()
+            await srv.wait_until(lambda s: s.requests == 1)
+            sent_part.set()
+            with pytest.raises((asyncnet.ReadError, asyncnet.RemoteProtocolError)):
+                await task
+            assert _live_direct_bytes() == 0
+        finally:
+            conn.abort()
+
+
+async def test_cancelled_direct_read_drops_the_connection_and_frees_the_budget() -> None:
+    go = asyncio.Event()
+    async with RawServer(_held_back_body(MiB, go)) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn)
+            task = asyncio.ensure_future(conn.read_all())
+            await _started(task)
+            assert _live_direct_bytes() == MiB
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            conn.release()
+            assert _live_direct_bytes() == 0
+            assert not conn.is_reusable()
+            await srv.wait_until(lambda s: s.active_connections == 0)
+        finally:
+            conn.abort()
+
+
+async def test_budget_bounds_direct_bodies_in_flight_and_every_body_is_intact() -> None:
+    count = 8
+    size = MiB
+    go = asyncio.Event()
+    conns: list[HTTPConnection] = []
+    async with RawServer(_held_back_body(size, go)) as srv:
+        try:
+            for _ in range(count):
+                conns.append(await _open(srv))
+            for conn in conns:
+                await _request(conn)
+            tasks = [asyncio.ensure_future(conn.read_all()) for conn in conns]
+            await asyncio.sleep(0)
+            direct = sum(conn.direct_bodies for conn in conns)
+            assert direct == _http_receive._DIRECT_BUDGET // size
+            assert _live_direct_bytes() == direct * size
+            go.set()
+            bodies = await asyncio.gather(*tasks)
+            assert all(body == pattern(size) for body in bodies)
+            assert _live_direct_bytes() == 0
+        finally:
+            for conn in conns:
+                conn.release()
+                conn.abort()
+
+
+async def test_streamed_long_body_is_read_in_bulk_then_the_connection_reads_normally() -> None:
+    size = 2 * MiB
+    body = pattern(size)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader, writer)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body)
+        await writer.drain()
+        await srv.read_request(reader, writer)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall")
+        await writer.drain()
+        await reader.read()
+
+    async with RawServer(handler) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn)
+            received = hashlib.sha256()
+            total = 0
+            while piece := await conn.read_chunk():
+                received.update(piece)
+                total += len(piece)
+            assert total == size
+            assert received.digest() == hashlib.sha256(body).digest()
+            assert conn.bulk_bodies == 1
+            assert conn.direct_bodies == 0
+            conn.release()
+            assert conn._transport is not None
+            assert conn._transport.get_protocol() is conn
+            await _request(conn)
+            assert await conn.read_all() == b"small"
+            conn.release()
+            assert conn.is_reusable()
+        finally:
+            conn.abort()
+
+
+async def test_head_and_long_body_in_one_read_arrive_intact() -> None:
+    """A first read far longer than the head: head and body are copied out apart."""
+    size = READ_SIZE - 200
+    body = pattern(size)
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body
+    async with RawServer(responses=[reply, reply]) as srv:
+        conn = await _open(srv)
+        try:
+            for _ in range(2):
+                await _request(conn)
+                assert await conn.read_all() == body
+                conn.release()
+            assert srv.connections == 1
+        finally:
+            conn.abort()
+
+
+async def test_malformed_head_before_a_long_body_is_the_same_error() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n" + pattern(
+        100_000
+    )
+    async with RawServer(responses=[reply]) as srv:
+        conn = await _open(srv)
+        try:
+            with pytest.raises(asyncnet.RemoteProtocolError, match="Content-Length"):
+                await _request(conn)
+            conn.release()
+            assert not conn.is_reusable()
+        finally:
+            conn.abort()
+
+
+async def test_bytes_after_a_bodiless_response_in_one_long_read_drop_the_connection() -> None:
+    reply = b"HTTP/1.1 204 No Content\r\n\r\n" + pattern(100_000)
+    async with RawServer(responses=[reply]) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn)
+            assert await conn.read_all() == b""
+            conn.release()
+            assert not conn.is_reusable()
+        finally:
+            conn.abort()
+
+
+async def test_a_transport_that_delivers_bytes_still_fills_a_direct_body() -> None:
+    """data_received (the plain-protocol path) while a direct body is being received."""
+    conn = HTTPConnection()
+    conn.connection_made(RecordingTransport())
+    conn.begin("GET", read_timeout=None, write_timeout=None, deadline=None)
+    size = 3 * DIRECT_MIN
+    body = pattern(size)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body[:1000])
+    task = asyncio.ensure_future(conn.read_all())
+    await _started(task)
+    assert conn.direct_bodies == 1
+    conn.data_received(body[1000:DIRECT_MIN])
+    conn.data_received(body[DIRECT_MIN:])
+    assert await task == body
+    assert _live_direct_bytes() == 0
+    conn.connection_lost(None)
