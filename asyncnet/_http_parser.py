@@ -167,6 +167,7 @@ _CHUNK_LINE = re.compile(
     rb"(?:[ \t]*=[ \t]*(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+|"
     rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*)'
 )
+_PLAIN_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
 _CHUNK_EXT_CHARS = re.compile(rb"[\t \x21-\x7e\x80-\xff]*")
 
 _HEX_BYTES: Final = frozenset(b"0123456789abcdefABCDEF")
@@ -940,6 +941,10 @@ class ResponseParser:
         return NEED_DATA
 
     def _read_chunked(self) -> Data | EndOfMessage | Literal[_NeedData.NEED_DATA]:
+        if self._scan == 0:
+            run = self._read_chunk_run()
+            if run is not None:
+                return run
         while True:
             mode = self._mode
             buf = self._buf
@@ -989,6 +994,66 @@ class ResponseParser:
                 f"connection closed inside a chunked body after {self._body_received} body bytes"
             )
         return NEED_DATA
+
+    def _read_chunk_run(self) -> Data | None:
+        """Take every complete plain chunk in the buffer at once, as one :class:`Data`.
+
+        The common shape (hex size, CRLF, data, CRLF, no extensions) is
+        consumed in one pass, so a read carrying many chunks costs one event
+        and one copy. Anything else (an extension, the last chunk, a partial
+        size line, an error) stops the run; the step-by-step path takes it
+        from there, after the data already taken is delivered.
+        """
+        buf = self._buf
+        end = len(buf)
+        pos = self._pos
+        mode = self._mode
+        left = self._chunk_left
+        spans: list[tuple[int, int]] = []
+        max_line = self._limits.max_chunk_size_digits + 2
+        plain = _PLAIN_CHUNK_SIZE.fullmatch
+        while True:
+            if mode == _M_CHUNK_DATA:
+                available = end - pos
+                if available <= 0:
+                    break
+                take = left if left < available else available
+                spans.append((pos, pos + take))
+                pos += take
+                left -= take
+                if left:
+                    break
+                mode = _M_CHUNK_CRLF
+            if mode == _M_CHUNK_CRLF:
+                if end - pos < 2 or buf[pos] != 13 or buf[pos + 1] != 10:
+                    break
+                pos += 2
+                mode = _M_CHUNK_SIZE
+            eol = buf.find(b"\r\n", pos, pos + max_line)
+            if eol < 0 or plain(buf, pos, eol) is None:
+                break
+            size = int(buf[pos:eol], 16)
+            if size == 0:
+                break
+            pos = eol + 2
+            left = size
+            mode = _M_CHUNK_DATA
+        if not spans:
+            return None
+        if pos >= end:
+            self._buf = b""
+            pos = 0
+        self._pos = pos
+        self._mode = mode
+        self._chunk_left = left
+        if len(spans) == 1 and type(buf) is bytes:
+            start, stop = spans[0]
+            piece = buf if start == 0 and stop == end else buf[start:stop]
+        else:
+            with memoryview(buf) as view:
+                piece = b"".join([view[start:stop] for start, stop in spans])
+        self._body_received += len(piece)
+        return Data(piece)
 
     def _read_chunk_size(self) -> int | None:
         buf = self._buf

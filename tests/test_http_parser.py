@@ -776,6 +776,31 @@ def test_direct_body_after_eof_is_refused_and_eof_names_the_count() -> None:
         parser.next_event()
 
 
+def test_a_read_of_many_chunks_is_one_data_event() -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    chunks = b"".join(b"%x\r\n%s\r\n" % (n, bytes([65 + n]) * n) for n in range(1, 17))
+    events = parser.events(head(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked") + chunks)
+    assert [type(e) for e in events] == [ResponseHead, Data]
+    assert events[1] == Data(b"".join(bytes([65 + n]) * n for n in range(1, 17)))
+    # An extension, then the last chunk with a trailer, go the step-by-step way.
+    events = parser.events(b"3;name=value\r\nxyz\r\n0\r\nTrailer: t\r\n\r\n")
+    assert events[0] == Data(b"xyz")
+    assert isinstance(events[-1], EndOfMessage)
+    assert events[-1].trailers.items() == [("Trailer", "t")]
+
+
+def test_chunks_before_a_malformed_one_are_delivered_then_it_fails() -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    parser.feed(head(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked"))
+    parser.feed(b"2\r\nab\r\n2\r\ncd\r\nzz\r\n")
+    assert isinstance(parser.next_event(), ResponseHead)
+    assert parser.next_event() == Data(b"abcd")
+    with pytest.raises(RemoteProtocolError, match="not a hexadecimal number"):
+        parser.next_event()
+
+
 def test_chunked_data_passes_through_without_copies() -> None:
     parser = ResponseParser()
     parser.start_response("GET")
