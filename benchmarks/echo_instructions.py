@@ -1,0 +1,136 @@
+"""Echo servers' user-space instructions per message, counted by callgrind.
+
+Messages per second and CPU time per message move by tens of percent between
+runs on a shared machine; the number of instructions a server executes per
+message does not. Each server (``benchmarks/_echo_servers.py``) runs under
+``valgrind --tool=callgrind`` while the C load generator (``echo_load.c``)
+ping-pongs messages of one size through it, once for a short and once for a
+long run; the difference in instructions divided by the difference in
+messages is the cost of one message, with start-up and shut-down cancelled
+out. Only user space is counted: system calls count as the instructions that
+issue them, not the kernel's work (``strace -c`` counts those calls).
+
+Run from the repository root (needs ``valgrind`` and ``cc``; about 4 minutes)::
+
+    python benchmarks/echo_instructions.py
+    python benchmarks/echo_instructions.py --sizes 1024 --kinds asyncnet,bare
+
+``--root DIR`` measures the asyncnet of another checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+LOAD_C = os.path.join(HERE, "echo_load.c")
+
+
+def run_once(
+    root: str, kind: str, client: str, size: int, concurrency: int, seconds: float, out: str
+) -> tuple[int, int]:
+    """Run one server under callgrind for ``seconds`` of load; return (instructions, messages)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = root
+    python = os.path.realpath(sys.executable)
+    server = subprocess.Popen(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            python,
+            os.path.join(root, "benchmarks", "_echo_servers.py"),
+            kind,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        line = server.stdout.readline()
+        if not line.startswith("port "):
+            raise RuntimeError(f"{kind} server did not start under valgrind")
+        port = line.split()[1]
+        load = subprocess.run(
+            [client, port, str(size), str(concurrency), "0", str(seconds)],
+            input="go\n",
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
+            check=True,
+        )
+        fields = load.stdout.split()
+        if fields[-4:-3] != ["messages"]:
+            raise RuntimeError(f"unexpected load generator output {load.stdout!r}")
+        messages = int(fields[-3])
+        server.stdin.close()
+        server.wait(timeout=120)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+    with open(out) as f:
+        for text in f:
+            if text.startswith("summary:") or text.startswith("totals:"):
+                return int(text.split()[1]), messages
+    raise RuntimeError(f"no instruction total in {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1024,10240,102400")
+    parser.add_argument("--concurrency", default="1,10")
+    parser.add_argument("--kinds", default="asyncnet,bare,streams")
+    parser.add_argument("--seconds", default="2,6", help="short and long run, seconds of load")
+    parser.add_argument("--root", default=REPO_ROOT, help="checkout whose asyncnet is measured")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None or shutil.which("cc") is None:
+        raise SystemExit("needs valgrind and cc")
+    short, long = (float(s) for s in args.seconds.split(","))
+    kinds = args.kinds.split(",")
+    root = os.path.abspath(args.root)
+    rev = subprocess.run(
+        ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", root, "status", "--porcelain", "asyncnet"], capture_output=True, text=True
+    ).stdout.strip()
+    print(f"asyncnet: {root} at {rev}{' (modified)' if dirty else ''}")
+    print(f"python: {os.path.realpath(sys.executable)}; runs of {short:g} s and {long:g} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        client = os.path.join(tmp, "echo_load")
+        subprocess.run(["cc", "-O2", "-o", client, LOAD_C], check=True)
+        print("user-space instructions per message (callgrind)")
+        print(f"{'size':>8} {'conc':>5} " + " ".join(f"{k:>12}" for k in kinds), flush=True)
+        for size in (int(s) for s in args.sizes.split(",")):
+            for conc in (int(c) for c in args.concurrency.split(",")):
+                per: dict[str, float] = {}
+                for kind in kinds:
+                    out = os.path.join(tmp, f"cg.{kind}")
+                    i1, m1 = run_once(root, kind, client, size, conc, short, out)
+                    i2, m2 = run_once(root, kind, client, size, conc, long, out)
+                    per[kind] = (i2 - i1) / (m2 - m1) if m2 > m1 else float("nan")
+                row = " ".join(f"{per[k]:12.0f}" for k in kinds)
+                ratios = ""
+                if "asyncnet" in per:
+                    ratios = "   " + "  ".join(
+                        f"asyncnet/{k} {per['asyncnet'] / per[k]:.3f}x"
+                        for k in kinds
+                        if k != "asyncnet"
+                    )
+                print(f"{size:>8} {conc:>5} {row}{ratios}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
