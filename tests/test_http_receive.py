@@ -50,6 +50,14 @@ async def _started(task: asyncio.Task[bytes]) -> None:
     assert not task.done()
 
 
+async def _read_all_started(conn: HTTPConnection) -> asyncio.Task[bytes]:
+    """Send a request, wait for the head, and start ``read_all`` up to its first wait."""
+    await _request(conn)
+    task = asyncio.ensure_future(conn.read_all())
+    await _started(task)
+    return task
+
+
 def _held_back_body(size: int, go: asyncio.Event, *, send: int | None = None) -> Handler:
     """Handler: send the head, wait for ``go``, then ``send`` body bytes (all by default)."""
     body = pattern(size)
@@ -78,9 +86,7 @@ async def test_long_body_read_whole_goes_direct_intact_and_the_connection_is_reu
         conn = await _open(srv)
         try:
             for round_ in (1, 2):
-                await _request(conn)
-                task = asyncio.ensure_future(conn.read_all())
-                await _started(task)
+                task = await _read_all_started(conn)
                 assert conn.direct_bodies == round_
                 go.set()
                 body = await task
@@ -99,9 +105,7 @@ async def test_short_remainder_is_joined_not_direct() -> None:
     async with RawServer(_held_back_body(DIRECT_MIN - 1, go)) as srv:
         conn = await _open(srv)
         try:
-            await _request(conn)
-            task = asyncio.ensure_future(conn.read_all())
-            await _started(task)
+            task = await _read_all_started(conn)
             go.set()
             assert await task == pattern(DIRECT_MIN - 1)
             assert conn.direct_bodies == 0
@@ -115,9 +119,7 @@ async def test_direct_body_cut_short_names_the_bytes_and_frees_the_budget() -> N
     async with RawServer(_held_back_body(size, go, send=MiB)) as srv:
         conn = await _open(srv)
         try:
-            await _request(conn)
-            task = asyncio.ensure_future(conn.read_all())
-            await _started(task)
+            task = await _read_all_started(conn)
             assert conn.direct_bodies == 1
             assert _live_direct_bytes() == size
             go.set()
@@ -148,9 +150,7 @@ async def test_direct_body_reset_is_a_read_error() -> None:
     async with RawServer(handler) as srv:
         conn = await _open(srv)
         try:
-            await _request(conn)
-            task = asyncio.ensure_future(conn.read_all())
-            await _started(task)
+            task = await _read_all_started(conn)
             assert conn.direct_bodies == 1
             go.set()
             await srv.wait_until(lambda s: s.requests == 1)
@@ -167,9 +167,7 @@ async def test_cancelled_direct_read_drops_the_connection_and_frees_the_budget()
     async with RawServer(_held_back_body(MiB, go)) as srv:
         conn = await _open(srv)
         try:
-            await _request(conn)
-            task = asyncio.ensure_future(conn.read_all())
-            await _started(task)
+            task = await _read_all_started(conn)
             assert _live_direct_bytes() == MiB
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
