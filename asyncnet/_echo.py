@@ -75,11 +75,40 @@ class EchoServerStatistics:
     idle_timeouts: int
 
 
-def _not_connected(data: bytes) -> None:
+# Bytes read per recv_into(): the same as asyncio's selector transport reads
+# per recv() for a plain Protocol, so the bound stays "high water + one read".
+READ_SIZE: Final = 256 * 1024
+
+
+def _not_connected(data: bytes | memoryview) -> None:
     raise ConnectionClosed("data arrived before connection_made()")
 
 
-class EchoServerProtocol(FlowControlProtocol):
+class _SharedReadBuffer:
+    """The buffer a server's connections receive into, one at a time.
+
+    Reading into a preallocated buffer avoids allocating (and, past glibc's
+    mmap threshold, mapping and unmapping) a fresh ``bytes`` for every read.
+    One buffer serves every connection of a server because asyncio calls
+    ``get_buffer``, fills it and calls ``buffer_updated`` without yielding in
+    between, and the echo hands the bytes on before returning.
+    """
+
+    __slots__ = ("view",)
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(READ_SIZE))
+
+    def replace(self) -> None:
+        # The transport kept a reference to the current buffer; leave it that one.
+        self.view = memoryview(bytearray(READ_SIZE))
+
+
+# Placeholder until a protocol has its buffer; allocates nothing.
+_NO_BUFFER: Final = _SharedReadBuffer.__new__(_SharedReadBuffer)
+
+
+class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
     """Echoes every byte back to its sender, pausing reads while the sender is not reading.
 
     Usable on its own with :meth:`asyncio.loop.create_server`, or through
@@ -114,7 +143,10 @@ class EchoServerProtocol(FlowControlProtocol):
         self._last_progress = 0.0
         self._discarded = 0
         self._transport: asyncio.Transport | None = None
-        self._write: Callable[[bytes], None] = _not_connected
+        self._write: Callable[[bytes | memoryview], None] = _not_connected
+        self._buffered: Callable[[], int] = int
+        # Set by the server (shared) or in connection_made (own buffer).
+        self._read_buffer: _SharedReadBuffer = _NO_BUFFER
 
     # -- asyncio callbacks ---------------------------------------------------------
 
@@ -125,8 +157,11 @@ class EchoServerProtocol(FlowControlProtocol):
         # subclasses, yet implement the same interface.
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
-        # A bound method, cached: data_received is the hot path.
+        # Bound methods, cached: buffer_updated is the hot path.
         self._write = transport.write
+        self._buffered = transport.get_write_buffer_size
+        if self._read_buffer is _NO_BUFFER:
+            self._read_buffer = _SharedReadBuffer()
         server = self._server
         if server is not None and not server._admit(self):
             self._refused = True
@@ -138,8 +173,27 @@ class EchoServerProtocol(FlowControlProtocol):
             self._last_progress = loop.time()
             self._timer = loop.call_later(self.idle_timeout / 2, self._check_idle)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Return the buffer the transport reads into (one read's worth)."""
+        return self._read_buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Write the bytes just read straight back; the water marks do the rest."""
+        if self._buffered():
+            # Behind a backlog the transport queues what it is given: hand it
+            # a copy of exactly these bytes, never the reusable buffer.
+            self._write(self._read_buffer.view[:nbytes].tobytes())
+        else:
+            self._write(self._read_buffer.view[:nbytes])
+            if self._buffered():
+                # Not all of it went out and the transport may hold a view of
+                # the shared buffer (asyncio 3.12+ and uvloop do): let it keep
+                # that buffer and read into a new one from now on.
+                self._read_buffer.replace()
+        self.bytes_received += nbytes
+
     def data_received(self, data: bytes) -> None:
-        """Write the data straight back; the water marks do the rest."""
+        """Write the data straight back (for transports that deliver ``bytes``)."""
         self._write(data)
         self.bytes_received += len(data)
 
@@ -258,6 +312,7 @@ class EchoServer:
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self._protocol_class = protocol_class
+        self._read_buffer = _SharedReadBuffer()
         self._server: asyncio.Server | None = None
         self._connections: set[EchoServerProtocol] = set()
         self._no_connections = asyncio.Event()
@@ -279,6 +334,7 @@ class EchoServer:
             idle_timeout=self.idle_timeout,
         )
         protocol._server = self
+        protocol._read_buffer = self._read_buffer
         return protocol
 
     def _admit(self, protocol: EchoServerProtocol) -> bool:

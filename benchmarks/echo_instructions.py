@@ -7,8 +7,11 @@ message does not. Each server (``benchmarks/_echo_servers.py``) runs under
 ping-pongs messages of one size through it, once for a short and once for a
 long run; the difference in instructions divided by the difference in
 messages is the cost of one message, with start-up and shut-down cancelled
-out. Only user space is counted: system calls count as the instructions that
-issue them, not the kernel's work (``strace -c`` counts those calls).
+out. Only user space is counted: system calls, page faults and everything
+else the kernel does are invisible to it, so a server that saves Python work
+by making the kernel work harder looks better here than it is. Read these
+counts next to CPU time (``echo_pingpong.py``) and system call counts
+(``strace -c``), never alone.
 
 Run from the repository root (needs ``valgrind`` and ``cc``; about 4 minutes)::
 

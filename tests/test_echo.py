@@ -42,10 +42,10 @@ class Recorder(EchoServerProtocol):
         self.got_target = asyncio.Event()
         self.data_while_paused = 0
 
-    def data_received(self, data: bytes) -> None:
+    def buffer_updated(self, nbytes: int) -> None:
         if self.reading_paused:
             self.data_while_paused += 1
-        super().data_received(data)
+        super().buffer_updated(nbytes)
         if self.received_target and self.bytes_received >= self.received_target:
             self.got_target.set()
 
@@ -572,18 +572,23 @@ async def test_protocol_usable_with_plain_create_server() -> None:
             assert await client.echo(b"plain") == b"plain"
 
 
-# -- what the transport is handed, against a transport that keeps it ---------------
+# -- the shared receive buffer, against a transport that keeps what it is given -----
 
 
 class KeepingTransport(asyncio.Transport):
     """Queues every write by reference, as asyncio 3.12+ does behind a backlog."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, send_immediately: bool) -> None:
         super().__init__()
+        self.send_immediately = send_immediately
+        self.sent: list[bytes] = []
         self.held: list[Any] = []
 
     def write(self, data: Any) -> None:
-        self.held.append(data)
+        if self.send_immediately and not self.held:
+            self.sent.append(bytes(data))
+        else:
+            self.held.append(data)
 
     def get_write_buffer_size(self) -> int:
         return sum(len(d) for d in self.held)
@@ -601,14 +606,36 @@ class KeepingTransport(asyncio.Transport):
         return False
 
 
-def test_received_objects_are_written_back_as_they_are() -> None:
-    # No copy in between, and nothing the transport keeps is ever reused.
+def _feed(proto: EchoServerProtocol, data: bytes) -> None:
+    view = proto.get_buffer(-1)
+    view[: len(data)] = data
+    proto.buffer_updated(len(data))
+
+
+def test_held_views_are_never_overwritten_by_later_reads() -> None:
     proto = EchoServerProtocol()
-    transport = KeepingTransport()
+    transport = KeepingTransport(send_immediately=False)
     proto.connection_made(transport)
+    first_buffer = proto.get_buffer(-1)
     chunks = [bytes([i]) * (1000 + i) for i in range(5)]
     for chunk in chunks:
-        proto.data_received(chunk)
-    assert len(transport.held) == len(chunks)
-    assert all(held is chunk for held, chunk in zip(transport.held, chunks, strict=True))
+        _feed(proto, chunk)
+    # The first write was handed over as a view: the protocol must read into a
+    # new buffer afterwards, and later writes (behind a backlog) are copies.
+    assert proto.get_buffer(-1).obj is not first_buffer.obj
+    assert isinstance(transport.held[0], memoryview)
+    assert all(isinstance(d, bytes) for d in transport.held[1:])
+    assert [bytes(d) for d in transport.held] == chunks
     assert proto.bytes_received == sum(map(len, chunks))
+
+
+def test_buffer_is_reused_while_writes_complete() -> None:
+    proto = EchoServerProtocol()
+    transport = KeepingTransport(send_immediately=True)
+    proto.connection_made(transport)
+    first_buffer = proto.get_buffer(-1)
+    chunks = [bytes([i]) * 500 for i in range(5)]
+    for chunk in chunks:
+        _feed(proto, chunk)
+    assert proto.get_buffer(-1).obj is first_buffer.obj
+    assert transport.sent == chunks
