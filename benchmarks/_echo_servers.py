@@ -10,8 +10,8 @@ Run as ``python benchmarks/_echo_servers.py KIND [--uvloop]`` with KIND one of:
 
 The server prints ``port N`` once it accepts on 127.0.0.1. Each line
 ``stats`` on stdin is answered with one JSON line: the process's CPU time
-(user + system, seconds), its peak RSS (``ru_maxrss``) and current RSS, both in
-KiB. EOF on stdin stops the server.
+(user + system, seconds), its minor page faults so far, its peak RSS
+(``ru_maxrss``) and current RSS, both in KiB. EOF on stdin stops the server.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def _stats() -> dict[str, float]:
         rss_pages = int(f.read().split()[1])
     return {
         "cpu": usage.ru_utime + usage.ru_stime,
+        "minflt": usage.ru_minflt,
         "maxrss_kib": usage.ru_maxrss,
         "rss_kib": rss_pages * PAGE_KIB,
     }

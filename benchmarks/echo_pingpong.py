@@ -12,8 +12,14 @@ each contestant is measured once, in an order that rotates between
 repetitions, so slow drifts in machine load hit all contestants alike.
 
 Reported per contestant: median messages per second over the repetitions,
-and the server's CPU time (user + system) per message, which is less
-sensitive to other load on the machine. The ratios compare asyncnet with the
+the server's CPU time (user + system) per message, which is less sensitive
+to other load on the machine, and the server's minor page faults per message.
+The faults matter: for a plain ``asyncio.Protocol`` asyncio allocates 256 KiB
+per ``recv``, which glibc maps and unmaps (faulting in every touched page)
+until an earlier large free raises its mmap threshold in that process, so
+a long-lived server's cost per message can change in the middle of a run.
+``--fresh`` starts a new server process for every measurement, so that every
+one starts from the same allocator state. The ratios compare asyncnet with the
 bare ``asyncio.Protocol`` echo and with the asyncio streams echo. The load
 clients are Python too; at small sizes they can be the bottleneck, which
 caps messages per second for every contestant alike (CPU per message still
@@ -23,6 +29,7 @@ Run from the repository root::
 
     python benchmarks/echo_pingpong.py            # about 3 minutes
     python benchmarks/echo_pingpong.py --quick    # one short repetition
+    python benchmarks/echo_pingpong.py --fresh    # a new server for every measurement
 """
 
 from __future__ import annotations
@@ -175,7 +182,7 @@ def build_c_client(directory: str) -> str | None:
 def measure_c(
     exe: str, server: Server, size: int, concurrency: int, warmup: float, duration: float,
     cpu: str | None,
-) -> tuple[float, float]:  # fmt: skip
+) -> tuple[float, float, float]:  # fmt: skip
     """Like measure(), with one C process driving every connection through epoll."""
     argv = [exe, str(server.port), str(size), str(concurrency), str(warmup), str(duration)]
     client = subprocess.Popen(
@@ -188,9 +195,9 @@ def measure_c(
         client.stdin.write("go\n")
         client.stdin.flush()
         time.sleep(warmup)
-        before = server.stats()["cpu"]
+        before = server.stats()
         time.sleep(duration)
-        after = server.stats()["cpu"]
+        after = server.stats()
         out, _ = client.communicate(timeout=60)
         if client.returncode != 0:
             raise RuntimeError("C client failed")
@@ -201,16 +208,13 @@ def measure_c(
     fields = out.split()
     if len(fields) != 4 or fields[0] != "messages":
         raise RuntimeError(f"unexpected C client output {out!r}")
-    total = int(fields[1])
-    rate = total / duration
-    cpu_per_msg = (after - before) / total if total else float("nan")
-    return rate, cpu_per_msg
+    return _result(int(fields[1]), duration, before, after)
 
 
 def measure(
     server: Server, size: int, concurrency: int, warmup: float, duration: float, cpu: str | None
-) -> tuple[float, float]:
-    """Return (messages per second, server CPU seconds per message)."""
+) -> tuple[float, float, float]:
+    """Return (messages per second, server CPU seconds and page faults per message)."""
     clients = [
         subprocess.Popen(
             pinned(
@@ -241,9 +245,9 @@ def measure(
             c.stdin.write("go\n")
             c.stdin.flush()
         time.sleep(warmup)
-        before = server.stats()["cpu"]
+        before = server.stats()
         time.sleep(duration)
-        after = server.stats()["cpu"]
+        after = server.stats()
         total = 0
         for c in clients:
             out, _ = c.communicate(timeout=60)
@@ -255,9 +259,18 @@ def measure(
             if c.poll() is None:
                 c.kill()
                 c.wait()
-    rate = total / duration
-    cpu_per_msg = (after - before) / total if total else float("nan")
-    return rate, cpu_per_msg
+    return _result(total, duration, before, after)
+
+
+def _result(
+    total: int, duration: float, before: dict[str, float], after: dict[str, float]
+) -> tuple[float, float, float]:
+    """(messages per second, server CPU seconds per message, server page faults per message)."""
+    if not total:
+        return 0.0, float("nan"), float("nan")
+    cpu = (after["cpu"] - before["cpu"]) / total
+    faults = (after["minflt"] - before["minflt"]) / total
+    return total / duration, cpu, faults
 
 
 def fmt_size(n: int) -> str:
@@ -275,6 +288,12 @@ def main() -> None:
     parser.add_argument("--client-cpu", default="0")
     parser.add_argument("--no-uvloop", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1 repetition of 0.8 s")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new server process for every measurement instead of one per "
+        "contestant for the whole run",
+    )
     parser.add_argument(
         "--client",
         choices=("auto", "c", "python"),
@@ -303,24 +322,31 @@ def main() -> None:
         f"server on CPU {args.server_cpu}, clients on CPU {args.client_cpu}; "
         f"{args.reps} reps x {args.duration}s (+{args.warmup}s warm-up)"
     )
-    servers = {c.name: Server(c, args.server_cpu) for c in field}
-    results: dict[tuple[str, int, int], list[tuple[float, float]]] = {}
+    if args.fresh:
+        print("a fresh server process for every measurement")
+    servers = {} if args.fresh else {c.name: Server(c, args.server_cpu) for c in field}
+    results: dict[tuple[str, int, int], list[tuple[float, float, float]]] = {}
     try:
         for rep in range(args.reps):
             for size in sizes:
                 for conc in concurrencies:
                     order = field[rep % len(field) :] + field[: rep % len(field)]
                     for c in order:
-                        if exe is not None:
-                            r = measure_c(
-                                exe, servers[c.name], size, conc, args.warmup, args.duration,
-                                args.client_cpu,
-                            )  # fmt: skip
-                        else:
-                            r = measure(
-                                servers[c.name], size, conc, args.warmup, args.duration,
-                                args.client_cpu,
-                            )  # fmt: skip
+                        server = Server(c, args.server_cpu) if args.fresh else servers[c.name]
+                        try:
+                            if exe is not None:
+                                r = measure_c(
+                                    exe, server, size, conc, args.warmup, args.duration,
+                                    args.client_cpu,
+                                )  # fmt: skip
+                            else:
+                                r = measure(
+                                    server, size, conc, args.warmup, args.duration,
+                                    args.client_cpu,
+                                )  # fmt: skip
+                        finally:
+                            if args.fresh:
+                                server.stop()
                         results.setdefault((c.name, size, conc), []).append(r)
             print(f"  repetition {rep + 1}/{args.reps} done", flush=True)
     finally:
@@ -343,6 +369,13 @@ def main() -> None:
                 cpu = statistics.median(r[1] for r in runs) * 1e6
                 cells.append(f"{rate:>10.0f} | {cpu:>7.1f} us")
             print(f"{fmt_size(size):>8} {conc:>4}  " + "  ".join(f"{c:>22}" for c in cells))
+    print()
+    print("server page faults per message (median)")
+    print(f"{'size':>8} {'conc':>4}  " + "  ".join(f"{n:>16}" for n in names))
+    for size in sizes:
+        for conc in concurrencies:
+            faults = [statistics.median(r[2] for r in results[(n, size, conc)]) for n in names]
+            print(f"{fmt_size(size):>8} {conc:>4}  " + "  ".join(f"{f:>16.2f}" for f in faults))
     print()
     print(
         "ratios of asyncnet to bare Protocol and to streams: msgs/s (median), "
