@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 if TYPE_CHECKING:
     from ._http_connection import HTTPConnection
@@ -38,16 +38,66 @@ READ_SIZE: Final = 124 * 1024
 DIRECT_MIN: Final = 128 * 1024
 
 # A direct body is at most this large, so that a server's Content-Length
-# alone never makes us reserve much memory (larger bodies are joined).
+# alone never makes us set much memory aside (larger bodies are joined).
 _DIRECT_MAX: Final = 16 * 1024 * 1024
 
-# Direct bodies being received at once in one thread, in bytes, at most.
-# Each starts as a zeroed allocation; while few are in flight that memory is
-# recycled warm, while many are it costs a pass over cold memory and page
-# faults per body, and the transport's own reads plus one join are cheaper.
-_DIRECT_BUDGET: Final = 4 * 1024 * 1024
-
 _local = threading.local()
+
+
+class _Allocator(NamedTuple):
+    """How direct bodies get their memory, and how much of it may wait for data at once."""
+
+    #: Make a ``bytes`` of the given size to receive a body into.
+    make: Callable[[int], bytes]
+    #: Bytes of direct bodies in flight in one thread, at most. This is memory
+    #: set aside on the strength of a ``Content-Length`` alone.
+    budget: int
+
+
+def _zeroed_bytes(size: int) -> bytes:
+    return bytes(size)
+
+
+# bytes(n) writes zeros over its memory. While few direct bodies are in
+# flight that memory is recycled warm; while many are, the zeroing is a pass
+# over cold memory per body, and the transport's own reads plus one join
+# cost less. So without uninitialized allocations, few bodies go direct.
+_ZEROED: Final = _Allocator(_zeroed_bytes, 4 * 1024 * 1024)
+
+_allocator: _Allocator | None = None
+
+
+def _find_allocator() -> _Allocator:
+    """Prefer ``PyBytes_FromStringAndSize(NULL, n)``, which leaves the contents unset.
+
+    That is CPython's documented way to make a ``bytes`` to be filled in
+    place, and how ``socket.recv`` and ``io`` make theirs: the kernel's copy
+    is then the only write. Without ctypes, or off CPython, fall back to
+    zeroed ``bytes``.
+    """
+    try:
+        import ctypes
+
+        prototype = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_char_p, ctypes.c_ssize_t)
+        # A binding of our own: ctypes.pythonapi's shared attribute keeps
+        # whatever argument and result types others gave it.
+        make_bytes = prototype(("PyBytes_FromStringAndSize", ctypes.pythonapi))
+    except (ImportError, AttributeError, OSError):
+        return _ZEROED
+
+    def uninitialized_bytes(size: int) -> bytes:
+        body: bytes = make_bytes(None, size)
+        return body
+
+    return _Allocator(uninitialized_bytes, 128 * 1024 * 1024)
+
+
+def allocator() -> _Allocator:
+    """The allocator for direct bodies, found on first use."""
+    global _allocator
+    if _allocator is None:
+        _allocator = _find_allocator()
+    return _allocator
 
 
 def read_buffer() -> bytearray:
@@ -66,16 +116,17 @@ def read_buffer() -> bytearray:
 class DirectBody:
     """A body received into the memory of the ``bytes`` object that will hold it.
 
-    ``io.BytesIO(bytes(n))`` owns a zeroed ``bytes`` (for a large ``n``, fresh
-    pages nobody has touched) whose memory :meth:`io.BytesIO.getbuffer`
-    exposes without a copy; once no view of it remains,
-    :meth:`io.BytesIO.getvalue` returns that very object.
+    The ``io.BytesIO`` owns a ``bytes`` from :func:`allocator` (its contents
+    unset until received) whose memory :meth:`io.BytesIO.getbuffer` exposes
+    without a copy; once no view of it remains, :meth:`io.BytesIO.getvalue`
+    returns that very object. It is handed out only once every byte is
+    written.
     """
 
     __slots__ = ("_counted", "_io", "_view", "filled", "size")
 
     def __init__(self, size: int) -> None:
-        self._io: io.BytesIO | None = io.BytesIO(bytes(size))
+        self._io: io.BytesIO | None = io.BytesIO(allocator().make(size))
         self._view: memoryview | None = self._io.getbuffer()
         self._counted = size
         _local.direct = getattr(_local, "direct", 0) + size
@@ -95,7 +146,7 @@ class DirectBody:
         if (
             left < DIRECT_MIN
             or size > _DIRECT_MAX
-            or getattr(_local, "direct", 0) + size > _DIRECT_BUDGET
+            or getattr(_local, "direct", 0) + size > allocator().budget
         ):
             return None
         body = cls(size)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -180,9 +181,15 @@ async def test_cancelled_direct_read_drops_the_connection_and_frees_the_budget()
             conn.abort()
 
 
-async def test_budget_bounds_direct_bodies_in_flight_and_every_body_is_intact() -> None:
+@pytest.mark.parametrize("make", ["uninitialized", "zeroed"])
+async def test_budget_bounds_direct_bodies_in_flight_and_every_body_is_intact(
+    make: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     count = 8
     size = MiB
+    chosen = _http_receive.allocator() if make == "uninitialized" else _http_receive._ZEROED
+    # The same rule with a budget small enough to reach with a few bodies.
+    monkeypatch.setattr(_http_receive, "_allocator", chosen._replace(budget=4 * MiB))
     go = asyncio.Event()
     conns: list[HTTPConnection] = []
     async with RawServer(_held_back_body(size, go)) as srv:
@@ -194,7 +201,7 @@ async def test_budget_bounds_direct_bodies_in_flight_and_every_body_is_intact() 
             tasks = [asyncio.ensure_future(conn.read_all()) for conn in conns]
             await asyncio.sleep(0)
             direct = sum(conn.direct_bodies for conn in conns)
-            assert direct == _http_receive._DIRECT_BUDGET // size
+            assert direct == 4
             assert _live_direct_bytes() == direct * size
             go.set()
             bodies = await asyncio.gather(*tasks)
@@ -204,6 +211,31 @@ async def test_budget_bounds_direct_bodies_in_flight_and_every_body_is_intact() 
             for conn in conns:
                 conn.release()
                 conn.abort()
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython's C API")
+def test_cpython_allocator_leaves_bodies_unset_and_makes_plain_bytes() -> None:
+    alloc = _http_receive.allocator()
+    assert alloc is not _http_receive._ZEROED
+    assert alloc.budget > _http_receive._ZEROED.budget
+    body = alloc.make(3 * MiB)
+    assert type(body) is bytes and len(body) == 3 * MiB
+    # Its own object each time, never a shared singleton.
+    assert alloc.make(DIRECT_MIN) is not alloc.make(DIRECT_MIN)
+
+
+def test_default_budget_lets_a_pool_of_large_bodies_go_direct() -> None:
+    """64 bodies of 1 MiB in flight at once all go direct (the benchmark's c64 case)."""
+    started = [_http_receive.DirectBody.start([], 0, MiB) for _ in range(64)]
+    try:
+        assert all(body is not None for body in started)
+        assert _live_direct_bytes() == 64 * MiB
+        assert _http_receive.DirectBody.start([], 0, _http_receive.allocator().budget) is None
+    finally:
+        for body in started:
+            if body is not None:
+                body.discard()
+    assert _live_direct_bytes() == 0
 
 
 async def test_streamed_long_body_is_read_in_bulk_then_the_connection_reads_normally() -> None:
@@ -261,9 +293,7 @@ async def test_head_and_long_body_in_one_read_arrive_intact() -> None:
 
 
 async def test_malformed_head_before_a_long_body_is_the_same_error() -> None:
-    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n" + pattern(
-        100_000
-    )
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n" + pattern(100_000)
     async with RawServer(responses=[reply]) as srv:
         conn = await _open(srv)
         try:
