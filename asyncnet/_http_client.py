@@ -273,7 +273,7 @@ class HTTPClient:
         response = await self._send(
             method, url, headers=headers, body=body, json=json,
             timeout=timeout, follow_redirects=follow_redirects,
-            max_redirects=max_redirects,
+            max_redirects=max_redirects, read_whole=True,
         )
         try:
             await response.read()
@@ -345,6 +345,7 @@ class HTTPClient:
         timeout: Timeout | float | None,  # noqa: ASYNC109
         follow_redirects: bool | None,
         max_redirects: int | None = None,
+        read_whole: bool = False,
     ) -> Response:
         if self._closed:
             raise ConnectionClosed("the client is closed")
@@ -363,7 +364,7 @@ class HTTPClient:
         history: list[Response] = []
         while True:
             response = await self._send_one(
-                method, target, header_list, payload, timeouts, deadline
+                method, target, header_list, payload, timeouts, deadline, read_whole
             )
             if not follow or not response.is_redirect:
                 response.history = history
@@ -426,8 +427,14 @@ class HTTPClient:
         payload: _Payload,
         timeouts: Timeout,
         deadline: float | None,
+        read_whole: bool = False,
     ) -> Response:
-        """One request on one connection, retried once on a stale keep-alive connection."""
+        """One request on one connection, retried once on a stale keep-alive connection.
+
+        ``read_whole``: the response's body will be read with ``read()`` (unless
+        it is a redirect to follow), which lets a long one be received straight
+        into the object ``read()`` returns.
+        """
         pool = self._pool
         if pool is None:
             pool = self._pool = ConnectionPool(self._limits)
@@ -470,6 +477,7 @@ class HTTPClient:
                     read_timeout=timeouts.read,
                     write_timeout=timeouts.write,
                     deadline=deadline,
+                    read_whole=read_whole,
                 )
                 conn.write_head(head, payload.data)
                 if payload.stream is not None:

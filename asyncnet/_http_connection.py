@@ -74,6 +74,10 @@ _BULK_MIN: Final = 128 * 1024
 
 _EMPTY_TRAILERS: Final = Headers()
 
+# Responses that a client following redirects drains piece by piece instead of
+# reading whole, so their bodies never start direct before read_all().
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+
 
 class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
     """One HTTP/1.1 connection that carries one request at a time.
@@ -112,6 +116,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._timer_when = 0.0
         self._wait_since = 0.0
         self._want_all = False
+        self._read_whole = False
         self._received_any = False
         self._direct: DirectBody | None = None  # being received
         self._direct_done: DirectBody | None = None  # complete, for read_all to take
@@ -177,7 +182,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             else:
                 self.data_received(view[: end + 4].tobytes())
                 if self._error is None and not self._lost:
-                    self.data_received(view[end + 4 : nbytes].tobytes())
+                    self._body_received(view[end + 4 : nbytes])
 
     def _direct_received(self, nbytes: int) -> None:
         """Account for body bytes that went into the direct body."""
@@ -194,16 +199,29 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             self._keep_alive = self._parser.keep_alive
             self._wake()
 
-    def data_received(self, data: bytes) -> None:
+    def _body_received(self, data: memoryview) -> None:
+        """Take body bytes just read into the shared buffer, after the head."""
+        if self._direct is not None:
+            # Straight from the buffer into the body's final object.
+            self._feed_direct(data)
+        else:
+            self.data_received(data.tobytes())
+
+    def _feed_direct(self, data: bytes | memoryview) -> None:
+        """Copy bytes that arrived outside :meth:`get_buffer` into the direct body."""
         direct = self._direct
-        if direct is not None:
+        assert direct is not None
+        take = min(len(data), direct.size - direct.filled)
+        direct.write(data[:take])
+        self._direct_received(take)
+        if take < len(data) and self._error is None and not self._lost:
+            self.data_received(bytes(data[take:]))
+
+    def data_received(self, data: bytes) -> None:
+        if self._direct is not None:
             # Bytes delivered another way (a transport without get_buffer).
-            take = min(len(data), direct.size - direct.filled)
-            direct.write(data[:take])
-            self._direct_received(take)
-            data = data[take:]
-            if not data:
-                return
+            self._feed_direct(data)
+            return
         if not self._active or self._eom:
             # Bytes nobody asked for: not a response to anything. The connection
             # is never reused; a response already complete stays readable.
@@ -217,6 +235,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         except RemoteProtocolError as exc:
             self._fail(exc)
             return
+        head: ResponseHead | None = None
         for event in events:
             kind = type(event)
             if kind is Data:
@@ -225,11 +244,20 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
                     self._chunks.append(chunk)
                     self._buffered += len(chunk)
             elif kind is ResponseHead:
-                self._head = event  # type: ignore[assignment]
+                self._head = head = event  # type: ignore[assignment]
             else:
                 self._trailers = event.trailers  # type: ignore[union-attr]
                 self._eom = True
                 self._keep_alive = self._parser.keep_alive
+        if (
+            head is not None
+            and self._read_whole
+            and not self._eom
+            and head.status not in _REDIRECTS
+        ):
+            # The caller reads this body whole: receive the rest of it straight
+            # into its final object from now on.
+            self._start_direct()
         buffered = self._buffered
         if buffered > self.peak_buffered:
             self.peak_buffered = buffered
@@ -253,6 +281,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         if (
             not self._eom
             and self._bulk is None
+            and self._direct is None
             and self._parser.direct_body_bytes >= _BULK_MIN
             and self._transport is not None
         ):
@@ -394,8 +423,14 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         read_timeout: float | None,
         write_timeout: float | None,
         deadline: float | None,
+        read_whole: bool = False,
     ) -> None:
-        """Start an exchange: reset the response state and tell the parser a request goes out."""
+        """Start an exchange: reset the response state and tell the parser a request goes out.
+
+        ``read_whole`` promises that a body other than a redirect's will be
+        read with :meth:`read_all`, so a long one can be received straight
+        into its final object from the first byte after the head.
+        """
         if self._active:
             raise LocalProtocolError("the connection is already carrying a request")
         self._active = True
@@ -406,6 +441,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._trailers = _EMPTY_TRAILERS
         self._error = None
         self._want_all = False
+        self._read_whole = read_whole
         self._received_any = False
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
@@ -537,14 +573,8 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._want_all = True
         if self._reading_paused:
             self._resume_reading()
-        left = self._parser.direct_body_bytes
-        if left and self._error is None and not self._lost:
-            direct = DirectBody.start(self._chunks, self._buffered, left)
-            if direct is not None:
-                self._chunks.clear()
-                self._direct = direct
-                self.direct_bodies += 1
-                self._end_bulk()
+        if self._direct is None and self._error is None and not self._lost:
+            self._start_direct()
         while not self._eom:
             if self._error is not None:
                 raise self._error
@@ -564,6 +594,17 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             chunks.clear()
         self._buffered = 0
         return data
+
+    def _start_direct(self) -> None:
+        """Receive the rest of a long ``Content-Length`` body into its final object, if allowed."""
+        left = self._parser.direct_body_bytes
+        if left:
+            direct = DirectBody.start(self._chunks, self._buffered, left)
+            if direct is not None:
+                self._chunks.clear()
+                self._direct = direct
+                self.direct_bodies += 1
+                self._end_bulk()
 
     @property
     def trailers(self) -> Headers:

@@ -165,7 +165,7 @@ class DirectBody:
         if self.filled == self.size:
             self._uncount()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Copy ``data`` in (bytes that arrived another way)."""
         assert self._view is not None
         end = self.filled + len(data)

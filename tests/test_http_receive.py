@@ -39,8 +39,10 @@ async def _open(srv: RawServer) -> HTTPConnection:
     return conn
 
 
-async def _request(conn: HTTPConnection, method: str = "GET") -> None:
-    conn.begin(method, read_timeout=None, write_timeout=None, deadline=None)
+async def _request(conn: HTTPConnection, method: str = "GET", *, read_whole: bool = False) -> None:
+    conn.begin(
+        method, read_timeout=None, write_timeout=None, deadline=None, read_whole=read_whole
+    )
     conn.write_head(f"{method} / HTTP/1.1\r\nHost: test\r\n\r\n".encode())
     await conn.receive_head()
 
@@ -334,3 +336,123 @@ async def test_a_transport_that_delivers_bytes_still_fills_a_direct_body() -> No
     assert await task == body
     assert _live_direct_bytes() == 0
     conn.connection_lost(None)
+
+
+# -- bodies the caller promised to read whole (client.request) ------------------------
+
+
+async def test_read_whole_goes_direct_at_the_head_before_read_all() -> None:
+    size = 2 * MiB
+    go = asyncio.Event()
+    async with RawServer(_held_back_body(size, go)) as srv:
+        conn = await _open(srv)
+        try:
+            for round_ in (1, 2):
+                await _request(conn, read_whole=True)
+                # Nothing of the body has arrived yet, and no read_all() was called.
+                assert conn.direct_bodies == round_
+                assert _live_direct_bytes() == size
+                go.set()
+                assert await conn.read_all() == pattern(size)
+                assert _live_direct_bytes() == 0
+                conn.release()
+                assert conn.is_reusable()
+            assert conn.bulk_bodies == 0
+            assert srv.connections == 1
+        finally:
+            conn.abort()
+
+
+# Sizes that go direct whatever the first read holds (up to 16 KiB is parsed
+# with the head; a longer first read is split after it).
+@pytest.mark.parametrize("size", [DIRECT_MIN + 20_000, 3 * MiB + 5])
+async def test_read_whole_head_and_body_sent_at_once_arrive_intact(size: int) -> None:
+    """The body bytes of the first read go from the shared buffer into the direct body."""
+    body = pattern(size)
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body
+    async with RawServer(responses=[reply, reply]) as srv:
+        conn = await _open(srv)
+        try:
+            for _ in range(2):
+                await _request(conn, read_whole=True)
+                assert await conn.read_all() == body
+                conn.release()
+                assert conn.is_reusable()
+            assert conn.direct_bodies == 2
+            assert conn.bulk_bodies == 0
+            assert srv.connections == 1
+        finally:
+            conn.abort()
+
+
+async def test_read_whole_bytes_after_the_body_drop_the_connection_not_the_body() -> None:
+    size = 200 * 1024
+    body = pattern(size)
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body + b"HTTP/1.1 junk"
+    async with RawServer(responses=[reply]) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn, read_whole=True)
+            assert await conn.read_all() == body
+            await srv.wait_until(lambda s: s.active_connections == 0)
+            conn.release()
+            assert not conn.is_reusable()
+        finally:
+            conn.abort()
+
+
+async def test_read_whole_leaves_a_redirect_body_to_be_drained_in_pieces() -> None:
+    size = MiB
+    go = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: %d\r\n\r\n" % size
+        )
+        await writer.drain()
+        await go.wait()
+        writer.write(pattern(size))
+        await writer.drain()
+        await reader.read()
+
+    async with RawServer(handler) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn, read_whole=True)
+            assert conn.direct_bodies == 0
+            assert _live_direct_bytes() == 0
+            go.set()
+            received = hashlib.sha256()
+            while piece := await conn.read_chunk():
+                assert len(piece) <= MiB
+                received.update(piece)
+            assert received.digest() == hashlib.sha256(pattern(size)).digest()
+            conn.release()
+            assert conn.is_reusable()
+        finally:
+            conn.abort()
+
+
+async def test_client_get_receives_long_bodies_direct_after_a_long_redirect_body() -> None:
+    size = 3 * MiB + 1
+    body = pattern(size)
+    redirect = (
+        b"HTTP/1.1 302 Found\r\nLocation: /final\r\nContent-Length: %d\r\n\r\n" % size
+        + body
+    )
+    final = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body
+    server = RawServer(responses=[redirect, final, final])
+    async with server as srv, asyncnet.HTTPClient() as client:
+            url = f"http://127.0.0.1:{srv.port}/start"
+            for _ in range(2):
+                resp = await client.get(url)
+                assert resp.status == 200
+                assert resp.content == body
+                assert [r.status for r in resp.history] == ([302] if _ == 0 else [])
+            # The redirect's connection was dropped after draining part of its
+            # long body; the other carried both final bodies, direct.
+            [conn] = client._pool._all  # type: ignore[union-attr]
+            assert conn.direct_bodies == 2
+            assert srv.connections == 2
+            assert _live_direct_bytes() == 0
