@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from ._errors import LocalProtocolError
+
 if TYPE_CHECKING:
     from ._http_connection import HTTPConnection
 
@@ -176,7 +178,12 @@ class DirectBody:
         """Return the complete body; the object is spent afterwards."""
         body = self._io
         view = self._view
-        assert body is not None and view is not None and self.filled == self.size
+        if body is None or view is None or self.filled != self.size:
+            # Not an assert: the unfilled part may hold stale process memory,
+            # which must never reach a caller, even under ``python -O``.
+            raise LocalProtocolError(
+                f"direct body taken with {self.filled} of {self.size} bytes received"
+            )
         self._io = self._view = None
         view.release()
         # No copy, unless a view of the buffer were somehow still alive.

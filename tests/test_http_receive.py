@@ -456,3 +456,14 @@ async def test_client_get_receives_long_bodies_direct_after_a_long_redirect_body
             assert conn.direct_bodies == 2
             assert srv.connections == 2
             assert _live_direct_bytes() == 0
+
+
+def test_a_direct_body_is_never_handed_out_unfilled() -> None:
+    """Its unfilled part is unset memory: taking it early is an error, not a result."""
+    body = _http_receive.DirectBody(DIRECT_MIN)
+    body.write(b"x" * (DIRECT_MIN - 1))
+    with pytest.raises(asyncnet.LocalProtocolError, match=f"{DIRECT_MIN - 1} of {DIRECT_MIN}"):
+        body.take()
+    body.write(b"y")
+    assert body.take() == b"x" * (DIRECT_MIN - 1) + b"y"
+    assert _live_direct_bytes() == 0
