@@ -31,6 +31,12 @@ def _live_direct_bytes() -> int:
     return int(getattr(_http_receive._local, "direct", 0))
 
 
+def _release_dropped(conn: HTTPConnection) -> None:
+    """End the exchange on a connection that must not be reused."""
+    conn.release()
+    assert not conn.is_reusable()
+
+
 async def _open(srv: RawServer) -> HTTPConnection:
     loop = asyncio.get_running_loop()
     _, conn = await loop.create_connection(HTTPConnection, "127.0.0.1", srv.port)
@@ -129,8 +135,7 @@ async def test_direct_body_cut_short_names_the_bytes_and_frees_the_budget() -> N
             with pytest.raises(asyncnet.RemoteProtocolError, match=f"{MiB} of {size}"):
                 await task
             assert _live_direct_bytes() == 0
-            conn.release()
-            assert not conn.is_reusable()
+            _release_dropped(conn)
         finally:
             conn.abort()
 
@@ -301,8 +306,7 @@ async def test_malformed_head_before_a_long_body_is_the_same_error() -> None:
         try:
             with pytest.raises(asyncnet.RemoteProtocolError, match="Content-Length"):
                 await _request(conn)
-            conn.release()
-            assert not conn.is_reusable()
+            _release_dropped(conn)
         finally:
             conn.abort()
 
@@ -314,8 +318,7 @@ async def test_bytes_after_a_bodiless_response_in_one_long_read_drop_the_connect
         try:
             await _request(conn)
             assert await conn.read_all() == b""
-            conn.release()
-            assert not conn.is_reusable()
+            _release_dropped(conn)
         finally:
             conn.abort()
 
@@ -395,8 +398,7 @@ async def test_read_whole_bytes_after_the_body_drop_the_connection_not_the_body(
             await _request(conn, read_whole=True)
             assert await conn.read_all() == body
             await srv.wait_until(lambda s: s.active_connections == 0)
-            conn.release()
-            assert not conn.is_reusable()
+            _release_dropped(conn)
         finally:
             conn.abort()
 
