@@ -65,6 +65,10 @@ DEFAULT_BODY_BUFFER: Final = 1024 * 1024
 # ``transport.write``; larger ones are written separately to avoid the copy.
 _JOIN_BODY_LIMIT: Final = 64 * 1024
 
+# The first read of a response that will probably go direct, at most: room for
+# a head, while the body stays in the kernel until it can be received in place.
+_SHORT_FIRST_READ: Final = 8 * 1024
+
 # A first read longer than this is split after the head (see buffer_updated).
 _SPLIT_MIN: Final = 16 * 1024
 
@@ -118,11 +122,16 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._want_all = False
         self._read_whole = False
         self._received_any = False
+        self._last_direct = False
         self._direct: DirectBody | None = None  # being received
         self._direct_done: DirectBody | None = None  # complete, for read_all to take
         self._bulk: BulkReceiver | None = None  # set while the transport delivers bytes
         self._rbytes = read_buffer()
         self._rbuf = memoryview(self._rbytes)
+        # What get_buffer offers when no direct body is being received: all
+        # of the shared buffer, or its start for a short first read.
+        self._view = self._rbuf
+        self._short_view = self._rbuf[:_SHORT_FIRST_READ]
         self._max_head = self._parser.limits.max_head_size
         self._last_activity = 0.0
         self._read_timeout: float | None = None
@@ -162,7 +171,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         direct = self._direct
         if direct is None:
-            return self._rbuf
+            return self._view
         return direct.buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -229,6 +238,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             self.abort()
             return
         self._received_any = True
+        self._view = self._rbuf
         self._last_activity = self._loop.time()
         try:
             events = self._parser.events(data)
@@ -443,6 +453,12 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._want_all = False
         self._read_whole = read_whole
         self._received_any = False
+        if read_whole and self._last_direct:
+            # The last response here went direct, and this one probably will:
+            # a short first read leaves its body in the kernel to be received
+            # in place, instead of copied out of the shared buffer.
+            self._view = self._short_view
+        self._last_direct = False
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
         self._deadline = deadline
@@ -603,6 +619,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             if direct is not None:
                 self._chunks.clear()
                 self._direct = direct
+                self._last_direct = True
                 self.direct_bodies += 1
                 self._end_bulk()
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 import asyncnet
-from asyncnet import _http_receive
+from asyncnet import _http_connection, _http_receive
 from asyncnet._http_connection import HTTPConnection
 from asyncnet._http_receive import DIRECT_MIN, READ_SIZE
 from tests._servers import RawServer, pattern, read_request
@@ -46,9 +46,7 @@ async def _open(srv: RawServer) -> HTTPConnection:
 
 
 async def _request(conn: HTTPConnection, method: str = "GET", *, read_whole: bool = False) -> None:
-    conn.begin(
-        method, read_timeout=None, write_timeout=None, deadline=None, read_whole=read_whole
-    )
+    conn.begin(method, read_timeout=None, write_timeout=None, deadline=None, read_whole=read_whole)
     conn.write_head(f"{method} / HTTP/1.1\r\nHost: test\r\n\r\n".encode())
     await conn.receive_head()
 
@@ -409,9 +407,7 @@ async def test_read_whole_leaves_a_redirect_body_to_be_drained_in_pieces() -> No
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(
-            b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: %d\r\n\r\n" % size
-        )
+        writer.write(b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: %d\r\n\r\n" % size)
         await writer.drain()
         await go.wait()
         writer.write(pattern(size))
@@ -439,25 +435,22 @@ async def test_read_whole_leaves_a_redirect_body_to_be_drained_in_pieces() -> No
 async def test_client_get_receives_long_bodies_direct_after_a_long_redirect_body() -> None:
     size = 3 * MiB + 1
     body = pattern(size)
-    redirect = (
-        b"HTTP/1.1 302 Found\r\nLocation: /final\r\nContent-Length: %d\r\n\r\n" % size
-        + body
-    )
+    redirect = b"HTTP/1.1 302 Found\r\nLocation: /final\r\nContent-Length: %d\r\n\r\n" % size + body
     final = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body
     server = RawServer(responses=[redirect, final, final])
     async with server as srv, asyncnet.HTTPClient() as client:
-            url = f"http://127.0.0.1:{srv.port}/start"
-            for _ in range(2):
-                resp = await client.get(url)
-                assert resp.status == 200
-                assert resp.content == body
-                assert [r.status for r in resp.history] == ([302] if _ == 0 else [])
-            # The redirect's connection was dropped after draining part of its
-            # long body; the other carried both final bodies, direct.
-            [conn] = client._pool._all  # type: ignore[union-attr]
-            assert conn.direct_bodies == 2
-            assert srv.connections == 2
-            assert _live_direct_bytes() == 0
+        url = f"http://127.0.0.1:{srv.port}/start"
+        for _ in range(2):
+            resp = await client.get(url)
+            assert resp.status == 200
+            assert resp.content == body
+            assert [r.status for r in resp.history] == ([302] if _ == 0 else [])
+        # The redirect's connection was dropped after draining part of its
+        # long body; the other carried both final bodies, direct.
+        [conn] = client._pool._all  # type: ignore[union-attr]
+        assert conn.direct_bodies == 2
+        assert srv.connections == 2
+        assert _live_direct_bytes() == 0
 
 
 def test_a_direct_body_is_never_handed_out_unfilled() -> None:
@@ -469,3 +462,35 @@ def test_a_direct_body_is_never_handed_out_unfilled() -> None:
     body.write(b"y")
     assert body.take() == b"x" * (DIRECT_MIN - 1) + b"y"
     assert _live_direct_bytes() == 0
+
+
+async def test_after_a_direct_body_the_next_first_read_is_short_and_any_size_still_arrives() -> (
+    None
+):
+    """A short first read keeps the next long body in the kernel until it can go direct."""
+    large, medium = 2 * MiB, 64 * 1024
+    replies = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + pattern(n)
+        for n in (large, large, medium, large)
+    ]
+    async with RawServer(responses=replies) as srv:
+        conn = await _open(srv)
+        try:
+            first_reads = []
+            for size in (large, large, medium, large):
+                conn.begin(
+                    "GET", read_timeout=None, write_timeout=None, deadline=None, read_whole=True
+                )
+                first_reads.append(len(conn.get_buffer(-1)))
+                conn.write_head(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+                await conn.receive_head()
+                assert await conn.read_all() == pattern(size)
+                conn.release()
+                assert conn.is_reusable()
+            short = _http_connection._SHORT_FIRST_READ
+            # Full after a fresh start or a body that did not go direct; short after one that did.
+            assert first_reads == [READ_SIZE, short, short, READ_SIZE]
+            assert conn.direct_bodies == 3
+            assert srv.connections == 1
+        finally:
+            conn.abort()
