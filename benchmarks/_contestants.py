@@ -14,6 +14,10 @@ Two jobs:
     reading every body whole. After ``--warmup`` seconds the completed requests
     are counted for ``--duration`` seconds (and at most ``--max-requests``).
     Prints requests per second and the CPU seconds the process used per request.
+    Each body is dropped as soon as it is counted, unless ``--keep-bodies``
+    keeps the last ``--concurrency`` of them (as a program that works on each
+    body while the next request runs would), which changes how the C
+    allocator reuses their memory.
 ``fetch``
     ``--count`` distinct URLs (``?i=N`` appended to ``--url``) fetched at
     ``--concurrency``, as a user of each library would write it. Prints the
@@ -32,6 +36,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -56,11 +61,13 @@ class _Window:
         self.args = args
         self.done = 0
         self.stop = False
+        self.kept: deque[bytes] = deque(maxlen=args.concurrency if args.keep_bodies else 0)
 
     def tick(self, body: bytes) -> None:
         if len(body) != self.args.expect:
             raise RuntimeError(f"got a {len(body)}-byte body, expected {self.args.expect}")
         self.done += 1
+        self.kept.append(body)
         if self.done >= self.args.max_requests:
             self.stop = True
 
@@ -285,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--max-requests", type=int, default=5_000_000)
+    parser.add_argument(
+        "--keep-bodies", action="store_true", help="keep the last --concurrency bodies alive"
+    )
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args(argv)

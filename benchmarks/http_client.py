@@ -16,7 +16,9 @@ numbers only: nothing here asserts.
 Contestants: asyncnet (this checkout, on the interpreter running this script),
 aiohttp and httpx (on ``/opt/benchvenv/bin/python``), ``http.client`` with one
 thread per connection, and ``wrk`` as the ceiling of the server and loopback.
-``--uvloop`` adds asyncnet and aiohttp on uvloop.
+``--uvloop`` adds asyncnet and aiohttp on uvloop. ``--keep-bodies`` makes every
+contestant keep its last ``CONCURRENCY`` bodies alive instead of dropping each
+one at once; for large bodies that changes how the C allocator reuses memory.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ def run_one(
         "--max-requests",
         str(args.max_requests),
     ]
+    if args.keep_bodies:
+        options.append("--keep-bodies")
     argv = pinned(who.argv("load", options), args.client_cpus)
     timeout = args.warmup + args.duration + 120
     result, _rss = run_json(argv, env=who.env, timeout=timeout)
@@ -211,6 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=1.5, help="seconds counted per run")
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="cap per run")
     parser.add_argument("--bodies", default=",".join(DEFAULT_BODIES), help="paths to GET")
+    parser.add_argument(
+        "--keep-bodies",
+        action="store_true",
+        help="each client keeps its last CONCURRENCY bodies alive instead of dropping each at once",
+    )
     parser.add_argument("--concurrency", default="1,64", help="comma-separated levels")
     parser.add_argument("--only", help="comma-separated contestant names to run")
     parser.add_argument("--uvloop", action="store_true", help="add contestants on uvloop")
@@ -247,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"  reps={args.reps} warmup={args.warmup}s duration={args.duration}s"
         f" client cpus={args.client_cpus} server cpus={args.server_cpus}"
+        + (" bodies kept" if args.keep_bodies else "")
     )
 
     results: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
