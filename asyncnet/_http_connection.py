@@ -283,6 +283,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             buffered > self._high
             and not self._reading_paused
             and not self._want_all
+            and self._direct is None  # its memory is set aside already
             and self._transport is not None
         ):
             self._reading_paused = True

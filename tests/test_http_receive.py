@@ -494,3 +494,36 @@ async def test_after_a_direct_body_the_next_first_read_is_short_and_any_size_sti
             assert srv.connections == 1
         finally:
             conn.abort()
+
+
+async def test_a_direct_body_never_pauses_reading_whatever_the_body_buffer() -> None:
+    """Body bytes that came with the head count as buffered, yet the body's memory is set aside."""
+    size = 2 * MiB
+    go = asyncio.Event()
+    body = pattern(size)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        # One short segment: the head and 4 KiB of body, parsed together.
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + body[:4096])
+        await writer.drain()
+        await go.wait()
+        writer.write(body[4096:])
+        await writer.drain()
+        await reader.read()
+
+    async with RawServer(handler) as srv:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(
+            lambda: HTTPConnection(body_buffer=1024), "127.0.0.1", srv.port
+        )
+        conn.on_release = lambda conn: None
+        try:
+            await _request(conn, read_whole=True)
+            assert conn.direct_bodies == 1
+            go.set()
+            assert await conn.read_all() == body
+            assert conn.read_pauses == 0
+        finally:
+            conn.release()
+            conn.abort()
