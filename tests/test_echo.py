@@ -19,6 +19,7 @@ import pytest
 
 import asyncnet
 from asyncnet import EchoServer, EchoServerProtocol, open_echo_client, start_echo_server
+from asyncnet._echo import COPY_MAX
 
 # Small kernel buffers make backpressure show up after kilobytes, not megabytes.
 SMALL_BUFFER = 4096
@@ -617,7 +618,7 @@ def test_held_views_are_never_overwritten_by_later_reads() -> None:
     transport = KeepingTransport(send_immediately=False)
     proto.connection_made(transport)
     first_buffer = proto.get_buffer(-1)
-    chunks = [bytes([i]) * (1000 + i) for i in range(5)]
+    chunks = [bytes([i]) * (COPY_MAX + 1 + i) for i in range(5)]
     for chunk in chunks:
         _feed(proto, chunk)
     # The first write was handed over as a view: the protocol must read into a
@@ -625,6 +626,22 @@ def test_held_views_are_never_overwritten_by_later_reads() -> None:
     assert proto.get_buffer(-1).obj is not first_buffer.obj
     assert isinstance(transport.held[0], memoryview)
     assert all(isinstance(d, bytes) for d in transport.held[1:])
+    assert [bytes(d) for d in transport.held] == chunks
+    assert proto.bytes_received == sum(map(len, chunks))
+
+
+def test_small_reads_are_echoed_as_copies() -> None:
+    proto = EchoServerProtocol()
+    transport = KeepingTransport(send_immediately=False)
+    proto.connection_made(transport)
+    first_buffer = proto.get_buffer(-1)
+    chunks = [bytes([i]) * (COPY_MAX - i) for i in range(5)]
+    for chunk in chunks:
+        _feed(proto, chunk)
+    # Each small read went out as a private copy, so the transport may keep
+    # it and the shared buffer is still safe to read into.
+    assert proto.get_buffer(-1).obj is first_buffer.obj
+    assert not any(isinstance(d, memoryview) for d in transport.held)
     assert [bytes(d) for d in transport.held] == chunks
     assert proto.bytes_received == sum(map(len, chunks))
 
