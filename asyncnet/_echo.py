@@ -87,7 +87,7 @@ READ_SIZE: Final = 256 * 1024
 COPY_MAX: Final = 2 * 1024
 
 
-def _not_connected(data: bytes | memoryview) -> None:
+def _not_connected(data: bytes | bytearray | memoryview) -> None:
     raise ConnectionClosed("data arrived before connection_made()")
 
 
@@ -152,7 +152,7 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         self._last_progress = 0.0
         self._discarded = 0
         self._transport: asyncio.Transport | None = None
-        self._write: Callable[[bytes | memoryview], None] = _not_connected
+        self._write: Callable[[bytes | bytearray | memoryview], None] = _not_connected
         self._buffered: Callable[[], int] = int
         # Set by the server (shared) or in connection_made (own buffer).
         self._read_buffer: _SharedReadBuffer = _NO_BUFFER

@@ -180,16 +180,17 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             self._direct.received(nbytes)
             self._direct_received(nbytes)
         elif nbytes <= _SPLIT_MIN or self._received_any:
-            self.data_received(view[:nbytes].tobytes())
+            # A view: the parser copies what it keeps, once.
+            self.data_received(view[:nbytes])
         else:
             # The first read of a response: the head and a long piece of body
             # go to the parser as two objects, so the body is copied out of the
             # buffer once instead of copied out and then sliced off the head.
             end = self._rbytes.find(b"\r\n\r\n", 0, min(nbytes, self._max_head))
             if end < 0:
-                self.data_received(view[:nbytes].tobytes())
+                self.data_received(view[:nbytes])
             else:
-                self.data_received(view[: end + 4].tobytes())
+                self.data_received(view[: end + 4])
                 if self._error is None and not self._lost:
                     self._body_received(view[end + 4 : nbytes])
 
@@ -214,7 +215,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             # Straight from the buffer into the body's final object.
             self._feed_direct(data)
         else:
-            self.data_received(data.tobytes())
+            self.data_received(data)
 
     def _feed_direct(self, data: bytes | memoryview) -> None:
         """Copy bytes that arrived outside :meth:`get_buffer` into the direct body."""
@@ -226,7 +227,9 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         if take < len(data) and self._error is None and not self._lost:
             self.data_received(bytes(data[take:]))
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
+        # ``data`` may be a view of the shared receive buffer: the parser and
+        # the direct body copy what they keep, and nothing else holds on to it.
         if self._direct is not None:
             # Bytes delivered another way (a transport without get_buffer).
             self._feed_direct(data)

@@ -167,7 +167,10 @@ _CHUNK_LINE = re.compile(
     rb"(?:[ \t]*=[ \t]*(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+|"
     rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*)'
 )
-_PLAIN_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
+# A plain size line (no extension), and the same behind the CRLF that ends the
+# previous chunk's data: what _read_chunk_run takes in one match.
+_CHUNK_SIZE_AT = re.compile(rb"([0-9A-Fa-f]+)\r\n")
+_NEXT_CHUNK_AT = re.compile(rb"\r\n([0-9A-Fa-f]+)\r\n")
 _CHUNK_EXT_CHARS = re.compile(rb"[\t \x21-\x7e\x80-\xff]*")
 
 _HEX_BYTES: Final = frozenset(b"0123456789abcdefABCDEF")
@@ -576,14 +579,37 @@ class ResponseParser:
         """Record that the peer closed the connection; :meth:`next_event` reports the outcome."""
         self._eof = True
 
-    def events(self, data: bytes) -> list[ResponseHead | Data | EndOfMessage]:
+    def events(self, data: bytes | memoryview) -> list[ResponseHead | Data | EndOfMessage]:
         """Feed ``data`` and return every event it completes (a faster feed+drain loop).
 
         Stops after :class:`EndOfMessage` (or the head of an upgrade): bytes
         behind it are left for :attr:`trailing_data`, as with :meth:`next_event`.
         Malformed input raises at once, and the events of this call are lost
-        with the response they belonged to.
+        with the response they belonged to. ``data`` may be a view of a
+        receive buffer that is reused afterwards: the parser keeps no
+        reference to it, and copies what it must keep.
         """
+        if (
+            _M_CHUNK_SIZE <= self._mode <= _M_CHUNK_CRLF
+            and self._pos >= len(self._buf)
+            and self._scan == 0
+            and not self._eof
+            and len(data)
+        ):
+            # A read that continues a chunked body (at a size line, inside a
+            # chunk's data or at the CRLF after it), nothing buffered: take its
+            # chunks in one run, straight from ``data``.
+            run = self._read_chunk_run(data, 0)
+            pos = 0 if run is None else self._pos
+            self._pos = 0
+            if pos >= len(data):
+                self._buf = b""
+                return [] if run is None else [run]
+            # A run that stopped early: keep the rest, as a copy.
+            self._buf = data[pos:] if type(data) is bytes else bytes(data[pos:])
+            return self._drain([] if run is None else [run])
+        if type(data) is not bytes:
+            data = bytes(data)
         if (
             self._mode == _M_HEAD
             and type(data) is bytes
@@ -942,8 +968,11 @@ class ResponseParser:
 
     def _read_chunked(self) -> Data | EndOfMessage | Literal[_NeedData.NEED_DATA]:
         if self._scan == 0:
-            run = self._read_chunk_run()
+            run = self._read_chunk_run(self._buf, self._pos)
             if run is not None:
+                if self._pos >= len(self._buf):
+                    self._buf = b""
+                    self._pos = 0
                 return run
         while True:
             mode = self._mode
@@ -995,54 +1024,71 @@ class ResponseParser:
             )
         return NEED_DATA
 
-    def _read_chunk_run(self) -> Data | None:
+    def _read_chunk_run(self, buf: bytes | bytearray | memoryview, pos: int) -> Data | None:
         """Take every complete plain chunk in the buffer at once, as one :class:`Data`.
 
         The common shape (hex size, CRLF, data, CRLF, no extensions) is
-        consumed in one pass, so a read carrying many chunks costs one event
-        and one copy. Anything else (an extension, the last chunk, a partial
-        size line, an error) stops the run; the step-by-step path takes it
-        from there, after the data already taken is delivered.
+        consumed in one pass, one regular-expression match per chunk boundary,
+        so a read carrying many chunks costs one event and one copy. Anything
+        else (an extension, the last chunk, a partial size line, an error)
+        stops the run; the step-by-step path takes it from there, after the
+        data already taken is delivered.
+
+        Reads ``buf`` from ``pos``; when it returns data it has moved
+        ``_pos`` past what it took (the caller drops a used-up buffer). The
+        data returned is always a new ``bytes``, never a view of ``buf``.
         """
-        buf = self._buf
         end = len(buf)
-        pos = self._pos
         mode = self._mode
         left = self._chunk_left
+        max_digits = self._limits.max_chunk_size_digits
+        if mode != _M_CHUNK_DATA:
+            # At a size line, or at the CRLF that ends a chunk's data.
+            skip = 0 if mode == _M_CHUNK_SIZE else 2
+            match = (_CHUNK_SIZE_AT if skip == 0 else _NEXT_CHUNK_AT).match(buf, pos)
+            if match is None:
+                return None
+            after = match.end()
+            if after - pos - skip - 2 > max_digits:
+                return None
+            left = int(match.group(1), 16)
+            if left == 0:
+                return None
+            pos = after
+            mode = _M_CHUNK_DATA
         spans: list[tuple[int, int]] = []
-        max_line = self._limits.max_chunk_size_digits + 2
-        plain = _PLAIN_CHUNK_SIZE.fullmatch
+        next_chunk = _NEXT_CHUNK_AT.match
         while True:
-            if mode == _M_CHUNK_DATA:
-                available = end - pos
-                if available <= 0:
-                    break
-                take = left if left < available else available
-                spans.append((pos, pos + take))
-                pos += take
-                left -= take
-                if left:
-                    break
-                mode = _M_CHUNK_CRLF
-            if mode == _M_CHUNK_CRLF:
-                if end - pos < 2 or buf[pos] != 13 or buf[pos + 1] != 10:
-                    break
-                pos += 2
-                mode = _M_CHUNK_SIZE
-            eol = buf.find(b"\r\n", pos, pos + max_line)
-            if eol < 0 or plain(buf, pos, eol) is None:
+            # In a chunk's data, ``left`` bytes of it still to come.
+            if end - pos < left:
+                if pos < end:
+                    spans.append((pos, end))
+                    left -= end - pos
+                    pos = end
                 break
-            size = int(buf[pos:eol], 16)
+            stop = pos + left
+            spans.append((pos, stop))
+            pos = stop
+            left = 0
+            mode = _M_CHUNK_CRLF
+            match = next_chunk(buf, pos)
+            if match is None:
+                if end - pos >= 2 and buf[pos] == 13 and buf[pos + 1] == 10:
+                    # The CRLF is here, the next size line is not (whole).
+                    pos += 2
+                    mode = _M_CHUNK_SIZE
+                break
+            after = match.end()
+            if after - pos - 4 > max_digits:
+                break
+            size = int(match.group(1), 16)
             if size == 0:
                 break
-            pos = eol + 2
+            pos = after
             left = size
             mode = _M_CHUNK_DATA
         if not spans:
             return None
-        if pos >= end:
-            self._buf = b""
-            pos = 0
         self._pos = pos
         self._mode = mode
         self._chunk_left = left

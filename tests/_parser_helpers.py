@@ -54,19 +54,23 @@ def _append(events: list[Item], event: ResponseHead | Data | EndOfMessage) -> No
 
 
 def drive(
-    chunks: Iterable[bytes],
+    chunks: Sequence[bytes],
     *,
     method: str = "GET",
     eof: bool = False,
     upgrade: bool = False,
     limits: ParserLimits | None = None,
     use_events: bool = False,
+    use_views: bool = False,
 ) -> Outcome:
     """Feed ``chunks`` one by one as a client would, draining events after each.
 
     With ``use_events`` each chunk goes through ``ResponseParser.events()`` (the
-    fast path) before the same draining with ``next_event()``.
+    fast path) before the same draining with ``next_event()``. With
+    ``use_views`` too, each chunk is passed as a view of one reused buffer that
+    is overwritten after every call, as an I/O layer's receive buffer is.
     """
+    scratch = bytearray(max((len(c) for c in chunks), default=0)) if use_views else None
     parser = ResponseParser(limits)
     parser.start_response(method, upgrade_requested=upgrade)
     out = Outcome()
@@ -80,7 +84,13 @@ def drive(
 
     try:
         for chunk in chunks:
-            if use_events:
+            if use_events and scratch is not None:
+                view = memoryview(scratch)[: len(chunk)]
+                view[:] = chunk
+                for event in parser.events(view):
+                    _append(out.events, event)
+                scratch[:] = b"\xff" * len(scratch)
+            elif use_events:
                 for event in parser.events(chunk):
                     _append(out.events, event)
             else:
@@ -118,7 +128,10 @@ def drive_all_splits(raw: bytes, **kwargs: object) -> Outcome:
     for index, (chunks, use_events) in enumerate(runs):
         # Alternate between next_event() and the events() fast path.
         use_events = use_events or index % 2 == 1
-        got = drive(chunks, use_events=use_events, **kwargs)  # type: ignore[arg-type]
+        use_views = index % 4 == 3
+        got = drive(
+            chunks, use_events=use_events, use_views=use_views, **kwargs  # type: ignore[arg-type]
+        )
         if whole is None:
             whole = got
             continue

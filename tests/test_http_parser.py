@@ -905,6 +905,7 @@ def test_any_split_of_a_valid_response_gives_the_same_events(
     assert drive([raw], eof=eof).events == expected
     assert drive(chunks, eof=eof, use_events=True).events == expected
     assert drive([raw], eof=eof, use_events=True).events == expected
+    assert drive(chunks, eof=eof, use_events=True, use_views=True).events == expected
 
 
 def _feed_everything(raw: bytes, cuts: list[int], method: str) -> None:
