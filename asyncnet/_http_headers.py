@@ -81,7 +81,11 @@ class Headers:
 
     @classmethod
     def _from_wire(cls, items: list[tuple[str, str]], lower: list[str] | None = None) -> Headers:
-        """Wrap already validated fields without copying them (the parser's fast path)."""
+        """Wrap already validated fields without copying them (the parser's fast path).
+
+        Without ``lower``, every name must be an ASCII token (what the parser
+        accepts), so that lower-casing a name never changes its length.
+        """
         self = cls.__new__(cls)
         self._items = items
         self._lc = lower
@@ -110,10 +114,19 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """Return every value of ``name`` joined with ``", "``, or ``default`` if absent."""
         key = name.lower()
-        lower = self._lower
-        if key not in lower:
+        lower = self._lc
+        if lower is None:
+            # Fields from the wire, not lower-cased yet. Their names are ASCII
+            # tokens, so only names as long as ``key`` can match it: most are
+            # never lower-cased, and one lookup does not lower-case them all.
+            size = len(key)
+            values = [v for n, v in self._items if len(n) == size and n.lower() == key]
+        elif key in lower:
+            values = [v for (_, v), k in zip(self._items, lower, strict=True) if k == key]
+        else:
             return default
-        values = [v for (_, v), k in zip(self._items, lower, strict=True) if k == key]
+        if not values:
+            return default
         if len(values) == 1:
             return values[0]
         return ", ".join(values)

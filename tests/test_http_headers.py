@@ -183,6 +183,22 @@ def test_headers_behave_like_a_list_of_pairs(
         assert h.copy() == h
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_names, _values), max_size=8))
+def test_first_lookup_in_wire_fields_agrees_with_the_model(
+    items: list[tuple[str, str]],
+) -> None:
+    # Fields from the parser are looked up before their names are lower-cased.
+    for probe in ("a", "B", "CONTENT-TYPE", "x-y", "X", "content-typ", "missing"):
+        values = [v for n, v in items if n.lower() == probe.lower()]
+        assert Headers._from_wire(list(items)).get(probe) == (
+            ", ".join(values) if values else None
+        )
+        assert Headers._from_wire(list(items)).get(probe, "d") == (
+            ", ".join(values) if values else "d"
+        )
+
+
 def test_parsed_field_names_are_shared_between_responses() -> None:
     from asyncnet._http_parser import ResponseParser
 
