@@ -18,6 +18,7 @@ response; that happens outside the timed region.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -56,6 +57,19 @@ def _chunked(body_size: int, chunk: int) -> bytes:
 CHUNKED = _chunked(LARGE_BODY, 16 * 1024)
 
 
+def _nginx_chunked_reads() -> list[bytes]:
+    """64 KiB as 16 chunks of 4 KiB, in the four reads a client saw from nginx.
+
+    nginx writes whole chunks, each read ending right after a chunk's CRLF:
+    head and one chunk, then three, nine, and three chunks with the last chunk.
+    """
+    raw = _chunked(64 * 1024, 4 * 1024)
+    piece = len(b"1000\r\n") + 4 * 1024 + 2
+    head = len(raw) - 16 * piece - len(b"0\r\n\r\n")
+    cuts = [0, head + piece, head + 4 * piece, head + 13 * piece, len(raw)]
+    return [raw[a:b] for a, b in itertools.pairwise(cuts)]
+
+
 def _reads(raw: bytes, size: int) -> list[bytes]:
     return [raw[i : i + size] for i in range(0, len(raw), size)]
 
@@ -72,6 +86,11 @@ WORKLOADS: dict[str, tuple[list[bytes], int, str]] = {
         _reads(CHUNKED, READ_SIZE),
         LARGE_BODY,
         "MB/s",
+    ),
+    "64 KiB chunked (16 x 4 KiB), in nginx's 4 reads": (
+        _nginx_chunked_reads(),
+        1,
+        "responses/s",
     ),
     "small response fed 1 byte per read": (_reads(SMALL, 1), 1, "responses/s"),
 }
