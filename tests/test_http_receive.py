@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -526,4 +527,54 @@ async def test_a_direct_body_never_pauses_reading_whatever_the_body_buffer() -> 
             assert conn.read_pauses == 0
         finally:
             conn.release()
+            conn.abort()
+
+
+async def test_chunked_bodies_cut_at_every_kind_of_boundary() -> None:
+    # Reads end inside size lines, extensions, data and CRLFs, and between CR
+    # and LF. The connection hands the parser views of its reused receive
+    # buffer, so any view kept past a read would corrupt what follows.
+    sizes = [1, 2, 3, 10, 300, 1, 5000, 7, 40_000, 2]
+    body = pattern(sum(sizes))
+    framed = []
+    start = 0
+    for i, size in enumerate(sizes):
+        ext = b";name=value" if i == 3 else b""
+        framed.append(b"%x%s\r\n" % (size, ext) + body[start : start + size] + b"\r\n")
+        start += size
+    wire = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(framed)
+        + b"0\r\nX-Sum: 1\r\n\r\n"
+    )
+    cuts = sorted({*range(0, 400, 3), *range(400, len(wire), 997), len(wire)})
+    pieces = [wire[a:b] for a, b in itertools.pairwise(cuts)]
+    was_read = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader):
+            for piece in pieces:
+                writer.write(piece)
+                await writer.drain()
+                # One piece per read: the next goes out once this one is in.
+                await was_read.wait()
+                was_read.clear()
+
+    async with RawServer(handler=handler) as srv:
+        conn = await _open(srv)
+        received = conn.buffer_updated
+
+        def buffer_updated(nbytes: int) -> None:
+            received(nbytes)
+            was_read.set()
+
+        conn.buffer_updated = buffer_updated  # type: ignore[method-assign]
+        try:
+            for _ in range(2):
+                await _request(conn, read_whole=True)
+                assert await conn.read_all() == body
+                assert conn.trailers.get("x-sum") == "1"
+                conn.release()
+                assert conn.is_reusable()
+        finally:
             conn.abort()
