@@ -154,6 +154,9 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._write: Callable[[bytes | bytearray | memoryview], None] = _not_connected
         self._buffered: Callable[[], int] = int
+        # False only while the transport's write buffer is known to be empty:
+        # our writes are the only thing that fills it.
+        self._backlog = True
         # Set by the server (shared) or in connection_made (own buffer).
         self._read_buffer: _SharedReadBuffer = _NO_BUFFER
 
@@ -192,7 +195,8 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         """Write the bytes just read straight back; the water marks do the rest."""
         if nbytes <= COPY_MAX:
             self._write(self._read_buffer.data[:nbytes])
-        elif self._buffered():
+            self._backlog = True  # perhaps: a copy is not checked
+        elif self._backlog and self._buffered():
             # Behind a backlog the transport queues what it is given: hand it
             # a copy of exactly these bytes, never the reusable buffer.
             self._write(self._read_buffer.view[:nbytes].tobytes())
@@ -203,11 +207,15 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
                 # the shared buffer (asyncio 3.12+ and uvloop do): let it keep
                 # that buffer and read into a new one from now on.
                 self._read_buffer.replace()
+                self._backlog = True
+            else:
+                self._backlog = False
         self.bytes_received += nbytes
 
     def data_received(self, data: bytes) -> None:
         """Write the data straight back (for transports that deliver ``bytes``)."""
         self._write(data)
+        self._backlog = True
         self.bytes_received += len(data)
 
     def eof_received(self) -> bool:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import asyncnet
 from asyncnet import EchoServer, EchoServerProtocol, open_echo_client, start_echo_server
@@ -656,3 +658,36 @@ def test_buffer_is_reused_while_writes_complete() -> None:
         _feed(proto, chunk)
     assert proto.get_buffer(-1).obj is first_buffer.obj
     assert transport.sent == chunks
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1, 700, COPY_MAX, COPY_MAX + 1, 9000, 70_000]),
+            st.sampled_from(["send", "hold", "flush"]),
+        ),
+        max_size=30,
+    )
+)
+def test_no_write_is_overwritten_whatever_the_transport_keeps(
+    steps: list[tuple[int, str]],
+) -> None:
+    # The transport sends some writes at once and holds others by reference
+    # until a flush; a held view of the shared buffer must never be read into.
+    proto = EchoServerProtocol()
+    transport = KeepingTransport(send_immediately=True)
+    proto.connection_made(transport)
+    expected = []
+    for i, (size, how) in enumerate(steps):
+        if how == "flush":
+            transport.sent.extend(bytes(d) for d in transport.held)
+            transport.held.clear()
+        transport.send_immediately = how != "hold"
+        chunk = bytes([i % 251]) * size
+        expected.append(chunk)
+        _feed(proto, chunk)
+    transport.sent.extend(bytes(d) for d in transport.held)
+    assert b"".join(transport.sent) == b"".join(expected)
+    assert proto.bytes_received == sum(map(len, expected))
+
