@@ -195,7 +195,8 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         """Write the bytes just read straight back; the water marks do the rest."""
         if nbytes <= COPY_MAX:
             self._write(self._read_buffer.data[:nbytes])
-            self._backlog = True  # perhaps: a copy is not checked
+            # Whether the copy went out whole is not checked: assume it did not.
+            self._backlog = True
         elif self._backlog and self._buffered():
             # Behind a backlog the transport queues what it is given: hand it
             # a copy of exactly these bytes, never the reusable buffer.
