@@ -11,6 +11,7 @@ same connection. Redirects loop here; everything below the connection's
 from __future__ import annotations
 
 import asyncio
+import functools
 import json as _json
 import ssl as _ssl
 from collections.abc import AsyncIterable, Iterable, Mapping
@@ -125,13 +126,13 @@ class _StreamContext:
 
     __slots__ = ("_args", "_client", "_response")
 
-    def __init__(self, client: HTTPClient, args: dict[str, Any]) -> None:
+    def __init__(self, client: HTTPClient, args: tuple[Any, ...]) -> None:
         self._client = client
         self._args = args
         self._response: Response | None = None
 
     async def __aenter__(self) -> Response:
-        self._response = await self._client._send(**self._args)
+        self._response = await self._client._send(*self._args)
         return self._response
 
     async def __aexit__(
@@ -251,6 +252,9 @@ class HTTPClient:
         )
 
     # -- public requests ----------------------------------------------------------
+    #
+    # Each method calls _send itself, with positional arguments: one coroutine
+    # and no keyword dict fewer per request than delegating to request().
 
     async def request(
         self,
@@ -270,17 +274,9 @@ class HTTPClient:
         None, None)`` to lift every limit for one request. ``follow_redirects``
         and ``max_redirects`` likewise default to the client's settings.
         """
-        response = await self._send(
-            method, url, headers=headers, body=body, json=json,
-            timeout=timeout, follow_redirects=follow_redirects,
-            max_redirects=max_redirects, read_whole=True,
+        return await self._send(
+            method, url, headers, body, json, timeout, follow_redirects, max_redirects, True
         )
-        try:
-            await response.read()
-        except BaseException:
-            await response.aclose()
-            raise
-        return response
 
     def stream(
         self,
@@ -297,40 +293,120 @@ class HTTPClient:
         """``async with client.stream(...) as response``: the body is read only when asked."""
         return _StreamContext(
             self,
-            {
-                "method": method, "url": url, "headers": headers, "body": body,
-                "json": json, "timeout": timeout, "follow_redirects": follow_redirects,
-                "max_redirects": max_redirects,
-            },
+            (method, url, headers, body, json, timeout, follow_redirects, max_redirects, False),
         )
 
-    async def get(self, url: str | URL, **kwargs: Any) -> Response:
+    async def get(
+        self,
+        url: str | URL,
+        *,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+    ) -> Response:
         """Send a GET request (see :meth:`request`)."""
-        return await self.request("GET", url, **kwargs)
+        return await self._send(
+            "GET", url, headers, body, json, timeout, follow_redirects, max_redirects, True
+        )
 
-    async def head(self, url: str | URL, **kwargs: Any) -> Response:
+    async def head(
+        self,
+        url: str | URL,
+        *,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+    ) -> Response:
         """Send a HEAD request (see :meth:`request`)."""
-        return await self.request("HEAD", url, **kwargs)
+        return await self._send(
+            "HEAD", url, headers, body, json, timeout, follow_redirects, max_redirects, True
+        )
 
-    async def options(self, url: str | URL, **kwargs: Any) -> Response:
-        """Send an OPTIONS request (see :meth:`request`)."""
-        return await self.request("OPTIONS", url, **kwargs)
+    async def options(
+        self,
+        url: str | URL,
+        *,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+    ) -> Response:
+        """Send a OPTIONS request (see :meth:`request`)."""
+        return await self._send(
+            "OPTIONS", url, headers, body, json, timeout, follow_redirects, max_redirects, True
+        )
 
-    async def post(self, url: str | URL, **kwargs: Any) -> Response:
+    async def post(
+        self,
+        url: str | URL,
+        *,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+    ) -> Response:
         """Send a POST request (see :meth:`request`)."""
-        return await self.request("POST", url, **kwargs)
+        return await self._send(
+            "POST", url, headers, body, json, timeout, follow_redirects, max_redirects, True
+        )
 
-    async def put(self, url: str | URL, **kwargs: Any) -> Response:
+    async def put(
+        self,
+        url: str | URL,
+        *,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+    ) -> Response:
         """Send a PUT request (see :meth:`request`)."""
-        return await self.request("PUT", url, **kwargs)
+        return await self._send(
+            "PUT", url, headers, body, json, timeout, follow_redirects, max_redirects, True
+        )
 
-    async def patch(self, url: str | URL, **kwargs: Any) -> Response:
+    async def patch(
+        self,
+        url: str | URL,
+        *,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+    ) -> Response:
         """Send a PATCH request (see :meth:`request`)."""
-        return await self.request("PATCH", url, **kwargs)
+        return await self._send(
+            "PATCH", url, headers, body, json, timeout, follow_redirects, max_redirects, True
+        )
 
-    async def delete(self, url: str | URL, **kwargs: Any) -> Response:
+    async def delete(
+        self,
+        url: str | URL,
+        *,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+    ) -> Response:
         """Send a DELETE request (see :meth:`request`)."""
-        return await self.request("DELETE", url, **kwargs)
+        return await self._send(
+            "DELETE", url, headers, body, json, timeout, follow_redirects, max_redirects, True
+        )
 
     # -- the request loop -----------------------------------------------------------
 
@@ -338,15 +414,15 @@ class HTTPClient:
         self,
         method: str,
         url: str | URL,
-        *,
         headers: HeaderInput,
         body: BodyInput,
         json: Any,
         timeout: Timeout | float | None,  # noqa: ASYNC109
         follow_redirects: bool | None,
-        max_redirects: int | None = None,
-        read_whole: bool = False,
+        max_redirects: int | None,
+        read_whole: bool,
     ) -> Response:
+        """Send a request, following redirects; with ``read_whole`` also read the final body."""
         if self._closed:
             raise ConnectionClosed("the client is closed")
         if max_redirects is None:
@@ -372,8 +448,7 @@ class HTTPClient:
                 method, target, header_list, payload, timeouts, deadline, read_whole
             )
             if not follow or not response.is_redirect:
-                response.history = history
-                return response
+                break
             if len(history) >= max_redirects:
                 await response.aclose()
                 raise TooManyRedirects(
@@ -391,8 +466,7 @@ class HTTPClient:
                     body_replayable=payload.replayable,
                 )
                 if hop is None:  # pragma: no cover - is_redirect said otherwise
-                    response.history = history
-                    return response
+                    break
                 method, target, header_list = hop.method, hop.url, hop.headers
                 if not hop.keep_body:
                     payload = _NO_BODY
@@ -401,6 +475,14 @@ class HTTPClient:
                 await response.aclose()
                 raise
             history.append(response)
+        response.history = history
+        if read_whole:
+            try:
+                await response.read()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
 
     def _merge_headers(
         self, headers: HeaderInput, content_type: str | None
@@ -465,13 +547,15 @@ class HTTPClient:
         else:
             head = serialize_head(method, url, headers, length, chunked=chunked)
 
-        async def connect() -> HTTPConnection:
-            return await self._open(url, ssl_context, timeouts, deadline)
-
         for attempt in (0, 1):
-            conn = await pool.acquire(
-                key, connect, pool_timeout=timeouts.pool, deadline=deadline
-            )
+            conn = pool.take_idle(key)
+            if conn is None:
+                conn = await pool.acquire(
+                    key,
+                    functools.partial(self._open, url, ssl_context, timeouts, deadline),
+                    pool_timeout=timeouts.pool,
+                    deadline=deadline,
+                )
             reused = conn.requests > 0
             self._requests_sent += 1
             if reused:
@@ -502,15 +586,15 @@ class HTTPClient:
             except BaseException:
                 conn.release()
                 raise
-            return Response(
-                status=response_head.status,
-                reason=response_head.reason,
-                http_version=response_head.http_version,
-                headers=response_head.headers,
-                url=url,
-                request_method=method,
-                source=conn,
-                decode_content=self._decode_content,
+            return Response._received(
+                response_head.status,
+                response_head.reason,
+                response_head.http_version,
+                response_head.headers,
+                url,
+                method,
+                conn,
+                self._decode_content,
             )
         raise AssertionError("unreachable")  # pragma: no cover
 

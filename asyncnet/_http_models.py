@@ -227,6 +227,40 @@ class Response:
         self._num_bytes = 0
         self._trailers: Headers | None = None
 
+    @classmethod
+    def _received(
+        cls,
+        status: int,
+        reason: str,
+        http_version: str,
+        headers: Headers,
+        url: URL,
+        request_method: str,
+        source: BodySource,
+        decode_content: bool,
+    ) -> Response:
+        """The client's constructor: same state as ``__init__``, without its keyword dict.
+
+        Calling a class with keyword arguments builds a dict on every call;
+        this runs once per request. A test checks that both agree.
+        """
+        self = cls.__new__(cls)
+        self.status = status
+        self.reason = reason
+        self.http_version = http_version
+        self.headers = headers
+        self.url = url
+        self.request_method = request_method
+        self.history = []
+        self._source = source
+        self._decode_content = decode_content
+        self._content = None
+        self._consumed = False
+        self._closed = False
+        self._num_bytes = 0
+        self._trailers = None
+        return self
+
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.reason}]>"
 

@@ -90,6 +90,16 @@ class ConnectionPool:
 
     # -- acquire ------------------------------------------------------------------
 
+    def take_idle(self, key: Hashable) -> HTTPConnection | None:
+        """Return an idle connection for ``key`` without waiting, or None.
+
+        The common case of :meth:`acquire`, without a coroutine: None also
+        when the pool is closed, which :meth:`acquire` then reports.
+        """
+        if self._closed:
+            return None
+        return self._pop_idle(key)
+
     async def acquire(
         self,
         key: Hashable,
@@ -228,7 +238,10 @@ class ConnectionPool:
             return
         key = conn.key
         conn.idle_since = self._loop.time()
-        self._idle.setdefault(key, []).append(conn)
+        idle = self._idle.get(key)
+        if idle is None:
+            idle = self._idle[key] = []
+        idle.append(conn)
         self._n_idle += 1
         if self._waiters:
             self._wake_waiters()

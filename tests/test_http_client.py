@@ -80,6 +80,54 @@ async def test_every_method_helper() -> None:
             assert ["Content-Type", "application/json"] in doc["headers"]
 
 
+def test_the_clients_response_constructor_matches_the_public_one() -> None:
+    # Response._received skips the keyword dict of Response(...); both must
+    # leave every slot in the same state.
+    from asyncnet._http_models import Response, _EmptyBody
+    from asyncnet._http_url import parse_url
+
+    url = parse_url("http://127.0.0.1:1/x")
+    headers = asyncnet.Headers([("A", "b")])
+    source = _EmptyBody()
+    public = Response(
+        status=201, reason="Created", http_version="1.0", headers=headers, url=url,
+        request_method="PUT", source=source, decode_content=False,
+    )
+    fast = Response._received(201, "Created", "1.0", headers, url, "PUT", source, False)
+    for name in Response.__slots__:
+        assert getattr(fast, name) == getattr(public, name), name
+
+
+async def test_every_method_helper_passes_every_option_on() -> None:
+    # Each helper calls the request loop itself: every option must reach it.
+    with HTTPServer() as srv:
+        async with HTTPClient() as client:
+            for name in ("get", "post", "put", "patch", "delete", "options", "head"):
+                helper = getattr(client, name)
+                resp = await helper(
+                    srv.url("/echo"), headers={"X-Opt": name}, body=b"payload", timeout=5.0
+                )
+                if name != "head":
+                    doc = await resp.json()
+                    assert doc["method"] == name.upper()
+                    assert ["X-Opt", name] in doc["headers"]
+                    assert doc["body"] == "payload"
+                resp = await helper(srv.url("/echo"), json={"n": 1})
+                if name != "head":
+                    assert (await resp.json())["body"] == '{"n":1}'
+                resp = await helper(srv.url("/redirect/1"), follow_redirects=False)
+                assert resp.status == 302
+                assert resp.history == []
+                with pytest.raises(asyncnet.TooManyRedirects):
+                    await helper(srv.url("/redirect/2"), max_redirects=1)
+                if name != "head":  # a HEAD answer has no body to wait for
+                    with pytest.raises(asyncnet.ReadTimeout):
+                        await helper(
+                            srv.url("/slow-drip?interval=5&count=2"),
+                            timeout=Timeout(read=0.05),
+                        )
+
+
 async def test_text_and_raise_for_status() -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
