@@ -594,7 +594,8 @@ class HTTPClient:
                 url,
                 method,
                 conn,
-                self._decode_content,
+                # Without a Content-Encoding field there is nothing to decode.
+                self._decode_content and response_head.content_encoded,
             )
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -119,8 +119,12 @@ class Headers:
             # Fields from the wire, not lower-cased yet. Their names are ASCII
             # tokens, so only names as long as ``key`` can match it: most are
             # never lower-cased, and one lookup does not lower-case them all.
+            # A plain loop: on Python 3.11 a comprehension is a function call.
             size = len(key)
-            values = [v for n, v in self._items if len(n) == size and n.lower() == key]
+            values = []
+            for n, v in self._items:
+                if len(n) == size and n.lower() == key:
+                    values.append(v)
         elif key in lower:
             values = [v for (_, v), k in zip(self._items, lower, strict=True) if k == key]
         else:

@@ -60,6 +60,9 @@ class ResponseHead:
     reason: str
     http_version: str  # "1.1" or "1.0" (any "1.x" the server sent)
     headers: Headers
+    #: False when the head has no Content-Encoding field: the body needs no
+    #: content decoding, and nobody needs to look the field up to know it.
+    content_encoded: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -863,7 +866,7 @@ class ResponseParser:
             return ResponseHead(status, reason, version, headers)
         if method == "HEAD" or status in _NO_BODY_STATUSES:
             self._mode = _M_END
-            return ResponseHead(status, reason, version, headers)
+            return ResponseHead(status, reason, version, headers, "\ncontent-encoding:" in low)
 
         if "\ntransfer-encoding:" in low:
             if "\ncontent-length:" in low:
@@ -905,7 +908,7 @@ class ResponseParser:
         else:
             self._mode = _M_UNTIL_CLOSE
             self._keep_alive = False
-        return ResponseHead(status, reason, version, headers)
+        return ResponseHead(status, reason, version, headers, "\ncontent-encoding:" in low)
 
     def _upgrade(self) -> None:
         self._mode = _M_UPGRADED

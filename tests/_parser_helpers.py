@@ -38,6 +38,8 @@ class Outcome:
 
 def _append(events: list[Item], event: ResponseHead | Data | EndOfMessage) -> None:
     if isinstance(event, ResponseHead):
+        # The flag may only say "nothing to decode" when that is so.
+        assert event.content_encoded or "content-encoding" not in event.headers
         events.append(
             ("head", event.status, event.reason, event.http_version, event.headers.items())
         )

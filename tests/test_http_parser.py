@@ -587,6 +587,34 @@ def test_specific_messages_hold_whatever_the_split() -> None:
 # -- the cycle of requests and responses -------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("fields", "method", "status", "encoded"),
+    [
+        ("Content-Length: 0\r\n", "GET", 200, False),
+        ("Content-Encoding: gzip\r\nContent-Length: 0\r\n", "GET", 200, True),
+        ("content-ENCODING: br\r\nContent-Length: 0\r\n", "GET", 200, True),
+        ("X-Content-Encoding: gzip\r\nContent-Encodings: x\r\nContent-Length: 0\r\n",
+         "GET", 200, False),
+        ("X-A: 1\r\n  Content-Encoding: folded into X-A\r\nContent-Length: 0\r\n",
+         "GET", 200, False),
+        ("Content-Encoding: gzip\r\nContent-Length: 10\r\n", "HEAD", 200, True),
+        ("Content-Length: 10\r\n", "HEAD", 200, False),
+        ("Content-Encoding: gzip\r\n", "GET", 204, True),
+        ("Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", "GET", 200, True),
+    ],
+)
+def test_head_says_whether_a_content_encoding_field_came(
+    fields: str, method: str, status: int, encoded: bool
+) -> None:
+    parser = ResponseParser()
+    parser.start_response(method)
+    parser.feed(f"HTTP/1.1 {status} X\r\n{fields}\r\n".encode())
+    head = parser.next_event()
+    assert isinstance(head, ResponseHead)
+    assert head.content_encoded is encoded
+    assert ("content-encoding" in head.headers) is encoded
+
+
 def test_keep_alive_cycle_reuses_the_parser() -> None:
     parser = ResponseParser()
     assert parser.state is ParserState.IDLE
@@ -844,7 +872,9 @@ def test_interim_cap_zero_rejects_any_1xx() -> None:
 # -- properties -----------------------------------------------------------------
 
 _token = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCXYZ0123456789-!#$%&'*+.^_`|~", min_size=1,
-                 max_size=12)
+                 max_size=12) | st.sampled_from(
+    ["Content-Encoding", "content-ENCODING", "Content-Encodings", "X-Content-Encoding"]
+)
 _value = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0xFF,
                                         blacklist_characters="\x7f"), max_size=20).map(
     lambda s: s.replace("\x85", "x")
