@@ -49,6 +49,9 @@ from ._http_url import URL, parse_url
 
 __all__ = ["HTTPClient"]
 
+# A request's pool key (scheme, host, port, TLS context), its serialized head,
+# and whether its body goes chunked.
+_Route: TypeAlias = tuple[tuple[str, str, int, "_ssl.SSLContext | None"], bytes, bool]
 HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None
 BodyInput: TypeAlias = (
     bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None
@@ -62,9 +65,9 @@ _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # A redirect's body is read and dropped so that its connection can be reused;
 # past this many bytes closing the connection is cheaper than reading on.
 _MAX_REDIRECT_DRAIN: Final = 64 * 1024
-# Serialized request heads kept per client (see _send_one); small, and
-# emptied when full, so memory stays bounded whatever the URLs.
-_HEAD_CACHE_SIZE: Final = 256
+# Routes (pool key, serialized head) kept per client (see _send_one); small,
+# and emptied when full, so memory stays bounded whatever the URLs.
+_ROUTE_CACHE_SIZE: Final = 256
 _DEFAULT_TIMEOUT: Final = Timeout()
 _DEFAULT_LIMITS: Final = Limits()
 
@@ -216,7 +219,7 @@ class HTTPClient:
         self._closed = False
         self._requests_sent = 0
         self._requests_reused = 0
-        self._head_cache: dict[tuple[str, URL, int | None, bool], bytes] = {}
+        self._routes: dict[tuple[str, URL, int | None, bool], _Route] = {}
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -525,34 +528,28 @@ class HTTPClient:
         pool = self._pool
         if pool is None:
             pool = self._pool = ConnectionPool(self._limits)
-        ssl_context = ssl_context_for(url.scheme, self._ssl)
-        key = (url.scheme, url.host, url.port, ssl_context)
-        if url.username is not None and not any(n.lower() == "authorization" for n, _ in headers):
-            headers = [*headers, ("Authorization", basic_auth(url.username, url.password or ""))]
-        length = payload.length
-        if length is None and payload.stream is None and method in _BODY_METHODS:
-            length = 0
-        chunked = payload.stream is not None and length is None
         if headers is self._headers:
-            # Requests with only the client's headers repeat the same head for
-            # the same URL: keep the serialized bytes (the headers are validated,
-            # URL and method are immutable).
-            cache_key = (method, url, length, chunked)
-            head = self._head_cache.get(cache_key)
-            if head is None:
-                head = serialize_head(method, url, headers, length, chunked=chunked)
-                if len(self._head_cache) >= _HEAD_CACHE_SIZE:
-                    self._head_cache.clear()
-                self._head_cache[cache_key] = head
+            # Requests with only the client's headers repeat the same route for
+            # the same URL, method and kind of body: keep it (the headers are
+            # validated, URL and method are immutable, and these four decide
+            # every part of the route).
+            cache_key = (method, url, payload.length, payload.stream is None)
+            route = self._routes.get(cache_key)
+            if route is None:
+                route = self._route(method, url, headers, payload)
+                if len(self._routes) >= _ROUTE_CACHE_SIZE:
+                    self._routes.clear()
+                self._routes[cache_key] = route
         else:
-            head = serialize_head(method, url, headers, length, chunked=chunked)
+            route = self._route(method, url, headers, payload)
+        key, head, chunked = route
 
         for attempt in (0, 1):
             conn = pool.take_idle(key)
             if conn is None:
                 conn = await pool.acquire(
                     key,
-                    functools.partial(self._open, url, ssl_context, timeouts, deadline),
+                    functools.partial(self._open, url, key[3], timeouts, deadline),
                     pool_timeout=timeouts.pool,
                     deadline=deadline,
                 )
@@ -561,13 +558,7 @@ class HTTPClient:
             if reused:
                 self._requests_reused += 1
             try:
-                conn.begin(
-                    method,
-                    read_timeout=timeouts.read,
-                    write_timeout=timeouts.write,
-                    deadline=deadline,
-                    read_whole=read_whole,
-                )
+                conn.begin(method, timeouts.read, timeouts.write, deadline, read_whole)
                 conn.write_head(head, payload.data)
                 if payload.stream is not None:
                     await conn.send_body(payload.stream, chunked=chunked)
@@ -598,6 +589,20 @@ class HTTPClient:
                 self._decode_content and response_head.content_encoded,
             )
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _route(
+        self, method: str, url: URL, headers: list[tuple[str, str]], payload: _Payload
+    ) -> _Route:
+        """Where a request goes and the head it starts with."""
+        ssl_context = ssl_context_for(url.scheme, self._ssl)
+        key = (url.scheme, url.host, url.port, ssl_context)
+        if url.username is not None and not any(n.lower() == "authorization" for n, _ in headers):
+            headers = [*headers, ("Authorization", basic_auth(url.username, url.password or ""))]
+        length = payload.length
+        if length is None and payload.stream is None and method in _BODY_METHODS:
+            length = 0
+        chunked = payload.stream is not None and length is None
+        return key, serialize_head(method, url, headers, length, chunked=chunked), chunked
 
     async def _open(
         self,

@@ -433,7 +433,6 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
     def begin(
         self,
         method: str,
-        *,
         read_timeout: float | None,
         write_timeout: float | None,
         deadline: float | None,

@@ -82,6 +82,7 @@ class URL:
     #: Percent-decoded password; ``""`` if the userinfo has no ``:``, ``None`` without userinfo.
     password: str | None = None
     _host_header: str = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         default = DEFAULT_PORTS.get(self.scheme)
@@ -107,6 +108,15 @@ class URL:
         if self.port != default:
             authority = f"{authority}:{self.port}"
         object.__setattr__(self, "_host_header", authority)
+        # URLs key the client's caches on every request: hash the fields once.
+        object.__setattr__(
+            self,
+            "_hash",
+            hash((self.scheme, self.host, self.port, self.target, self.username, self.password)),
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def origin(self) -> tuple[str, str, int]:

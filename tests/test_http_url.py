@@ -22,6 +22,24 @@ def test_common_url() -> None:
     assert url.username is None and url.password is None
 
 
+def test_equal_urls_hash_alike_and_unequal_ones_differ() -> None:
+    # The hash is computed once from the compared fields; a field left out
+    # would make unequal URLs collide on every lookup, one too many would
+    # break equal URLs as dict keys.
+    base = URL("http", "example.com", 80, "/p", "u", "pw")
+    assert hash(base) == hash(URL("http", "example.com", 80, "/p", "u", "pw"))
+    assert {base: 1}[parse_url("http://u:pw@EXAMPLE.com:80/p")] == 1
+    others = [
+        URL("https", "example.com", 80, "/p", "u", "pw"),
+        URL("http", "example.org", 80, "/p", "u", "pw"),
+        URL("http", "example.com", 81, "/p", "u", "pw"),
+        URL("http", "example.com", 80, "/q", "u", "pw"),
+        URL("http", "example.com", 80, "/p", "v", "pw"),
+        URL("http", "example.com", 80, "/p", "u", "px"),
+    ]
+    assert len({hash(u) for u in [base, *others]}) == len(others) + 1
+
+
 def test_public_name() -> None:
     assert asyncnet.URL is URL
 
@@ -369,6 +387,7 @@ def test_parse_str_parse_is_stable(
     url = parse_url(text)
     again = parse_url(str(url))
     assert again == url
+    assert hash(again) == hash(url)
     assert str(again) == str(url)
     assert url.target.isascii() and " " not in url.target
 
