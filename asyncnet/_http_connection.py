@@ -600,6 +600,19 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             await self._wait()
         if self._error is not None:
             raise self._error
+        return self._take_all()
+
+    def read_all_now(self) -> bytes | None:
+        """Return the rest of the body if all of it is here, else None (then use read_all).
+
+        Most small responses arrive with their head: this hands them over
+        without a coroutine.
+        """
+        if self._eom and self._error is None:
+            return self._take_all()
+        return None
+
+    def _take_all(self) -> bytes:
         direct = self._direct_done
         if direct is not None:
             self._direct_done = None
@@ -671,13 +684,16 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             return (deadline, True)
         return (when, False)
 
-    async def _wait(self) -> None:
-        """Wait for progress on the exchange, bounded by the read timeout and the deadline.
+    def _wait(self) -> asyncio.Future[None]:
+        """A future for the next progress on the exchange, under the read timeout and deadline.
 
         One timer per connection serves every wait: it is armed when a wait
         starts and none is pending (or the pending one is too late), and when
         it fires it re-arms itself if data arrived meanwhile. A request that
         gets its answer before the timer is due costs no timer operation at all.
+        A plain function, not a coroutine: the caller awaits the future itself.
+        Once done (woken, failed or cancelled) the future is ignored by
+        everything that would wake it, so it needs no clearing.
         """
         loop = self._loop
         waiter = loop.create_future()
@@ -700,10 +716,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
                     timer.cancel()
                 self._timer_when = when
                 self._timer = loop.call_at(when, self._on_timer)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        return waiter
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -130,6 +130,10 @@ class BodySource(Protocol):
         """Return the rest of the body in one piece."""
         ...
 
+    def read_all_now(self) -> bytes | None:
+        """Return the rest of the body if it has all arrived, else None, without waiting."""
+        ...
+
     @property
     def trailers(self) -> Headers:
         """Trailer fields, complete once the body has been read."""
@@ -149,6 +153,9 @@ class _EmptyBody:
         return b""
 
     async def read_all(self) -> bytes:
+        return b""
+
+    def read_all_now(self) -> bytes:
         return b""
 
     def release(self) -> None:
@@ -327,7 +334,9 @@ class Response:
             return self._content
         self._start()
         try:
-            raw = await self._source.read_all()
+            raw = self._source.read_all_now()
+            if raw is None:
+                raw = await self._source.read_all()
         finally:
             self._close_source()
         self._num_bytes += len(raw)

@@ -365,6 +365,49 @@ async def test_read_whole_goes_direct_at_the_head_before_read_all() -> None:
             conn.abort()
 
 
+async def test_read_all_now_hands_over_only_a_complete_body() -> None:
+    go = asyncio.Event()
+    async with RawServer(_held_back_body(1000, go)) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn, read_whole=True)
+            assert conn.read_all_now() is None  # the body is held back
+            go.set()
+            assert await conn.read_all() == pattern(1000)
+            conn.release()
+            assert conn.is_reusable()
+        finally:
+            conn.abort()
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    async with RawServer(responses=[reply, reply]) as srv:
+        conn = await _open(srv)
+        try:
+            for _ in range(2):
+                await _request(conn, read_whole=True)
+                # Head and body came in one read: the body is here at once.
+                assert conn.read_all_now() == b"hello"
+                conn.release()
+                assert conn.is_reusable()
+            assert srv.connections == 1
+        finally:
+            conn.abort()
+
+
+async def test_read_all_now_leaves_an_error_to_read_all() -> None:
+    # Five of ten bytes, then the server closes (Connection: close).
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello"
+    async with RawServer(responses=[reply]) as srv:
+        conn = await _open(srv)
+        try:
+            await _request(conn, read_whole=True)
+            assert conn.read_all_now() is None
+            with pytest.raises(asyncnet.RemoteProtocolError, match="5 of 10"):
+                await conn.read_all()
+            _release_dropped(conn)
+        finally:
+            conn.abort()
+
+
 # Sizes that go direct whatever the first read holds (up to 16 KiB is parsed
 # with the head; a longer first read is split after it).
 @pytest.mark.parametrize("size", [DIRECT_MIN + 20_000, 3 * MiB + 5])
