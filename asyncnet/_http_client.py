@@ -442,8 +442,12 @@ class HTTPClient:
             if timeouts.total is None
             else asyncio.get_running_loop().time() + timeouts.total
         )
-        payload, content_type = _payload(body, json)
-        header_list = self._merge_headers(headers, content_type)
+        if body is None and json is None:
+            payload = _NO_BODY
+            header_list = self._headers if headers is None else self._merge_headers(headers, None)
+        else:
+            payload, content_type = _payload(body, json)
+            header_list = self._merge_headers(headers, content_type)
         follow = self._follow_redirects if follow_redirects is None else follow_redirects
         history: list[Response] = []
         while True:

@@ -30,8 +30,16 @@ _SHARED_NAME_MAX_LENGTH = 64
 def share_names(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Return ``items`` with each field name replaced by a shared equal string."""
     table = _SHARED_NAMES
-    shared = [(table.get(name, name), value) for name, value in items]
-    if len(table) < _SHARED_NAMES_MAX:
+    get = table.get
+    shared = []
+    missing = False
+    for name, value in items:
+        known = get(name)
+        if known is None:
+            missing = True
+            known = name
+        shared.append((known, value))
+    if missing and len(table) < _SHARED_NAMES_MAX:
         for name, _ in items:
             if name not in table and len(name) <= _SHARED_NAME_MAX_LENGTH:
                 if len(table) >= _SHARED_NAMES_MAX:

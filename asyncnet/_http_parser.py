@@ -372,26 +372,31 @@ def _transfer_codings(values: list[str]) -> list[str]:
     return codings
 
 
+def _values_pattern(name: str) -> re.Pattern[str]:
+    # One line per field without obs-fold: the value runs from the colon to the
+    # CR, less the whitespace around it. ASCII-only case folding, as for tokens.
+    return re.compile(rf"\n{name}:[ \t]*([^\r]*?)[ \t]*\r", re.ASCII | re.IGNORECASE)
+
+
+_CONNECTION_VALUES: Final = _values_pattern("connection")
+_TRANSFER_ENCODING_VALUES: Final = _values_pattern("transfer-encoding")
+_CONTENT_LENGTH_VALUES: Final = _values_pattern("content-length")
+
+
 def _field_values(
-    name: str, text: str, low: str, items: list[tuple[str, str]], folded: bool
+    name: str, pattern: re.Pattern[str], text: str,
+    items: list[tuple[str, str]], folded: bool,
 ) -> list[str]:
     """The values of every field called ``name`` (lower case) in a parsed head.
 
-    Without obs-fold each field is one line of ``text``, found in its
-    lower-cased copy ``low`` without a Python loop over all fields; with
-    obs-fold the parsed ``items`` are searched instead.
+    Without obs-fold each field is one line of ``text``, found by ``pattern``
+    (one scan, no Python loop over the fields); with obs-fold the parsed
+    ``items`` are searched instead.
     """
     if folded:
         return [v for n, v in items if n.lower() == name]
-    key = f"\n{name}:"
-    out = []
-    start = low.find(key)
-    while start >= 0:
-        start += len(key)
-        end = low.find("\r", start)  # every field line ends with CRLF
-        out.append(text[start:end].strip(" \t"))
-        start = low.find(key, end)
-    return out
+    values: list[str] = pattern.findall(text)
+    return values
 
 
 def _connection_tokens(values: list[str]) -> set[str]:
@@ -846,7 +851,7 @@ class ResponseParser:
         # directly followed by the colon, so "\nname:" finds exactly them.
         low = text.lower()
         if "\nconnection:" in low:
-            values = _field_values("connection", text, low, items, folded)
+            values = _field_values("connection", _CONNECTION_VALUES, text, items, folded)
             if len(values) == 1 and "," not in values[0]:
                 connection = {values[0].lower()}
             else:
@@ -873,7 +878,9 @@ class ResponseParser:
                 raise RemoteProtocolError(
                     "response has both Transfer-Encoding and Content-Length"
                 )
-            values = _field_values("transfer-encoding", text, low, items, folded)
+            values = _field_values(
+                "transfer-encoding", _TRANSFER_ENCODING_VALUES, text, items, folded
+            )
             codings = _transfer_codings(values)
             if "chunked" in codings[:-1]:
                 if codings.count("chunked") > 1:
@@ -892,7 +899,9 @@ class ResponseParser:
                 self._mode = _M_UNTIL_CLOSE
                 self._keep_alive = False
         elif "\ncontent-length:" in low:
-            values = _field_values("content-length", text, low, items, folded)
+            values = _field_values(
+                "content-length", _CONTENT_LENGTH_VALUES, text, items, folded
+            )
             value = values[0]
             if (
                 len(values) == 1

@@ -214,6 +214,11 @@ def test_parsed_field_names_are_shared_between_responses() -> None:
     for (a, _), (b, _) in zip(first.items(), second.items(), strict=True):
         assert a is b
     assert first.get("x-shared-name") == "a" and second.get("X-SHARED-NAME") == "a"
+    # A head mixing known names with a new one: the new one is shared from then on.
+    mixed = b"HTTP/1.1 204 No Content\r\nServer: c\r\nX-Later-Name: d\r\n\r\n"
+    third, fourth = head(mixed), head(mixed)
+    assert third.items()[0][0] is first.items()[1][0]
+    assert third.items()[1][0] is fourth.items()[1][0]
 
 
 def test_shared_name_table_is_bounded() -> None:

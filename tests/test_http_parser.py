@@ -1242,3 +1242,39 @@ def test_verdict_on_mutated_responses_does_not_depend_on_the_split(
             assert whole.events == split.events
             assert whole.keep_alive == split.keep_alive
             assert whole.state == split.state
+
+
+_framing_name = st.sampled_from(
+    ["Connection", "connection", "CONNECTION", "Transfer-Encoding", "transfer-ENCODING",
+     "Content-Length", "content-length", "X-Connection", "Connection-X", "Server"]
+)
+_ows = st.sampled_from(["", " ", "\t", "  \t"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_framing_name, _ows, _value, _ows), max_size=6))
+def test_framing_values_found_by_one_scan_match_the_parsed_fields(
+    fields: list[tuple[str, str, str, str]],
+) -> None:
+    # The one-scan lookup used without obs-fold must find exactly the values
+    # the field parser gives for that name, in order, whatever the case and OWS.
+    from asyncnet._http_parser import (
+        _CONNECTION_VALUES,
+        _CONTENT_LENGTH_VALUES,
+        _TRANSFER_ENCODING_VALUES,
+        _field_values,
+        _parse_fields,
+    )
+
+    block = "".join(f"{n}:{a}{v}{b}\r\n" for n, a, v, b in fields)
+    text = "HTTP/1.1 200 OK\r\n" + block + "\r\n"
+    items, folded = _parse_fields(block, ParserLimits(), "header")
+    assert not folded
+    for name, found in [
+        ("connection", _CONNECTION_VALUES),
+        ("transfer-encoding", _TRANSFER_ENCODING_VALUES),
+        ("content-length", _CONTENT_LENGTH_VALUES),
+    ]:
+        scanned = _field_values(name, found, text, items, False)
+        assert scanned == _field_values(name, found, text, items, True)
+        assert scanned == [v.strip(" \t") for n, _, v, _ in fields if n.lower() == name]
