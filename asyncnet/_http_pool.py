@@ -227,13 +227,18 @@ class ConnectionPool:
         if granted is None:
             self._unreserve(key)
         else:
-            self._release(granted)
+            self._release(granted, checked=False)
 
     # -- release ------------------------------------------------------------------
 
-    def _release(self, conn: HTTPConnection) -> None:
-        """A connection finished an exchange cleanly: keep it idle or hand it on."""
-        if self._closed or not conn.is_reusable():
+    def _release(self, conn: HTTPConnection, checked: bool = True) -> None:
+        """A connection finished an exchange cleanly: keep it idle or hand it on.
+
+        As the connection's ``on_release`` callback it comes ``checked``: the
+        connection calls it only after a complete exchange on a connection it
+        may reuse. Whatever changes while it is idle, :meth:`_pop_idle` checks.
+        """
+        if self._closed or not (checked or conn.is_reusable()):
             conn.abort()
             return
         key = conn.key
