@@ -1,0 +1,148 @@
+"""HTTP clients' user-space instructions per keep-alive request, counted by callgrind.
+
+Requests per second and CPU time per request move by several percent between
+runs on a shared machine; the number of instructions a client executes per
+request does not. Each client runs under ``valgrind --tool=callgrind`` and
+sends sequential keep-alive GETs to nginx on 127.0.0.1, once a short and once
+a long series; the difference in instructions divided by the difference in
+requests is the cost of one request, with start-up, connecting and shut-down
+cancelled out. Only user space is counted: system calls and everything else
+the kernel does are invisible here, so read these counts next to CPU time
+(``http_client.py``), never alone.
+
+Run from the repository root (needs ``valgrind`` and nginx; about a minute
+per client and path)::
+
+    python benchmarks/http_instructions.py
+    python benchmarks/http_instructions.py --paths /100b,/chunked --kinds asyncnet,aiohttp
+    python benchmarks/http_instructions.py --root /path/to/old/checkout --root .
+
+Each ``--root`` measures the asyncnet of that checkout (default: this one).
+aiohttp runs on ``/opt/benchvenv/bin/python`` (or ``$ASYNCNET_BENCH_VENV_PYTHON``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from _harness import BENCHVENV_PYTHON  # noqa: E402
+from _nginx import NginxServer, nginx_available  # noqa: E402
+
+# One script per client: N sequential GETs of one URL on one keep-alive
+# connection, each body read whole.
+_CLIENTS = {
+    "asyncnet": """
+import asyncio, sys
+import asyncnet
+async def main(url, n, size):
+    async with asyncnet.HTTPClient() as client:
+        for _ in range(n):
+            response = await client.get(url)
+            assert len(response.content) == size
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+""",
+    "aiohttp": """
+import asyncio, sys
+import aiohttp
+async def main(url, n, size):
+    async with aiohttp.ClientSession() as session:
+        for _ in range(n):
+            async with session.get(url) as response:
+                assert len(await response.read()) == size
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+""",
+}
+
+_SIZES = {"/100b": 100, "/1k": 1024, "/64k": 65536, "/1m": 1048576, "/chunked": 65536}
+
+
+def _real_python(python: str) -> str:
+    """The interpreter itself, not a pyenv shim: callgrind does not follow the shim's exec.
+
+    Not resolved further: a virtual environment's ``python`` link is what
+    makes its packages visible.
+    """
+    out = subprocess.run(
+        [python, "-c", "import sys; print(sys.executable)"],
+        check=True, capture_output=True, text=True,
+    )
+    return out.stdout.strip()
+
+
+def count(python: str, script: str, env: dict[str, str], url: str, n: int, size: int) -> int:
+    """Instructions callgrind counted for one run of ``script`` with ``n`` requests."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+             python, "-c", script, url, str(n), str(size)],
+            capture_output=True, text=True, env=env, timeout=600,
+            cwd=tmp,  # not the repository: "-c" puts the working directory first on sys.path
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"client failed:\n{proc.stderr[-2000:]}")
+        match = re.search(r"Collected : (\d+)", proc.stderr)
+        if match is None:
+            raise RuntimeError(f"no instruction count in valgrind's output:\n{proc.stderr[-2000:]}")
+        return int(match.group(1))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--paths", default="/100b", help="comma-separated nginx paths")
+    parser.add_argument("--kinds", default="asyncnet,aiohttp", help="asyncnet,aiohttp")
+    parser.add_argument("--root", action="append", default=None,
+                        help="asyncnet checkout to measure (repeatable)")
+    parser.add_argument("--short", type=int, default=500, help="requests in the short run")
+    parser.add_argument("--long", type=int, default=2500, help="requests in the long run")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind)")
+        return 1
+    if not nginx_available():
+        print("nginx is not installed (apt-get install nginx)")
+        return 1
+    roots = [os.path.abspath(r) for r in (args.root or [REPO_ROOT])]
+    kinds = [k for k in args.kinds.split(",") if k]
+    runs: list[tuple[str, str, dict[str, str]]] = []
+    for kind in kinds:
+        if kind == "asyncnet":
+            for root in roots:
+                env = dict(os.environ, PYTHONPATH=root)
+                runs.append((f"asyncnet ({root})", _real_python(sys.executable),
+                             env))
+        elif kind == "aiohttp":
+            if not os.path.exists(BENCHVENV_PYTHON):
+                print(f"skipping aiohttp: {BENCHVENV_PYTHON} not found")
+                continue
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            runs.append(("aiohttp", _real_python(BENCHVENV_PYTHON), env))
+        else:
+            parser.error(f"unknown kind {kind!r}")
+    print(f"instructions per request (callgrind, user space; {args.long} minus "
+          f"{args.short} requests)")
+    with NginxServer() as nginx:
+        for path in args.paths.split(","):
+            size = _SIZES[path]
+            for name, python, env in runs:
+                script = _CLIENTS[name.split()[0]]
+                short = count(python, script, env, nginx.url(path), args.short, size)
+                long = count(python, script, env, nginx.url(path), args.long, size)
+                per = (long - short) / (args.long - args.short)
+                print(f"  {path:9s} {name:40s} {per:12,.0f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
