@@ -46,6 +46,7 @@ from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
 from ._http_client import HTTPClient as HTTPClient
+from ._http_client import RequestOptions as RequestOptions
 from ._http_headers import Headers as Headers
 from ._http_models import ClientStatistics as ClientStatistics
 from ._http_models import Limits as Limits
@@ -100,6 +101,7 @@ __all__ = [
     "WriteError",
     "WriteTimeout",
     "HTTPClient",
+    "RequestOptions",
     "ClientStatistics",
     "Limits",
     "Response",

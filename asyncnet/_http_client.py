@@ -16,7 +16,7 @@ import json as _json
 import ssl as _ssl
 from collections.abc import AsyncIterable, Iterable, Mapping
 from types import TracebackType
-from typing import IO, Any, Final, TypeAlias
+from typing import IO, Any, Final, TypeAlias, TypedDict, Unpack
 
 from ._connect import open_connection
 from ._errors import (
@@ -47,7 +47,7 @@ from ._http_request import (
 from ._http_tls import ssl_context_for
 from ._http_url import URL, parse_url
 
-__all__ = ["HTTPClient"]
+__all__ = ["HTTPClient", "RequestOptions"]
 
 # A request's pool key (scheme, host, port, TLS context), its serialized head,
 # and whether its body goes chunked.
@@ -56,6 +56,17 @@ HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers
 BodyInput: TypeAlias = (
     bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None
 )
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`HTTPClient.request`, for the method helpers."""
+
+    headers: HeaderInput
+    body: BodyInput
+    json: Any
+    timeout: Timeout | float | None
+    follow_redirects: bool | None
+    max_redirects: int | None
 
 # Methods whose repetition has the same effect as one request (RFC 9110 9.2.2):
 # only these are retried on a keep-alive connection the server had closed.
@@ -256,8 +267,8 @@ class HTTPClient:
 
     # -- public requests ----------------------------------------------------------
     #
-    # Each method calls _send itself, with positional arguments: one coroutine
-    # and no keyword dict fewer per request than delegating to request().
+    # Each method calls _send itself: one coroutine fewer per request than
+    # delegating to request().
 
     async def request(
         self,
@@ -299,117 +310,33 @@ class HTTPClient:
             (method, url, headers, body, json, timeout, follow_redirects, max_redirects, False),
         )
 
-    async def get(
-        self,
-        url: str | URL,
-        *,
-        headers: HeaderInput = None,
-        body: BodyInput = None,
-        json: Any = None,
-        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
-        follow_redirects: bool | None = None,
-        max_redirects: int | None = None,
-    ) -> Response:
-        """Send a GET request (see :meth:`request`)."""
-        return await self._send(
-            "GET", url, headers, body, json, timeout, follow_redirects, max_redirects, True
-        )
+    async def get(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a GET request; ``options`` are those of :meth:`request`."""
+        return await self._send("GET", url, **options)
 
-    async def head(
-        self,
-        url: str | URL,
-        *,
-        headers: HeaderInput = None,
-        body: BodyInput = None,
-        json: Any = None,
-        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
-        follow_redirects: bool | None = None,
-        max_redirects: int | None = None,
-    ) -> Response:
-        """Send a HEAD request (see :meth:`request`)."""
-        return await self._send(
-            "HEAD", url, headers, body, json, timeout, follow_redirects, max_redirects, True
-        )
+    async def head(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a HEAD request; ``options`` are those of :meth:`request`."""
+        return await self._send("HEAD", url, **options)
 
-    async def options(
-        self,
-        url: str | URL,
-        *,
-        headers: HeaderInput = None,
-        body: BodyInput = None,
-        json: Any = None,
-        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
-        follow_redirects: bool | None = None,
-        max_redirects: int | None = None,
-    ) -> Response:
-        """Send a OPTIONS request (see :meth:`request`)."""
-        return await self._send(
-            "OPTIONS", url, headers, body, json, timeout, follow_redirects, max_redirects, True
-        )
+    async def options(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a OPTIONS request; ``options`` are those of :meth:`request`."""
+        return await self._send("OPTIONS", url, **options)
 
-    async def post(
-        self,
-        url: str | URL,
-        *,
-        headers: HeaderInput = None,
-        body: BodyInput = None,
-        json: Any = None,
-        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
-        follow_redirects: bool | None = None,
-        max_redirects: int | None = None,
-    ) -> Response:
-        """Send a POST request (see :meth:`request`)."""
-        return await self._send(
-            "POST", url, headers, body, json, timeout, follow_redirects, max_redirects, True
-        )
+    async def post(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a POST request; ``options`` are those of :meth:`request`."""
+        return await self._send("POST", url, **options)
 
-    async def put(
-        self,
-        url: str | URL,
-        *,
-        headers: HeaderInput = None,
-        body: BodyInput = None,
-        json: Any = None,
-        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
-        follow_redirects: bool | None = None,
-        max_redirects: int | None = None,
-    ) -> Response:
-        """Send a PUT request (see :meth:`request`)."""
-        return await self._send(
-            "PUT", url, headers, body, json, timeout, follow_redirects, max_redirects, True
-        )
+    async def put(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a PUT request; ``options`` are those of :meth:`request`."""
+        return await self._send("PUT", url, **options)
 
-    async def patch(
-        self,
-        url: str | URL,
-        *,
-        headers: HeaderInput = None,
-        body: BodyInput = None,
-        json: Any = None,
-        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
-        follow_redirects: bool | None = None,
-        max_redirects: int | None = None,
-    ) -> Response:
-        """Send a PATCH request (see :meth:`request`)."""
-        return await self._send(
-            "PATCH", url, headers, body, json, timeout, follow_redirects, max_redirects, True
-        )
+    async def patch(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a PATCH request; ``options`` are those of :meth:`request`."""
+        return await self._send("PATCH", url, **options)
 
-    async def delete(
-        self,
-        url: str | URL,
-        *,
-        headers: HeaderInput = None,
-        body: BodyInput = None,
-        json: Any = None,
-        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
-        follow_redirects: bool | None = None,
-        max_redirects: int | None = None,
-    ) -> Response:
-        """Send a DELETE request (see :meth:`request`)."""
-        return await self._send(
-            "DELETE", url, headers, body, json, timeout, follow_redirects, max_redirects, True
-        )
+    async def delete(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a DELETE request; ``options`` are those of :meth:`request`."""
+        return await self._send("DELETE", url, **options)
 
     # -- the request loop -----------------------------------------------------------
 
@@ -417,13 +344,13 @@ class HTTPClient:
         self,
         method: str,
         url: str | URL,
-        headers: HeaderInput,
-        body: BodyInput,
-        json: Any,
-        timeout: Timeout | float | None,  # noqa: ASYNC109
-        follow_redirects: bool | None,
-        max_redirects: int | None,
-        read_whole: bool,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+        read_whole: bool = True,
     ) -> Response:
         """Send a request, following redirects; with ``read_whole`` also read the final body."""
         if self._closed:

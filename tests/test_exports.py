@@ -48,6 +48,7 @@ EXPECTED = {
     "WriteError",
     "WriteTimeout",
     "HTTPClient",
+    "RequestOptions",
     "ClientStatistics",
     "Limits",
     "Response",
