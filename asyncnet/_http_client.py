@@ -508,7 +508,7 @@ class HTTPClient:
             except BaseException:
                 conn.release()
                 raise
-            return Response._received(
+            return Response(
                 response_head.status,
                 response_head.reason,
                 response_head.http_version,
@@ -516,6 +516,7 @@ class HTTPClient:
                 url,
                 method,
                 conn,
+                None,
                 # Without a Content-Encoding field there is nothing to decode.
                 self._decode_content and response_head.content_encoded,
             )

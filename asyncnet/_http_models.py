@@ -199,9 +199,11 @@ class Response:
         "url",
     )
 
+    # Positional arguments are allowed for the client, which builds one
+    # response per request: calling a class with keyword arguments costs a
+    # dict on every call.
     def __init__(
         self,
-        *,
         status: int,
         reason: str,
         http_version: str,
@@ -233,40 +235,6 @@ class Response:
         self._closed = False
         self._num_bytes = 0
         self._trailers: Headers | None = None
-
-    @classmethod
-    def _received(
-        cls,
-        status: int,
-        reason: str,
-        http_version: str,
-        headers: Headers,
-        url: URL,
-        request_method: str,
-        source: BodySource,
-        decode_content: bool,
-    ) -> Response:
-        """The client's constructor: same state as ``__init__``, without its keyword dict.
-
-        Calling a class with keyword arguments builds a dict on every call;
-        this runs once per request. A test checks that both agree.
-        """
-        self = cls.__new__(cls)
-        self.status = status
-        self.reason = reason
-        self.http_version = http_version
-        self.headers = headers
-        self.url = url
-        self.request_method = request_method
-        self.history = []
-        self._source = source
-        self._decode_content = decode_content
-        self._content = None
-        self._consumed = False
-        self._closed = False
-        self._num_bytes = 0
-        self._trailers = None
-        return self
 
     def __repr__(self) -> str:
         return f"<Response [{self.status} {self.reason}]>"

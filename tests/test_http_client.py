@@ -80,24 +80,6 @@ async def test_every_method_helper() -> None:
             assert ["Content-Type", "application/json"] in doc["headers"]
 
 
-def test_the_clients_response_constructor_matches_the_public_one() -> None:
-    # Response._received skips the keyword dict of Response(...); both must
-    # leave every slot in the same state.
-    from asyncnet._http_models import Response, _EmptyBody
-    from asyncnet._http_url import parse_url
-
-    url = parse_url("http://127.0.0.1:1/x")
-    headers = asyncnet.Headers([("A", "b")])
-    source = _EmptyBody()
-    public = Response(
-        status=201, reason="Created", http_version="1.0", headers=headers, url=url,
-        request_method="PUT", source=source, decode_content=False,
-    )
-    fast = Response._received(201, "Created", "1.0", headers, url, "PUT", source, False)
-    for name in Response.__slots__:
-        assert getattr(fast, name) == getattr(public, name), name
-
-
 async def test_every_method_helper_passes_every_option_on() -> None:
     # Each helper calls the request loop itself: every option must reach it.
     with HTTPServer() as srv:
