@@ -110,6 +110,30 @@ async def test_every_method_helper_passes_every_option_on() -> None:
                         )
 
 
+async def test_route_cache_is_bounded_and_keyed_by_what_changes_the_head() -> None:
+    from asyncnet import _http_client
+
+    with HTTPServer() as srv:
+        async with HTTPClient() as client:
+            # Same URL, different methods and bodies: each gets its own head.
+            doc = await (await client.post(srv.url("/echo"), body=b"abc")).json()
+            assert doc["body"] == "abc"
+            doc = await (await client.post(srv.url("/echo"), body=b"abcdef")).json()
+            assert doc["body"] == "abcdef"
+            assert ["Content-Length", "6"] in doc["headers"]
+            doc = await (await client.put(srv.url("/echo"))).json()
+            assert doc["method"] == "PUT" and ["Content-Length", "0"] in doc["headers"]
+    # Many URLs: the cache is emptied when full, never grows past its size.
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with RawServer(responses=[reply], repeat=True) as raw:
+        async with HTTPClient() as client:
+            for i in range(_http_client._ROUTE_CACHE_SIZE + 10):
+                response = await client.get(raw.url(f"/n?{i}"))
+                assert response.content == b"ok"
+                assert len(client._routes) <= _http_client._ROUTE_CACHE_SIZE
+            assert raw.connections == 1
+
+
 async def test_text_and_raise_for_status() -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
