@@ -125,13 +125,12 @@ async def test_route_cache_is_bounded_and_keyed_by_what_changes_the_head() -> No
             assert doc["method"] == "PUT" and ["Content-Length", "0"] in doc["headers"]
     # Many URLs: the cache is emptied when full, never grows past its size.
     reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-    async with RawServer(responses=[reply], repeat=True) as raw:
-        async with HTTPClient() as client:
-            for i in range(_http_client._ROUTE_CACHE_SIZE + 10):
-                response = await client.get(raw.url(f"/n?{i}"))
-                assert response.content == b"ok"
-                assert len(client._routes) <= _http_client._ROUTE_CACHE_SIZE
-            assert raw.connections == 1
+    async with RawServer(responses=[reply], repeat=True) as raw, HTTPClient() as client:
+        for i in range(_http_client._ROUTE_CACHE_SIZE + 10):
+            response = await client.get(raw.url(f"/n?{i}"))
+            assert response.content == b"ok"
+            assert len(client._routes) <= _http_client._ROUTE_CACHE_SIZE
+        assert raw.connections == 1
 
 
 async def test_text_and_raise_for_status() -> None:
