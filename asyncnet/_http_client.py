@@ -59,7 +59,12 @@ BodyInput: TypeAlias = (
 
 
 class RequestOptions(TypedDict, total=False):
-    """The keyword arguments of :meth:`HTTPClient.request`, for the method helpers."""
+    """The keyword arguments of :meth:`HTTPClient.request`, for the method helpers.
+
+    ``headers``, ``body``, ``json``, ``timeout``, ``follow_redirects`` and
+    ``max_redirects``, all optional; a wrapper can type its own ``**options``
+    as ``Unpack[RequestOptions]`` and pass them on.
+    """
 
     headers: HeaderInput
     body: BodyInput
