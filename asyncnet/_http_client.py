@@ -324,7 +324,7 @@ class HTTPClient:
         return await self._send("HEAD", url, **options)
 
     async def options(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
-        """Send a OPTIONS request; ``options`` are those of :meth:`request`."""
+        """Send an OPTIONS request; ``options`` are those of :meth:`request`."""
         return await self._send("OPTIONS", url, **options)
 
     async def post(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:

@@ -118,6 +118,11 @@ class URL:
     def __hash__(self) -> int:
         return self._hash
 
+    def __reduce__(self) -> tuple[type[URL], tuple[str, str, int, str, str | None, str | None]]:
+        # Rebuilt from its fields, never from a stored hash: str hashes differ
+        # between processes, and a URL may be pickled in one and used in another.
+        return (URL, (self.scheme, self.host, self.port, self.target, self.username, self.password))
+
     @property
     def origin(self) -> tuple[str, str, int]:
         """``(scheme, host, port)``: what decides whether a connection can be reused."""

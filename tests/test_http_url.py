@@ -22,6 +22,30 @@ def test_common_url() -> None:
     assert url.username is None and url.password is None
 
 
+def test_a_url_pickled_in_another_process_hashes_like_a_local_one() -> None:
+    # str hashes differ between processes (PYTHONHASHSEED): a URL from a
+    # pickle must not bring its old hash along.
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    script = (
+        "import pickle, sys; from asyncnet._http_url import parse_url; "
+        "sys.stdout.buffer.write(pickle.dumps(parse_url('http://u:p@example.com:8080/a?b')))"
+    )
+    seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"  # not this process's
+    env = dict(os.environ, PYTHONHASHSEED=seed)
+    data = subprocess.run(
+        [sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=60
+    ).stdout
+    remote = pickle.loads(data)
+    local = parse_url("http://u:p@example.com:8080/a?b")
+    assert remote == local
+    assert hash(remote) == hash(local)
+    assert {local: "found"}[remote] == "found"
+
+
 def test_equal_urls_hash_alike_and_unequal_ones_differ() -> None:
     # The hash is computed once from the compared fields; a field left out
     # would make unequal URLs collide on every lookup, one too many would
