@@ -20,14 +20,22 @@ until an earlier large free raises its mmap threshold in that process, so
 a long-lived server's cost per message can change in the middle of a run.
 ``--fresh`` starts a new server process for every measurement, so that every
 one starts from the same allocator state. The ratios compare asyncnet with the
-bare ``asyncio.Protocol`` echo and with the asyncio streams echo. The load
-clients are Python too; at small sizes they can be the bottleneck, which
-caps messages per second for every contestant alike (CPU per message still
-separates the servers); the C client does not have that limit.
+bare ``asyncio.Protocol`` echo and with the asyncio streams echo, first as
+ratios of the medians, then paired: the median over repetitions of the ratio
+within one repetition, whose two runs are seconds apart.
+
+When ``cc`` exists, ``echo_ceiling.c`` joins as the ``C ceiling``: an echo
+server with no Python in it, one epoll loop and no allocation per message.
+What it reaches is what the kernel, the loopback and the load client allow,
+which bounds every ratio a Python server can reach (``--no-ceiling`` leaves
+it out). With ``--client python`` the load clients are Python too; at small
+sizes they can be the bottleneck, which caps messages per second for every
+contestant alike (CPU per message still separates the servers); the C client
+does not have that limit.
 
 Run from the repository root::
 
-    python benchmarks/echo_pingpong.py            # about 3 minutes
+    python benchmarks/echo_pingpong.py            # about 7 minutes
     python benchmarks/echo_pingpong.py --quick    # one short repetition
     python benchmarks/echo_pingpong.py --fresh    # a new server for every measurement
 """
@@ -51,6 +59,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 SERVERS_PY = os.path.join(HERE, "_echo_servers.py")
 LOAD_C = os.path.join(HERE, "echo_load.c")
+CEILING_C = os.path.join(HERE, "echo_ceiling.c")
+CEILING = "C ceiling"
 BENCHVENV_PYTHON = os.environ.get("ASYNCNET_BENCH_VENV_PYTHON", "/opt/benchvenv/bin/python")
 
 
@@ -60,14 +70,18 @@ class Contestant:
     kind: str
     python: str = sys.executable
     uvloop: bool = False
+    #: A compiled server to run instead of ``_echo_servers.py KIND``.
+    exe: str | None = None
 
 
-def contestants(with_uvloop: bool) -> list[Contestant]:
+def contestants(with_uvloop: bool, ceiling: str | None) -> list[Contestant]:
     found = [
         Contestant("asyncnet", "asyncnet"),
         Contestant("bare Protocol", "bare"),
         Contestant("streams", "streams"),
     ]
+    if ceiling is not None:
+        found.append(Contestant(CEILING, "c", exe=ceiling))
     if with_uvloop and os.access(BENCHVENV_PYTHON, os.X_OK):
         probe = subprocess.run(
             [BENCHVENV_PYTHON, "-c", "import uvloop"], capture_output=True, check=False
@@ -95,6 +109,8 @@ def env() -> dict[str, str]:
 class Server:
     def __init__(self, contestant: Contestant, cpu: str | None) -> None:
         argv = [contestant.python, SERVERS_PY, contestant.kind]
+        if contestant.exe is not None:
+            argv = [contestant.exe]
         if contestant.uvloop:
             argv.append("--uvloop")
         self.proc = subprocess.Popen(
@@ -164,19 +180,24 @@ def client_main(port: int, size: int, warmup: float, duration: float) -> None:
     print(counted, flush=True)
 
 
-def build_c_client(directory: str) -> str | None:
-    """Compile ``echo_load.c`` with ``cc -O2`` into *directory*; None without a compiler."""
+def build_c(directory: str, source: str) -> str | None:
+    """Compile *source* with ``cc -O2`` into *directory*; None without a working compiler."""
     cc = shutil.which("cc")
     if cc is None:
         return None
-    exe = os.path.join(directory, "echo_load")
+    exe = os.path.join(directory, os.path.splitext(os.path.basename(source))[0])
     done = subprocess.run(
-        [cc, "-O2", "-o", exe, LOAD_C], capture_output=True, text=True, check=False
+        [cc, "-O2", "-o", exe, source], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        print(f"cc failed, using the Python clients:\n{done.stderr}", file=sys.stderr)
+        print(f"cc failed on {os.path.basename(source)}:\n{done.stderr}", file=sys.stderr)
         return None
     return exe
+
+
+def build_c_client(directory: str) -> str | None:
+    """Compile ``echo_load.c`` into *directory*; None without a working compiler."""
+    return build_c(directory, LOAD_C)
 
 
 def measure_c(
@@ -287,6 +308,9 @@ def main() -> None:
     parser.add_argument("--server-cpu", default="1")
     parser.add_argument("--client-cpu", default="0")
     parser.add_argument("--no-uvloop", action="store_true")
+    parser.add_argument(
+        "--no-ceiling", action="store_true", help="leave out the C echo server (echo_ceiling.c)"
+    )
     parser.add_argument("--quick", action="store_true", help="1 repetition of 0.8 s")
     parser.add_argument(
         "--fresh",
@@ -306,9 +330,10 @@ def main() -> None:
         args.reps, args.duration, args.warmup = 1, 0.8, 0.2
     sizes = [int(s) for s in args.sizes.split(",")]
     concurrencies = [int(c) for c in args.concurrency.split(",")]
-    field = contestants(not args.no_uvloop)
     tmpdir = tempfile.TemporaryDirectory(prefix="echo_load-")
     exe = None if args.client == "python" else build_c_client(tmpdir.name)
+    ceiling = None if args.no_ceiling else build_c(tmpdir.name, CEILING_C)
+    field = contestants(not args.no_uvloop, ceiling)
     if args.client == "c" and exe is None:
         raise SystemExit("--client c needs a working cc")
 
@@ -403,6 +428,24 @@ def main() -> None:
                 u_cpu = med("asyncnet+uvloop", 1) / med("bare+uvloop", 1)
                 line += f"   uvloop asyncnet/bare: {u_rate:5.2f}x msgs/s, {u_cpu:5.2f}x CPU/msg"
             print(line)
+    print()
+    print(
+        "paired ratios (median over repetitions of the ratio within one repetition, "
+        "the figure least moved by drifting machine load): msgs/s, CPU/msg"
+    )
+    for size in sizes:
+        for conc in concurrencies:
+            parts = []
+            pairs = [("asyncnet", "bare Protocol"), ("asyncnet", "streams")]
+            if CEILING in names:
+                pairs.append((CEILING, "streams"))
+            for a, b in pairs:
+                runs_a, runs_b = results[(a, size, conc)], results[(b, size, conc)]
+                rate = statistics.median(x[0] / y[0] for x, y in zip(runs_a, runs_b, strict=True))
+                cpu = statistics.median(x[1] / y[1] for x, y in zip(runs_a, runs_b, strict=True))
+                label = f"{'asyncnet' if a == 'asyncnet' else 'C'}/{b.split()[0]}"
+                parts.append(f"{label}: {rate:5.2f}x msgs/s, {cpu:5.2f}x CPU/msg")
+            print(f"{fmt_size(size):>8} {conc:>4}  " + "   ".join(parts))
 
 
 if __name__ == "__main__":
