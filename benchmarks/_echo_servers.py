@@ -5,6 +5,10 @@ Run as ``python benchmarks/_echo_servers.py KIND [--uvloop]`` with KIND one of:
 * ``asyncnet``: ``asyncnet.start_echo_server`` with its default water marks;
 * ``bare``: the smallest possible ``asyncio.Protocol`` echo
   (``data_received -> transport.write``), with no flow control at all;
+* ``buffered``: the least a correct ``asyncio.BufferedProtocol`` echo does
+  (``get_buffer`` returns one preallocated buffer, ``buffer_updated`` writes
+  a view of it back and takes a new buffer if the transport kept any bytes),
+  with no flow control and no counters: the floor of asyncnet's design;
 * ``streams``: ``asyncio.start_server`` with ``reader.read`` / ``writer.write`` /
   ``await writer.drain()``, the way the asyncio documentation writes an echo.
 
@@ -50,6 +54,25 @@ class BareEcho(asyncio.Protocol):
         self.transport.write(data)  # type: ignore[attr-defined]
 
 
+class BufferedEcho(asyncio.BufferedProtocol):
+    """The floor for a BufferedProtocol echo: receive in place, write a view back."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.view = memoryview(bytearray(256 * 1024))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        transport = self.transport
+        transport.write(self.view[:nbytes])
+        if transport.get_write_buffer_size():
+            # Some bytes were not sent, and the transport may hold a view of
+            # them (asyncio 3.12+, uvloop): leave it this buffer.
+            self.view = memoryview(bytearray(256 * 1024))
+
+
 async def _streams_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while data := await reader.read(65536):
@@ -70,6 +93,9 @@ async def main(kind: str) -> None:
         sockets = server.sockets
     elif kind == "bare":
         server = await loop.create_server(BareEcho, "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "buffered":
+        server = await loop.create_server(BufferedEcho, "127.0.0.1", 0, backlog=1024)
         sockets = server.sockets
     elif kind == "streams":
         server = await asyncio.start_server(_streams_handler, "127.0.0.1", 0, backlog=1024)

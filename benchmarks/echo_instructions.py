@@ -18,7 +18,9 @@ Run from the repository root (needs ``valgrind`` and ``cc``; about 4 minutes)::
     python benchmarks/echo_instructions.py
     python benchmarks/echo_instructions.py --sizes 1024 --kinds asyncnet,bare
 
-``--root DIR`` measures the asyncnet of another checkout.
+``--root DIR`` measures the asyncnet of another checkout. ``--kinds`` takes
+any server kind of ``_echo_servers.py``, ``buffered`` (the floor of a
+``BufferedProtocol`` echo) among them.
 """
 
 from __future__ import annotations

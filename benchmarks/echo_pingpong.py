@@ -28,10 +28,12 @@ When ``cc`` exists, ``echo_ceiling.c`` joins as the ``C ceiling``: an echo
 server with no Python in it, one epoll loop and no allocation per message.
 What it reaches is what the kernel, the loopback and the load client allow,
 which bounds every ratio a Python server can reach (``--no-ceiling`` leaves
-it out). With ``--client python`` the load clients are Python too; at small
-sizes they can be the bottleneck, which caps messages per second for every
-contestant alike (CPU per message still separates the servers); the C client
-does not have that limit.
+it out). ``--floor`` adds the least a correct ``asyncio.BufferedProtocol``
+echo does (``_echo_servers.py buffered``): what asyncnet's way of reading
+costs before any flow control or counting. With ``--client python`` the load
+clients are Python too; at small sizes they can be the bottleneck, which caps
+messages per second for every contestant alike (CPU per message still
+separates the servers); the C client does not have that limit.
 
 Run from the repository root::
 
@@ -61,6 +63,8 @@ SERVERS_PY = os.path.join(HERE, "_echo_servers.py")
 LOAD_C = os.path.join(HERE, "echo_load.c")
 CEILING_C = os.path.join(HERE, "echo_ceiling.c")
 CEILING = "C ceiling"
+FLOOR = "buffered floor"
+SHORT = {CEILING: "C", FLOOR: "floor"}
 BENCHVENV_PYTHON = os.environ.get("ASYNCNET_BENCH_VENV_PYTHON", "/opt/benchvenv/bin/python")
 
 
@@ -74,12 +78,14 @@ class Contestant:
     exe: str | None = None
 
 
-def contestants(with_uvloop: bool, ceiling: str | None) -> list[Contestant]:
+def contestants(with_uvloop: bool, ceiling: str | None, with_floor: bool) -> list[Contestant]:
     found = [
         Contestant("asyncnet", "asyncnet"),
         Contestant("bare Protocol", "bare"),
         Contestant("streams", "streams"),
     ]
+    if with_floor:
+        found.insert(2, Contestant(FLOOR, "buffered"))
     if ceiling is not None:
         found.append(Contestant(CEILING, "c", exe=ceiling))
     if with_uvloop and os.access(BENCHVENV_PYTHON, os.X_OK):
@@ -311,6 +317,11 @@ def main() -> None:
     parser.add_argument(
         "--no-ceiling", action="store_true", help="leave out the C echo server (echo_ceiling.c)"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="add the least a correct BufferedProtocol echo does (_echo_servers.py buffered)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 repetition of 0.8 s")
     parser.add_argument(
         "--fresh",
@@ -333,7 +344,7 @@ def main() -> None:
     tmpdir = tempfile.TemporaryDirectory(prefix="echo_load-")
     exe = None if args.client == "python" else build_c_client(tmpdir.name)
     ceiling = None if args.no_ceiling else build_c(tmpdir.name, CEILING_C)
-    field = contestants(not args.no_uvloop, ceiling)
+    field = contestants(not args.no_uvloop, ceiling, args.floor)
     if args.client == "c" and exe is None:
         raise SystemExit("--client c needs a working cc")
 
@@ -437,13 +448,15 @@ def main() -> None:
         for conc in concurrencies:
             parts = []
             pairs = [("asyncnet", "bare Protocol"), ("asyncnet", "streams")]
+            if FLOOR in names:
+                pairs.insert(1, (FLOOR, "bare Protocol"))
             if CEILING in names:
                 pairs.append((CEILING, "streams"))
             for a, b in pairs:
                 runs_a, runs_b = results[(a, size, conc)], results[(b, size, conc)]
                 rate = statistics.median(x[0] / y[0] for x, y in zip(runs_a, runs_b, strict=True))
                 cpu = statistics.median(x[1] / y[1] for x, y in zip(runs_a, runs_b, strict=True))
-                label = f"{'asyncnet' if a == 'asyncnet' else 'C'}/{b.split()[0]}"
+                label = f"{SHORT.get(a, a)}/{b.split()[0]}"
                 parts.append(f"{label}: {rate:5.2f}x msgs/s, {cpu:5.2f}x CPU/msg")
             print(f"{fmt_size(size):>8} {conc:>4}  " + "   ".join(parts))
 
