@@ -63,7 +63,10 @@ class EchoServerStatistics:
     refused_connections: int
     #: Bytes read from peers.
     bytes_received: int
-    #: Bytes echoed and handed to the operating system for sending.
+    #: Bytes echoed: received, less what is still queued and what the server
+    #: discarded when it aborted a connection (shutdown, idle timeout). When a
+    #: peer resets the connection, asyncio drops its unsent bytes before the
+    #: protocol can count them, so those are included.
     bytes_sent: int
     #: Times a connection's write buffer went above the high-water mark.
     write_pauses: int

@@ -218,6 +218,19 @@ def test_credentials_dropped_on_http_to_https_too() -> None:
     assert not _names(result) & CREDENTIAL_HEADERS
 
 
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("https://example.com:8443/", "http://example.com:8443/"),
+        ("http://example.com:8080/", "https://example.com:8080/"),
+    ],
+)
+def test_credentials_dropped_on_a_scheme_change_alone(url: str, location: str) -> None:
+    # Same host, same port: the scheme alone makes it another origin.
+    result = _follow(location=location, url=url)
+    assert not _names(result) & CREDENTIAL_HEADERS
+
+
 def test_credential_header_names_match_case_insensitively() -> None:
     headers = [("AUTHORIZATION", "x"), ("cookie", "y"), ("proxy-authorization", "z")]
     assert _follow(location="https://other.example/", headers=headers).headers == []
