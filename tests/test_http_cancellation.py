@@ -121,6 +121,11 @@ async def test_cancel_1000_requests_at_random_points() -> None:
         results2 = await asyncio.gather(*(client.get(srv.url()) for _ in range(limit * 3)))
         assert all(r.content == body for r in results2)
         assert srv.peak_connections <= limit
+        # No connection was forgotten while left open: the server sees exactly
+        # the connections the client still accounts for.
+        await srv.wait_until(
+            lambda s: s.active_connections == client.statistics().connections_open
+        )
     await srv.wait_until(lambda s: s.active_connections == 0)
 
 
