@@ -45,17 +45,16 @@ from ._fetch import fetch_iter as fetch_iter
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
-from ._http_client import HTTPClient as HTTPClient
-from ._http_client import RequestOptions as RequestOptions
-from ._http_headers import Headers as Headers
-from ._http_models import ClientStatistics as ClientStatistics
-from ._http_models import Limits as Limits
-from ._http_models import Response as Response
-from ._http_models import Timeout as Timeout
-from ._http_parser import ParserLimits as ParserLimits
-from ._http_url import URL as URL
-
-__version__ = "0.1.0"
+from ._http._client import HTTPClient as HTTPClient
+from ._http._client import RequestOptions as RequestOptions
+from ._http._headers import Headers as Headers
+from ._http._models import ClientStatistics as ClientStatistics
+from ._http._models import Limits as Limits
+from ._http._models import Response as Response
+from ._http._models import Timeout as Timeout
+from ._http._parser import ParserLimits as ParserLimits
+from ._http._url import URL as URL
+from ._version import __version__ as __version__
 
 __all__ = [
     "BulkResult",

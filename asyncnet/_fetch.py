@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 
 from ._errors import InvalidURL, TotalTimeout, TransportError, UsageError
 from ._errors import TimeoutError as AsyncNetTimeoutError
-from ._http_client import HTTPClient
-from ._http_headers import Headers
-from ._http_models import Limits, Response, Timeout
-from ._http_url import parse_url
+from ._http._client import HTTPClient
+from ._http._headers import Headers
+from ._http._models import Limits, Response, Timeout
+from ._http._url import parse_url
 
 __all__ = ["DEFAULT_TIMEOUT", "FetchResult", "fetch_all", "fetch_iter"]
 

@@ -98,7 +98,7 @@ WORKLOADS: dict[str, tuple[list[bytes], int, str]] = {
 
 def _asyncnet_runner(reads: list[bytes]) -> Callable[[], float]:
     sys.path.insert(0, str(ROOT))
-    from asyncnet._http_parser import EndOfMessage, ResponseParser
+    from asyncnet._http._parser import EndOfMessage, ResponseParser
 
     parser = ResponseParser()
 
@@ -194,7 +194,7 @@ def measure(impl: str, rounds: int, seconds: float) -> dict[str, float]:
 def linearity() -> list[tuple[int, float]]:
     """Seconds to parse a head of N bytes fed one byte per read (should grow linearly)."""
     sys.path.insert(0, str(ROOT))
-    from asyncnet._http_parser import ParserLimits, ResponseParser
+    from asyncnet._http._parser import ParserLimits, ResponseParser
 
     out = []
     for fields in (50, 100, 200):

@@ -33,13 +33,13 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asyncnet._http_decoders import make_decoder
-from asyncnet._http_request import (
+from asyncnet._http._decoders import make_decoder
+from asyncnet._http._request import (
     serialize_head,
     validate_header_items,
     validate_method,
 )
-from asyncnet._http_url import _parse, parse_url
+from asyncnet._http._url import _parse, parse_url
 
 URLS = [
     f"https://api{i % 7}.example.com:8443/v1/items/{i}?page={i % 13}&sort=asc" for i in range(500)

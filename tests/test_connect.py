@@ -19,7 +19,7 @@ from asyncnet._connect import (
     open_tcp_socket,
     race_connect,
 )
-from tests._servers import (
+from tests.support.servers import (
     RawServer,
     client_ssl_context,
     ipv6_available,

@@ -1,0 +1,423 @@
+"""The ``echo-server`` and ``echo-client`` subcommands of ``python -m asyncnet``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from .._echo import EchoServer, open_echo_client, start_echo_server
+from .._errors import AsyncNetError
+from .._flow import DEFAULT_HIGH
+from ._args import positive_float, positive_int
+
+__all__ = ["add_parser", "parse_size"]
+
+DEFAULT_PORT = 7007
+_SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """Parse a byte count such as ``4096``, ``64K``, ``10M`` or ``1G`` (binary units)."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    suffix = value[-1:] if value[-1:] in ("K", "M", "G") else ""
+    number = value[: len(value) - len(suffix)]
+    try:
+        size = int(number) * _SUFFIXES[suffix]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a byte count: {text!r} (try 4096, 64K, 10M)"
+        ) from None
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"byte count must not be negative: {text!r}")
+    return size
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``echo-server`` and ``echo-client``."""
+    server = subparsers.add_parser(
+        "echo-server",
+        help="run a flow-controlled echo server",
+        description=(
+            "Echo every byte back to its sender. A peer that stops reading is "
+            "stopped from sending (the server stops reading from it), so memory "
+            "stays bounded. Prints 'listening on HOST:PORT' once accepting; "
+            "SIGINT or SIGTERM shuts down gracefully (exit status 0)."
+        ),
+    )
+    server.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    server.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="TCP port; 0 picks a free one (default: %(default)s)",
+    )
+    server.add_argument("--unix", metavar="PATH", help="listen on this Unix socket instead")
+    server.add_argument(
+        "--high-water",
+        type=parse_size,
+        default=DEFAULT_HIGH,
+        metavar="BYTES",
+        help=(
+            "per-connection write buffer above which reading from the peer pauses; "
+            "accepts 64K, 1M... (default: %(default)s)"
+        ),
+    )
+    server.add_argument(
+        "--low-water",
+        type=parse_size,
+        default=None,
+        metavar="BYTES",
+        help="buffer size at which reading resumes (default: a quarter of --high-water)",
+    )
+    server.add_argument(
+        "--idle-timeout",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="close peers that neither send nor read for this long (default: never)",
+    )
+    server.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="refuse connections beyond this many (default: no limit)",
+    )
+    server.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run N server processes sharing the port with SO_REUSEPORT, Linux (default: 1)",
+    )
+    server.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="set SO_REUSEPORT so other processes may listen on the same port",
+    )
+    server.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on shutdown, how long open connections may take to finish echoing (default: 5)",
+    )
+    # Internal: set for --workers children, which watch the parent through stdin.
+    server.add_argument("--stop-on-stdin-eof", action="store_true", help=argparse.SUPPRESS)
+    server.add_argument("--certfile", help="serve TLS with this certificate chain (PEM)")
+    server.add_argument("--keyfile", help="private key for --certfile (PEM)")
+    server.set_defaults(run=run_server)
+
+    client = subparsers.add_parser(
+        "echo-client",
+        help="send data to an echo server and verify every byte comes back",
+        description=(
+            "Open --concurrency connections; on each, send --count messages of "
+            "--size bytes one after another and check every echo. With --bulk, "
+            "stream size*count bytes per connection while reading the echo, and "
+            "compare byte count and SHA-256. Prints throughput; exits 1 if any "
+            "byte differs or a connection fails."
+        ),
+    )
+    client.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
+    client.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="server TCP port (default: %(default)s)"
+    )
+    client.add_argument("--unix", metavar="PATH", help="connect to this Unix socket instead")
+    client.add_argument(
+        "--size",
+        type=parse_size,
+        default=1024,
+        metavar="BYTES",
+        help="bytes per message, e.g. 1024 or 64K (default: %(default)s)",
+    )
+    client.add_argument(
+        "--count",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="messages per connection (default: %(default)s)",
+    )
+    client.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=1,
+        metavar="C",
+        help="parallel connections (default: %(default)s)",
+    )
+    client.add_argument(
+        "--bulk", action="store_true", help="stream size*count bytes instead of round trips"
+    )
+    client.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up connecting after this long (default: %(default)s)",
+    )
+    client.set_defaults(run=run_client)
+
+
+# -- server ------------------------------------------------------------------------------
+
+
+def _describe(server: EchoServer) -> str:
+    name = server.sockets[0].getsockname()
+    if isinstance(name, str):
+        return name
+    host, port = name[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.stop_on_stdin_eof:
+        stdin_fd = sys.stdin.fileno()
+
+        def on_stdin() -> None:
+            if not os.read(stdin_fd, 4096):
+                loop.remove_reader(stdin_fd)
+                stop.set()
+
+        loop.add_reader(stdin_fd, on_stdin)
+    ssl_context = None
+    if args.certfile:
+        import ssl
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.certfile, args.keyfile)
+    if args.unix:
+        server = await start_echo_server(
+            path=args.unix,
+            high_water=args.high_water,
+            low_water=args.low_water,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+            ssl=ssl_context,
+        )
+    else:
+        server = await start_echo_server(
+            args.host,
+            args.port,
+            high_water=args.high_water,
+            low_water=args.low_water,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+            ssl=ssl_context,
+            reuse_port=args.reuse_port,
+        )
+    print(f"listening on {_describe(server)}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.shutdown(args.grace)
+        if args.unix:
+            # asyncio leaves the socket file behind; it would block a restart.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(args.unix)
+    stats = server.statistics()
+    print(
+        f"stopped: {stats.total_connections} connections, {stats.bytes_received} bytes "
+        f"echoed, {stats.write_pauses} write pauses, {stats.refused_connections} refused, "
+        f"{stats.idle_timeouts} idle timeouts",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 0
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; 0 after a graceful shutdown, 1 if it cannot listen."""
+    if args.workers > 1:
+        return _run_workers(args)
+    try:
+        return asyncio.run(_serve(args))
+    except (AsyncNetError, ValueError, OSError) as exc:
+        print(f"echo-server: {exc}", file=sys.stderr)
+        return 1
+
+
+def _worker_argv(args: argparse.Namespace, port: int) -> list[str]:
+    argv = [
+        sys.executable, "-m", "asyncnet", "echo-server",
+        "--host", args.host, "--port", str(port), "--reuse-port", "--stop-on-stdin-eof",
+        "--high-water", str(args.high_water), "--grace", str(args.grace),
+    ]  # fmt: skip
+    if args.low_water is not None:
+        argv += ["--low-water", str(args.low_water)]
+    if args.idle_timeout is not None:
+        argv += ["--idle-timeout", str(args.idle_timeout)]
+    if args.max_connections is not None:
+        argv += ["--max-connections", str(args.max_connections)]
+    if args.certfile:
+        argv += ["--certfile", args.certfile]
+    if args.keyfile:
+        argv += ["--keyfile", args.keyfile]
+    return argv
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    # Each worker is a whole server process with its own loop; the kernel
+    # spreads incoming connections over their listening sockets.
+    if args.unix:
+        print("echo-server: --workers needs TCP (SO_REUSEPORT), not --unix", file=sys.stderr)
+        return 2
+    if not hasattr(socket, "SO_REUSEPORT"):
+        print("echo-server: --workers needs SO_REUSEPORT, not available here", file=sys.stderr)
+        return 2
+    port = args.port
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    reservation = socket.socket(family, socket.SOCK_STREAM)
+    workers: list[subprocess.Popen[str]] = []
+    stopping = False
+    signalled: set[int] = set()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        # Exactly one SIGTERM per worker: a second one could land after the
+        # worker's loop has removed its handler and kill it mid-exit.
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.pid not in signalled and worker.poll() is None:
+                signalled.add(worker.pid)
+                worker.send_signal(signal.SIGTERM)
+
+    old_handlers = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        # Reserve the port (bound, never listening, so it takes no
+        # connections) so that every worker binds the same one even for --port 0.
+        reservation.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            reservation.bind((args.host, port))
+        except OSError as exc:
+            print(f"echo-server: cannot listen on {args.host}:{port}: {exc}", file=sys.stderr)
+            return 1
+        port = reservation.getsockname()[1]
+        env = dict(os.environ)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        for _ in range(args.workers):
+            workers.append(
+                subprocess.Popen(
+                    _worker_argv(args, port),
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                    # The worker stops when this pipe closes, so workers never
+                    # outlive the parent, however it ends.
+                    stdin=subprocess.PIPE,
+                    # Own session: a terminal's Ctrl-C reaches only the parent,
+                    # which forwards one SIGTERM to each worker.
+                    start_new_session=True,
+                )
+            )
+        address = None
+        for worker in workers:
+            assert worker.stdout is not None
+            line = worker.stdout.readline()
+            if not line.startswith("listening on "):
+                forward(signal.SIGTERM, None)
+                print("echo-server: a worker failed to start", file=sys.stderr)
+                for w in workers:
+                    w.wait()
+                return 1
+            address = line.removeprefix("listening on ").strip()
+        print(f"listening on {address} ({args.workers} workers)", flush=True)
+        while not stopping and all(w.poll() is None for w in workers):
+            _pause_briefly()
+        forward(signal.SIGTERM, None)
+        codes = [w.wait() for w in workers]
+        return 0 if stopping and all(code == 0 for code in codes) else 1
+    finally:
+        reservation.close()
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            for pipe in (worker.stdin, worker.stdout):
+                if pipe is not None:
+                    pipe.close()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+
+
+def _pause_briefly() -> None:
+    # signal.pause() would miss a worker that dies on its own; a short sleep
+    # (interrupted early by our signal handlers) checks both.
+    time.sleep(0.5)
+
+
+# -- client ------------------------------------------------------------------------------
+
+
+async def _client_connection(args: argparse.Namespace, index: int) -> tuple[int, int, int]:
+    """Run one connection; return (messages, bytes echoed, mismatches)."""
+    kwargs: dict[str, Any] = {"connect_timeout": args.connect_timeout}
+    if args.unix:
+        kwargs["path"] = args.unix
+    async with open_echo_client(args.host, args.port, **kwargs) as client:
+        if args.bulk:
+            result = await client.bulk(args.size * args.count)
+            return 1, result.bytes_received, 0 if result.ok else 1
+        base = bytearray(os.urandom(args.size))
+        mismatches = 0
+        for i in range(args.count):
+            if args.size >= 12:
+                # Distinct messages: a stale or reordered echo cannot pass as correct.
+                base[:12] = index.to_bytes(4, "big") + i.to_bytes(8, "big")
+            message = bytes(base)
+            reply = await client.echo(message)
+            if reply != message:
+                mismatches += 1
+        return args.count, args.size * args.count, mismatches
+
+
+async def _client(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    results = await asyncio.gather(
+        *(_client_connection(args, i) for i in range(args.concurrency)),
+        return_exceptions=True,
+    )
+    elapsed = time.perf_counter() - start
+    failures = [r for r in results if isinstance(r, BaseException)]
+    done = [r for r in results if not isinstance(r, BaseException)]
+    messages = sum(r[0] for r in done)
+    echoed = sum(r[1] for r in done)
+    mismatches = sum(r[2] for r in done)
+    for exc in failures:
+        if not isinstance(exc, Exception):
+            raise exc
+        print(f"echo-client: connection failed: {exc}", file=sys.stderr)
+    mode = "bulk" if args.bulk else "round trips"
+    rate = messages / elapsed if elapsed > 0 else 0.0
+    mib = echoed / elapsed / 1024**2 if elapsed > 0 else 0.0
+    print(
+        f"{mode}: {len(done)}/{args.concurrency} connections, {messages} messages, "
+        f"{echoed} bytes echoed in {elapsed:.3f} s: {rate:.0f} msg/s, {mib:.1f} MiB/s"
+    )
+    if mismatches:
+        print(f"echo-client: MISMATCH: {mismatches} echo(es) differed from what was sent")
+        return 1
+    if failures:
+        return 1
+    print("verified: every byte came back unchanged")
+    return 0
+
+
+def run_client(args: argparse.Namespace) -> int:
+    """Run the client; 0 when every byte came back unchanged, 1 otherwise."""
+    return asyncio.run(_client(args))

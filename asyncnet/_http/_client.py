@@ -1,0 +1,589 @@
+"""HTTPClient: the public HTTP/1.1 client on the connection pool.
+
+A request's life: validate and serialize it (sans-IO), take a connection from
+the pool (opening one under the connect timeout when a slot is free), write
+the head and small bodies in one ``transport.write``, wait for the response
+head, and hand back a :class:`~asyncnet.Response` whose body is read from the
+same connection. Redirects loop here; everything below the connection's
+``data_received`` is the parser's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json as _json
+import ssl as _ssl
+from collections.abc import AsyncIterable, Iterable, Mapping
+from types import TracebackType
+from typing import IO, Any, Final, TypeAlias, TypedDict, Unpack
+
+from .._connect import open_connection
+from .._errors import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectTimeout,
+    ReadError,
+    RemoteProtocolError,
+    TooManyRedirects,
+    TotalTimeout,
+    UsageError,
+    WriteError,
+)
+from .._version import __version__
+from ._connection import DEFAULT_BODY_BUFFER, HTTPConnection
+from ._decoders import ACCEPT_ENCODING
+from ._headers import Headers
+from ._models import ClientStatistics, Limits, Response, Timeout
+from ._parser import ParserLimits
+from ._pool import ConnectionPool
+from ._redirects import next_request
+from ._request import (
+    RequestBody,
+    basic_auth,
+    serialize_head,
+    validate_header_items,
+    validate_method,
+)
+from ._tls import ssl_context_for
+from ._url import URL, parse_url
+
+__all__ = ["HTTPClient", "RequestOptions"]
+
+# A request's pool key (scheme, host, port, TLS context), its serialized head,
+# and whether its body goes chunked.
+_Route: TypeAlias = tuple[tuple[str, str, int, "_ssl.SSLContext | None"], bytes, bool]
+HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None
+BodyInput: TypeAlias = (
+    bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None
+)
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keyword arguments of :meth:`HTTPClient.request`, for the method helpers.
+
+    ``headers``, ``body``, ``json``, ``timeout``, ``follow_redirects`` and
+    ``max_redirects``, all optional; a wrapper can type its own ``**options``
+    as ``Unpack[RequestOptions]`` and pass them on.
+    """
+
+    headers: HeaderInput
+    body: BodyInput
+    json: Any
+    timeout: Timeout | float | None
+    follow_redirects: bool | None
+    max_redirects: int | None
+
+# Methods whose repetition has the same effect as one request (RFC 9110 9.2.2):
+# only these are retried on a keep-alive connection the server had closed.
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+# Methods that normally carry a body: an absent body is sent as Content-Length: 0.
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+# A redirect's body is read and dropped so that its connection can be reused;
+# past this many bytes closing the connection is cheaper than reading on.
+_MAX_REDIRECT_DRAIN: Final = 64 * 1024
+# Routes (pool key, serialized head) kept per client (see _send_one); small,
+# and emptied when full, so memory stays bounded whatever the URLs.
+_ROUTE_CACHE_SIZE: Final = 256
+_DEFAULT_TIMEOUT: Final = Timeout()
+_DEFAULT_LIMITS: Final = Limits()
+
+
+class _Payload:
+    """A request body in the form the connection sends it."""
+
+    __slots__ = ("data", "length", "replayable", "stream")
+
+    def __init__(self, data: bytes | None, stream: RequestBody | None) -> None:
+        self.data = data
+        self.stream = stream
+        if stream is not None:
+            self.length = stream.length
+            self.replayable = stream.replayable
+        else:
+            self.length = None if data is None else len(data)
+            self.replayable = True
+
+
+_NO_BODY: Final = _Payload(None, None)
+
+
+def _payload(body: BodyInput, json: Any) -> tuple[_Payload, str | None]:
+    """Normalize ``body=``/``json=`` into a payload and an implied Content-Type."""
+    if json is not None:
+        if body is not None:
+            raise UsageError("pass either body= or json=, not both")
+        data = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _Payload(data, None), "application/json"
+    if body is None:
+        return _NO_BODY, None
+    if isinstance(body, bytes):
+        return _Payload(body, None), None
+    if isinstance(body, (bytearray, memoryview)):
+        return _Payload(bytes(body), None), None
+    if isinstance(body, str):
+        return _Payload(body.encode("utf-8"), None), "text/plain; charset=utf-8"
+    return _Payload(None, RequestBody.from_value(body)), None
+
+
+def _check_max_redirects(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"max_redirects must be an int >= 0, not {value!r}")
+
+
+def _header_list(headers: HeaderInput) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Headers):
+        return validate_header_items(headers.items())
+    if isinstance(headers, Mapping):
+        return validate_header_items(list(headers.items()))
+    return validate_header_items(list(headers))
+
+
+class _StreamContext:
+    """``async with client.stream(...) as response``: the body is read inside the block."""
+
+    __slots__ = ("_args", "_client", "_response")
+
+    def __init__(self, client: HTTPClient, args: tuple[Any, ...]) -> None:
+        self._client = client
+        self._args = args
+        self._response: Response | None = None
+
+    async def __aenter__(self) -> Response:
+        self._response = await self._client._send(*self._args)
+        return self._response
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+class HTTPClient:
+    """An HTTP/1.1 client with a keep-alive pool, timeouts, redirects and TLS.
+
+    Use it as ``async with HTTPClient() as client:`` so that its connections
+    are closed at the end. ``timeout`` and ``follow_redirects`` can also be
+    given per request.
+
+    :param timeout: a :class:`~asyncnet.Timeout`, a number of seconds for
+        connect, read, write and pool alike, or ``None`` for no limits.
+    :param limits: pool bounds, see :class:`~asyncnet.Limits`.
+    :param max_redirects: redirects followed before
+        :class:`~asyncnet.TooManyRedirects`.
+    :param follow_redirects: whether redirects are followed by default.
+    :param ssl: ``None``/``True`` for the shared verifying context, an
+        :class:`ssl.SSLContext` to use as given, ``False`` for encryption
+        without verification (test servers only).
+    :param headers: headers sent with every request (a mapping or pairs);
+        per-request headers of the same name replace them.
+    :param decode_content: undo ``Content-Encoding`` in ``read()`` and
+        ``aiter_bytes()`` and advertise what can be undone in ``Accept-Encoding``.
+    :param happy_eyeballs_delay: seconds before the next address is tried
+        while one is still connecting; ``None`` tries addresses one by one.
+    :param parser_limits: limits of the response parser
+        (:class:`~asyncnet.ParserLimits`).
+    :param body_buffer: response body bytes a connection buffers for a slow
+        consumer before it pauses reading from the socket.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: Timeout | float | None = _DEFAULT_TIMEOUT,
+        limits: Limits = _DEFAULT_LIMITS,
+        max_redirects: int = 10,
+        follow_redirects: bool = True,
+        ssl: _ssl.SSLContext | bool | None = None,
+        headers: HeaderInput = None,
+        decode_content: bool = True,
+        happy_eyeballs_delay: float | None = 0.25,
+        parser_limits: ParserLimits | None = None,
+        body_buffer: int = DEFAULT_BODY_BUFFER,
+    ) -> None:
+        _check_max_redirects(max_redirects)
+        if not (ssl is None or isinstance(ssl, (bool, _ssl.SSLContext))):
+            raise UsageError(f"ssl must be an ssl.SSLContext, a bool or None, not {ssl!r}")
+        if not isinstance(body_buffer, int) or body_buffer < 1:
+            raise UsageError("body_buffer must be an int >= 1")
+        self._timeout = Timeout.coerce(timeout)
+        self._limits = limits
+        self._max_redirects = max_redirects
+        self._follow_redirects = follow_redirects
+        self._ssl = ssl
+        self._decode_content = decode_content
+        self._happy_eyeballs_delay = happy_eyeballs_delay
+        self._parser_limits = parser_limits
+        self._body_buffer = body_buffer
+        defaults = [("User-Agent", f"asyncnet/{__version__}"), ("Accept", "*/*")]
+        if decode_content:
+            defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
+        given = _header_list(headers)
+        given_names = {name.lower() for name, _ in given}
+        self._headers: list[tuple[str, str]] = [
+            item for item in defaults if item[0].lower() not in given_names
+        ] + given
+        self._pool: ConnectionPool | None = None
+        self._closed = False
+        self._requests_sent = 0
+        self._requests_reused = 0
+        self._routes: dict[tuple[str, URL, int | None, bool], _Route] = {}
+
+    # -- lifetime -----------------------------------------------------------------
+
+    async def __aenter__(self) -> HTTPClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection; requests in flight fail, later ones raise ConnectionClosed."""
+        self._closed = True
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    def statistics(self) -> ClientStatistics:
+        """Counters and the pool's current state."""
+        pool = self._pool
+        return ClientStatistics(
+            connections_open=pool.connections_open if pool else 0,
+            connections_idle=pool.connections_idle if pool else 0,
+            pool_waiters=pool.waiters if pool else 0,
+            connections_opened=pool.connections_opened if pool else 0,
+            requests_sent=self._requests_sent,
+            requests_reused=self._requests_reused,
+            read_pauses=pool.read_pauses if pool else 0,
+            peak_body_buffered=pool.peak_buffered if pool else 0,
+        )
+
+    # -- public requests ----------------------------------------------------------
+    #
+    # Each method calls _send itself: one coroutine fewer per request than
+    # delegating to request().
+
+    async def request(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+    ) -> Response:
+        """Send a request and return the response with its body already read.
+
+        ``timeout=None`` means the client's timeout; pass ``Timeout(None, None,
+        None, None)`` to lift every limit for one request. ``follow_redirects``
+        and ``max_redirects`` likewise default to the client's settings.
+        """
+        return await self._send(
+            method, url, headers, body, json, timeout, follow_redirects, max_redirects, True
+        )
+
+    def stream(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+    ) -> _StreamContext:
+        """``async with client.stream(...) as response``: the body is read only when asked."""
+        return _StreamContext(
+            self,
+            (method, url, headers, body, json, timeout, follow_redirects, max_redirects, False),
+        )
+
+    async def get(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a GET request; ``options`` are those of :meth:`request`."""
+        return await self._send("GET", url, **options)
+
+    async def head(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a HEAD request; ``options`` are those of :meth:`request`."""
+        return await self._send("HEAD", url, **options)
+
+    async def options(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send an OPTIONS request; ``options`` are those of :meth:`request`."""
+        return await self._send("OPTIONS", url, **options)
+
+    async def post(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a POST request; ``options`` are those of :meth:`request`."""
+        return await self._send("POST", url, **options)
+
+    async def put(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a PUT request; ``options`` are those of :meth:`request`."""
+        return await self._send("PUT", url, **options)
+
+    async def patch(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a PATCH request; ``options`` are those of :meth:`request`."""
+        return await self._send("PATCH", url, **options)
+
+    async def delete(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
+        """Send a DELETE request; ``options`` are those of :meth:`request`."""
+        return await self._send("DELETE", url, **options)
+
+    # -- the request loop -----------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: str | URL,
+        headers: HeaderInput = None,
+        body: BodyInput = None,
+        json: Any = None,
+        timeout: Timeout | float | None = None,  # noqa: ASYNC109
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
+        read_whole: bool = True,
+    ) -> Response:
+        """Send a request, following redirects; with ``read_whole`` also read the final body."""
+        if self._closed:
+            raise ConnectionClosed("the client is closed")
+        if max_redirects is None:
+            max_redirects = self._max_redirects
+        else:
+            _check_max_redirects(max_redirects)
+        method = validate_method(method)
+        target = parse_url(url)
+        timeouts = self._timeout if timeout is None else Timeout.coerce(timeout)
+        # Without a total deadline the loop is not needed: on Python 3.11
+        # get_running_loop() costs a getpid() system call.
+        deadline = (
+            None
+            if timeouts.total is None
+            else asyncio.get_running_loop().time() + timeouts.total
+        )
+        if body is None and json is None:
+            payload = _NO_BODY
+            header_list = self._headers if headers is None else self._merge_headers(headers, None)
+        else:
+            payload, content_type = _payload(body, json)
+            header_list = self._merge_headers(headers, content_type)
+        follow = self._follow_redirects if follow_redirects is None else follow_redirects
+        history: list[Response] = []
+        while True:
+            response = await self._send_one(
+                method, target, header_list, payload, timeouts, deadline, read_whole
+            )
+            if not follow or not response.is_redirect:
+                break
+            if len(history) >= max_redirects:
+                await response.aclose()
+                raise TooManyRedirects(
+                    f"more than {max_redirects} redirects (last: {target})",
+                    history=[*history, response],
+                )
+            try:
+                hop = next_request(
+                    method,
+                    target,
+                    header_list,
+                    response.status,
+                    response.headers.get("location"),
+                    has_body=payload is not _NO_BODY,
+                    body_replayable=payload.replayable,
+                )
+                if hop is None:  # pragma: no cover - is_redirect said otherwise
+                    break
+                method, target, header_list = hop.method, hop.url, hop.headers
+                if not hop.keep_body:
+                    payload = _NO_BODY
+                await self._drain(response)
+            except BaseException:
+                await response.aclose()
+                raise
+            history.append(response)
+        response.history = history
+        if read_whole:
+            try:
+                await response.read()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
+
+    def _merge_headers(
+        self, headers: HeaderInput, content_type: str | None
+    ) -> list[tuple[str, str]]:
+        if headers is None and content_type is None:
+            return self._headers
+        given = _header_list(headers)
+        names = {name.lower() for name, _ in given}
+        merged = [item for item in self._headers if item[0].lower() not in names]
+        if content_type is not None and "content-type" not in names:
+            merged.append(("Content-Type", content_type))
+        merged.extend(given)
+        return merged
+
+    async def _drain(self, response: Response) -> None:
+        """Read and drop a redirect's body (raw, undecoded) so its connection can be reused."""
+        received = 0
+        async for chunk in response.aiter_raw():
+            received += len(chunk)
+            if received > _MAX_REDIRECT_DRAIN:
+                break
+        await response.aclose()
+
+    async def _send_one(
+        self,
+        method: str,
+        url: URL,
+        headers: list[tuple[str, str]],
+        payload: _Payload,
+        timeouts: Timeout,
+        deadline: float | None,
+        read_whole: bool = False,
+    ) -> Response:
+        """One request on one connection, retried once on a stale keep-alive connection.
+
+        ``read_whole``: the response's body will be read with ``read()`` (unless
+        it is a redirect to follow), which lets a long one be received straight
+        into the object ``read()`` returns.
+        """
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = ConnectionPool(self._limits)
+        if headers is self._headers:
+            # Requests with only the client's headers repeat the same route for
+            # the same URL, method and kind of body: keep it (the headers are
+            # validated, URL and method are immutable, and these four decide
+            # every part of the route).
+            cache_key = (method, url, payload.length, payload.stream is None)
+            route = self._routes.get(cache_key)
+            if route is None:
+                route = self._route(method, url, headers, payload)
+                if len(self._routes) >= _ROUTE_CACHE_SIZE:
+                    self._routes.clear()
+                self._routes[cache_key] = route
+        else:
+            route = self._route(method, url, headers, payload)
+        key, head, chunked = route
+
+        for attempt in (0, 1):
+            conn = pool.take_idle(key)
+            if conn is None:
+                conn = await pool.acquire(
+                    key,
+                    functools.partial(self._open, url, key[3], timeouts, deadline),
+                    pool_timeout=timeouts.pool,
+                    deadline=deadline,
+                )
+            reused = conn.requests > 0
+            self._requests_sent += 1
+            if reused:
+                self._requests_reused += 1
+            try:
+                conn.begin(method, timeouts.read, timeouts.write, deadline, read_whole)
+                conn.write_head(head, payload.data)
+                if payload.stream is not None:
+                    await conn.send_body(payload.stream, chunked=chunked)
+                response_head = await conn.receive_head()
+            except (ReadError, WriteError, RemoteProtocolError):
+                conn.release()
+                if (
+                    attempt == 0
+                    and reused
+                    and not conn.received_any
+                    and method in _IDEMPOTENT
+                    and payload.replayable
+                ):
+                    continue
+                raise
+            except BaseException:
+                conn.release()
+                raise
+            return Response(
+                response_head.status,
+                response_head.reason,
+                response_head.http_version,
+                response_head.headers,
+                url,
+                method,
+                conn,
+                None,
+                # Without a Content-Encoding field there is nothing to decode.
+                self._decode_content and response_head.content_encoded,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _route(
+        self, method: str, url: URL, headers: list[tuple[str, str]], payload: _Payload
+    ) -> _Route:
+        """Where a request goes and the head it starts with."""
+        ssl_context = ssl_context_for(url.scheme, self._ssl)
+        key = (url.scheme, url.host, url.port, ssl_context)
+        if url.username is not None and not any(n.lower() == "authorization" for n, _ in headers):
+            headers = [*headers, ("Authorization", basic_auth(url.username, url.password or ""))]
+        length = payload.length
+        if length is None and payload.stream is None and method in _BODY_METHODS:
+            length = 0
+        chunked = payload.stream is not None and length is None
+        return key, serialize_head(method, url, headers, length, chunked=chunked), chunked
+
+    async def _open(
+        self,
+        url: URL,
+        ssl_context: _ssl.SSLContext | None,
+        timeouts: Timeout,
+        deadline: float | None,
+    ) -> HTTPConnection:
+        """Open a connection (TCP, happy eyeballs, TLS with SNI) under the connect timeout."""
+        loop = asyncio.get_running_loop()
+        when = None if timeouts.connect is None else loop.time() + timeouts.connect
+        is_total = False
+        if deadline is not None and (when is None or deadline <= when):
+            when, is_total = deadline, True
+        parser_limits = self._parser_limits
+        body_buffer = self._body_buffer
+
+        def factory() -> HTTPConnection:
+            return HTTPConnection(parser_limits=parser_limits, body_buffer=body_buffer)
+
+        cm = asyncio.timeout_at(when)
+        try:
+            async with cm:
+                # SNI and the host name check always use the URL's host.
+                _, conn = await open_connection(
+                    factory,
+                    url.host,
+                    url.port,
+                    ssl_context=ssl_context,
+                    server_hostname=url.host,
+                    happy_eyeballs_delay=self._happy_eyeballs_delay,
+                )
+        except TimeoutError as exc:
+            if cm.expired():
+                if is_total:
+                    raise TotalTimeout(
+                        f"the request's total deadline passed while connecting to {url.host_header}"
+                    ) from exc
+                raise ConnectTimeout(
+                    f"connecting to {url.host_header} took longer than {timeouts.connect} seconds"
+                ) from exc
+            raise ConnectError(f"cannot connect to {url.host_header}: {exc}") from exc
+        except _ssl.SSLCertVerificationError as exc:
+            raise ConnectError(
+                f"TLS certificate of {url.host_header} failed verification: {exc.verify_message}"
+            ) from exc
+        except (OSError, _ssl.SSLError) as exc:
+            raise ConnectError(f"cannot connect to {url.host_header}: {exc}") from exc
+        return conn

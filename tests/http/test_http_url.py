@@ -1,0 +1,437 @@
+"""URL parsing and validation: what is accepted, what is refused, how references resolve."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import asyncnet
+from asyncnet import InvalidURL
+from asyncnet._http._url import URL, parse_url
+
+
+def test_common_url() -> None:
+    url = parse_url("http://example.com/path?q=1")
+    assert url == URL("http", "example.com", 80, "/path?q=1")
+    assert url.origin == ("http", "example.com", 80)
+    assert url.host_header == "example.com"
+    assert url.path == "/path"
+    assert url.query == "q=1"
+    assert str(url) == "http://example.com/path?q=1"
+    assert url.username is None and url.password is None
+
+
+def test_a_url_pickled_in_another_process_hashes_like_a_local_one() -> None:
+    # str hashes differ between processes (PYTHONHASHSEED): a URL from a
+    # pickle must not bring its old hash along.
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    script = (
+        "import pickle, sys; from asyncnet._http._url import parse_url; "
+        "sys.stdout.buffer.write(pickle.dumps(parse_url('http://u:p@example.com:8080/a?b')))"
+    )
+    seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"  # not this process's
+    env = dict(os.environ, PYTHONHASHSEED=seed)
+    data = subprocess.run(
+        [sys.executable, "-c", script], env=env, check=True, capture_output=True, timeout=60
+    ).stdout
+    remote = pickle.loads(data)
+    local = parse_url("http://u:p@example.com:8080/a?b")
+    assert remote == local
+    assert hash(remote) == hash(local)
+    assert {local: "found"}[remote] == "found"
+
+
+def test_equal_urls_hash_alike_and_unequal_ones_differ() -> None:
+    # The hash is computed once from the compared fields; a field left out
+    # would make unequal URLs collide on every lookup, one too many would
+    # break equal URLs as dict keys.
+    base = URL("http", "example.com", 80, "/p", "u", "pw")
+    assert hash(base) == hash(URL("http", "example.com", 80, "/p", "u", "pw"))
+    assert {base: 1}[parse_url("http://u:pw@EXAMPLE.com:80/p")] == 1
+    others = [
+        URL("https", "example.com", 80, "/p", "u", "pw"),
+        URL("http", "example.org", 80, "/p", "u", "pw"),
+        URL("http", "example.com", 81, "/p", "u", "pw"),
+        URL("http", "example.com", 80, "/q", "u", "pw"),
+        URL("http", "example.com", 80, "/p", "v", "pw"),
+        URL("http", "example.com", 80, "/p", "u", "px"),
+    ]
+    assert len({hash(u) for u in [base, *others]}) == len(others) + 1
+
+
+def test_public_name() -> None:
+    assert asyncnet.URL is URL
+
+
+@pytest.mark.parametrize(
+    ("text", "scheme", "host", "port", "target", "host_header"),
+    [
+        ("https://example.com", "https", "example.com", 443, "/", "example.com"),
+        ("HTTPS://EXAMPLE.com:443/", "https", "example.com", 443, "/", "example.com"),
+        ("http://example.com:8080", "http", "example.com", 8080, "/", "example.com:8080"),
+        ("http://example.com:", "http", "example.com", 80, "/", "example.com"),
+        ("http://example.com:0/", "http", "example.com", 0, "/", "example.com:0"),
+        ("http://example.com:65535/", "http", "example.com", 65535, "/", "example.com:65535"),
+        ("http://example.com:00080/", "http", "example.com", 80, "/", "example.com"),
+        ("http://h?x=1", "http", "h", 80, "/?x=1", "h"),
+        ("http://h/#frag", "http", "h", 80, "/", "h"),
+        ("http://h/a?b#c?d", "http", "h", 80, "/a?b", "h"),
+        ("http://h/?", "http", "h", 80, "/?", "h"),
+        ("http://127.0.0.1:8000/x", "http", "127.0.0.1", 8000, "/x", "127.0.0.1:8000"),
+        ("http://127.0.0.1./", "http", "127.0.0.1.", 80, "/", "127.0.0.1."),
+        ("http://1a.example/", "http", "1a.example", 80, "/", "1a.example"),
+        ("http://example.com1/", "http", "example.com1", 80, "/", "example.com1"),
+        ("http://[::1]/", "http", "::1", 80, "/", "[::1]"),
+        ("http://[::1]:8080/", "http", "::1", 8080, "/", "[::1]:8080"),
+        ("http://[0:0:0:0:0:0:0:1]/", "http", "::1", 80, "/", "[::1]"),
+        ("http://[2001:DB8::1]/", "http", "2001:db8::1", 80, "/", "[2001:db8::1]"),
+        ("http://my_host.local./", "http", "my_host.local.", 80, "/", "my_host.local."),
+        (
+            "http://bücher.example/",
+            "http",
+            "xn--bcher-kva.example",
+            80,
+            "/",
+            "xn--bcher-kva.example",
+        ),
+        (
+            "http://BÜCHER.example/",
+            "http",
+            "xn--bcher-kva.example",
+            80,
+            "/",
+            "xn--bcher-kva.example",
+        ),
+        ("http://пример.рф./", "http", "xn--e1afmkfd.xn--p1ai.", 80, "/", "xn--e1afmkfd.xn--p1ai."),
+    ],
+)
+def test_accepted(
+    text: str, scheme: str, host: str, port: int, target: str, host_header: str
+) -> None:
+    url = parse_url(text)
+    assert (url.scheme, url.host, url.port, url.target) == (scheme, host, port, target)
+    assert url.host_header == host_header
+
+
+def test_userinfo_is_split_off_and_percent_decoded() -> None:
+    url = parse_url("http://us%40er:p%3Ass:w@example.com/")
+    assert url.host == "example.com"
+    assert url.username == "us@er"
+    assert url.password == "p:ss:w"
+    assert "us" not in str(url)
+    assert parse_url("http://user@h/").password == ""
+    # The last "@" ends the userinfo: the host is what comes after it.
+    assert parse_url("http://a@evil.com@good.com/").host == "good.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("http://h/a%20b", "/a%20b"),  # escapes kept as given
+        ("http://h/a%2fb%2F", "/a%2fb%2F"),  # case of escapes kept
+        ("http://h/café", "/caf%C3%A9"),  # raw non-ASCII encoded as UTF-8
+        ("http://h/?q=ü", "/?q=%C3%BC"),
+        ('http://h/<a>"{|}^`', "/%3Ca%3E%22%7B%7C%7D%5E%60"),
+        ("http://h/100%", "/100%25"),  # a lone percent is escaped
+        ("http://h/%zz", "/%25zz"),
+        ("http://h/a?b?c/d", "/a?b?c/d"),
+        ("http://h/a?x=[1]", "/a?x=%5B1%5D"),
+        ("http://h/~user/!$&'()*+,;=:@", "/~user/!$&'()*+,;=:@"),
+        ("http://h/a/../b/./c", "/a/../b/./c"),  # the caller's path is not rewritten
+    ],
+)
+def test_target_encoding(text: str, target: str) -> None:
+    assert parse_url(text).target == target
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "example.com",
+        "/path",
+        "//example.com/",
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "http:/example.com",
+        "http:example.com",
+        "http://",
+        "http:///path",
+        "http://:80/",
+        "http://user@/",
+        # controls, spaces and whitespace anywhere, including where urllib strips them
+        " http://example.com/",
+        "http://example.com/ ",
+        "\thttp://example.com/",
+        "http://exa\tmple.com/",
+        "http://example.com/\r\nX-Injected: 1",
+        "http://example.com/a\nb",
+        "http://example.com/a\x00b",
+        "http://example.com/a b",
+        "http://example.com/?a=b c",
+        "http://example.com/\x7f",
+        "http://example.com/\x85",
+        "http://exam ple.com/",
+        "http://example.com\r\n/",
+        "http://example.com/\x1b[0m",
+        "http://user:pa ss@example.com/",
+        "http://ex\\ample.com/",
+        "http://example.com\\@evil.com/",
+        # ports: ASCII digits only, in range
+        "http://h:65536/",
+        "http://h:99999/",
+        "http://h:-1/",
+        "http://h:+80/",
+        "http://h:8_0/",
+        "http://h:0x50/",
+        "http://h:\uff18\uff10/",  # fullwidth digits
+        "http://h:80:80/",
+        "http://h:a/",
+        "http://h:123456/",
+        # hosts
+        "http://exa_mple!.com/",
+        "http://a..b/",
+        "http://.a/",
+        "http://a*b/",
+        "http://a%2eb/",
+        "http://[::1/",
+        "http://[::1]x/",
+        "http://[not-ipv6]/",
+        "http://[::1%25eth0]/",
+        "http://[127.0.0.1]/",
+        "http://" + "a" * 254 + "/",
+        "http://\u2024.com/",  # IDNA cannot encode an empty label
+        # IDNA 2003 would silently rewrite these hosts
+        "http://exa\u00admple.com/",  # soft hyphen, mapped to nothing
+        "http://exa\u200bmple.com/",  # zero-width space, mapped to nothing
+        "http://\uff45xample.com/",  # full-width letter, folded
+        "http://stra\u00dfe.de/",  # sharp s, mapped to "ss"
+        "http://us%ffer@h/",  # userinfo not UTF-8
+        # numeric hosts other than a canonical dotted quad
+        "http://127.1/",
+        "http://0x7f.0.0.1/",
+        "http://0177.0.0.1/",
+        "http://2130706433/",
+        "http://127.0.0.01/",
+        "http://256.0.0.1/",
+        "http://1.2.3.4.5/",
+        "http://a.0x1/",
+        "http://example.123/",
+    ],
+)
+def test_rejected(text: str) -> None:
+    with pytest.raises(InvalidURL):
+        parse_url(text)
+
+
+def test_invalid_url_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        parse_url("gopher://h/")
+
+
+def test_non_str_rejected() -> None:
+    with pytest.raises(InvalidURL):
+        parse_url(b"http://h/")  # type: ignore[arg-type]
+
+
+def test_parse_url_passes_url_through_and_caches() -> None:
+    url = parse_url("http://cache.example/x")
+    assert parse_url(url) is url
+    assert parse_url("http://cache.example/x") is url
+    long = "http://h/" + "a" * 10_000
+    assert parse_url(long).target == "/" + "a" * 10_000
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"scheme": "ftp", "host": "h", "port": 21, "target": "/"},
+        {"scheme": "http", "host": "h\r\nx", "port": 80, "target": "/"},
+        {"scheme": "http", "host": "h", "port": 70000, "target": "/"},
+        {"scheme": "http", "host": "h", "port": 80, "target": "/a b"},
+        {"scheme": "http", "host": "h", "port": 80, "target": "/\r\n"},
+        {"scheme": "http", "host": "h", "port": 80, "target": "x"},
+        {"scheme": "http", "host": "h", "port": 80, "target": "/é"},
+        {"scheme": "http", "host": "1:2", "port": 80, "target": "/"},
+    ],
+)
+def test_direct_construction_is_checked(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidURL):
+        URL(**kwargs)  # type: ignore[arg-type]
+
+
+def test_frozen() -> None:
+    url = parse_url("http://h/")
+    with pytest.raises(AttributeError):
+        url.host = "evil"  # type: ignore[misc]
+
+
+# RFC 3986 §5.4.1 and §5.4.2, with base http://a/b/c/d;p?q
+RFC3986_EXAMPLES = [
+    ("g", "http://a/b/c/g"),
+    ("./g", "http://a/b/c/g"),
+    ("g/", "http://a/b/c/g/"),
+    ("/g", "http://a/g"),
+    ("//g", "http://g/"),
+    ("?y", "http://a/b/c/d;p?y"),
+    ("g?y", "http://a/b/c/g?y"),
+    ("#s", "http://a/b/c/d;p?q"),
+    ("g#s", "http://a/b/c/g"),
+    ("g?y#s", "http://a/b/c/g?y"),
+    (";x", "http://a/b/c/;x"),
+    ("g;x", "http://a/b/c/g;x"),
+    ("g;x?y#s", "http://a/b/c/g;x?y"),
+    ("", "http://a/b/c/d;p?q"),
+    (".", "http://a/b/c/"),
+    ("./", "http://a/b/c/"),
+    ("..", "http://a/b/"),
+    ("../", "http://a/b/"),
+    ("../g", "http://a/b/g"),
+    ("../..", "http://a/"),
+    ("../../", "http://a/"),
+    ("../../g", "http://a/g"),
+    ("../../../g", "http://a/g"),
+    ("../../../../g", "http://a/g"),
+    ("/./g", "http://a/g"),
+    ("/../g", "http://a/g"),
+    ("g.", "http://a/b/c/g."),
+    (".g", "http://a/b/c/.g"),
+    ("g..", "http://a/b/c/g.."),
+    ("..g", "http://a/b/c/..g"),
+    ("./../g", "http://a/b/g"),
+    ("./g/.", "http://a/b/c/g/"),
+    ("g/./h", "http://a/b/c/g/h"),
+    ("g/../h", "http://a/b/c/h"),
+    ("g;x=1/./y", "http://a/b/c/g;x=1/y"),
+    ("g;x=1/../y", "http://a/b/c/y"),
+    ("g?y/./x", "http://a/b/c/g?y/./x"),
+    ("g?y/../x", "http://a/b/c/g?y/../x"),
+    ("g#s/./x", "http://a/b/c/g"),
+    ("g#s/../x", "http://a/b/c/g"),
+    ("http:g", "http://a/b/c/g"),  # the backward-compatible reading
+    ("https://other:8443/x/../y?z", "https://other:8443/y?z"),
+    ("HTTP://A/", "http://a/"),
+]
+
+
+@pytest.mark.parametrize(("ref", "expected"), RFC3986_EXAMPLES)
+def test_join_rfc3986(ref: str, expected: str) -> None:
+    base = parse_url("http://a/b/c/d;p?q")
+    assert str(base.join(ref)) == expected
+
+
+def test_join_keeps_userinfo_only_for_same_authority() -> None:
+    base = parse_url("http://u:p@a:8080/x/y")
+    same = base.join("z")
+    assert (same.username, same.password, same.port) == ("u", "p", 8080)
+    other = base.join("//b/")
+    assert other.username is None and other.host == "b" and other.port == 80
+    assert base.join("https://a/").port == 443
+
+
+def test_join_scheme_relative_keeps_scheme() -> None:
+    assert str(parse_url("https://a/x").join("//b:1/c")) == "https://b:1/c"
+
+
+def test_join_encodes_and_decodes_utf8_location() -> None:
+    base = parse_url("http://a/x")
+    # A UTF-8 Location arrives latin-1 decoded from the wire.
+    wire = "/café".encode().decode("latin-1")
+    assert base.join(wire).target == "/caf%C3%A9"
+    assert base.join("/café").target == "/caf%C3%A9"
+    assert base.join("/a%20b").target == "/a%20b"
+
+
+def test_join_encodes_spaces_in_path_and_query() -> None:
+    base = parse_url("http://a/x/")
+    assert base.join("/a b?c d").target == "/a%20b?c%20d"
+    assert base.join("y z").target == "/x/y%20z"
+    assert str(base.join("http://b/p q")) == "http://b/p%20q"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "ftp://a/",
+        "javascript:alert(1)",
+        "mailto:x@y",
+        "data:text/plain,hi",
+        "https:g",
+        "/a\r\nSet-Cookie: x",
+        "/a\tb",
+        " /a",
+        "/a ",
+        "//ho st/",
+        "http://ho st/",
+        "//",
+        "//h:99999/",
+        "http://",
+        "\\\\evil.com/",
+    ],
+)
+def test_join_rejects(ref: str) -> None:
+    with pytest.raises(InvalidURL):
+        parse_url("http://a/b").join(ref)
+
+
+# -- properties ----------------------------------------------------------------
+
+_host = st.one_of(
+    st.from_regex(r"([a-z0-9_-]{1,8}\.){0,3}[a-z][a-z0-9-]{0,10}\.?", fullmatch=True),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+)
+_part = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zs"), blacklist_characters="#\\"),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTP"]),
+    host=_host,
+    port=st.one_of(st.none(), st.integers(0, 65535)),
+    path=_part,
+    query=st.one_of(st.none(), _part),
+)
+def test_parse_str_parse_is_stable(
+    scheme: str, host: str, port: int | None, path: str, query: str | None
+) -> None:
+    text = f"{scheme}://{host}" + ("" if port is None else f":{port}") + "/" + path
+    if query is not None:
+        text += "?" + query
+    # Path and query characters outside RFC 3986 are percent-encoded, never refused.
+    url = parse_url(text)
+    again = parse_url(str(url))
+    assert again == url
+    assert hash(again) == hash(url)
+    assert str(again) == str(url)
+    assert url.target.isascii() and " " not in url.target
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prefix=st.sampled_from(["http://h/", "http://h/a?", "http://", "http://h:"]),
+    bad=st.characters(min_codepoint=0, max_codepoint=0x20) | st.sampled_from(["\x7f", "\x9b"]),
+    suffix=st.text(max_size=5),
+)
+def test_any_control_or_space_is_rejected(prefix: str, bad: str, suffix: str) -> None:
+    with pytest.raises(InvalidURL):
+        parse_url(prefix + bad + suffix)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://h/\ud800", "http://h/?q=\udfff", "http://h\ud83d/", "http://u\udc80@h/"]
+)
+def test_lone_surrogate_is_invalid_url(url: str) -> None:
+    # A lone surrogate has no UTF-8 form, so the URL cannot be sent; the
+    # caller gets InvalidURL, not a UnicodeEncodeError from deep inside.
+    with pytest.raises(InvalidURL):
+        parse_url(url)
