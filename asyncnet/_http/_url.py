@@ -42,8 +42,9 @@ _SPLIT_REF = re.compile(
 _HOSTNAME = re.compile(r"(?:[a-z0-9_\-]+\.)*[a-z0-9_\-]+\.?")
 # RFC 1035 section 2.3.4: a label is at most 63 octets and a name at most 255
 # on the wire, which is 253 characters of text without the root's trailing
-# dot. Longer names cannot be resolved: the resolver's IDNA step would raise
-# a bare UnicodeError deep inside getaddrinfo, so they are refused here.
+# dot. Longer names can never resolve (and a longer label makes the IDNA step
+# of socket.getaddrinfo raise a bare UnicodeError), so they are refused here,
+# where the error can say which rule was broken.
 _MAX_LABEL: Final = 63
 _MAX_NAME: Final = 253
 _PORT = re.compile(r"[0-9]{1,5}")
