@@ -24,7 +24,9 @@ import asyncio
 import collections
 import email.utils
 import inspect
+import math
 import random
+import re
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -42,7 +44,7 @@ from ._errors import TimeoutError as AsyncNetTimeoutError
 from ._http._client import HTTPClient
 from ._http._headers import Headers
 from ._http._models import Limits, Response, Timeout
-from ._http._url import parse_url
+from ._http._url import URL, parse_url
 
 __all__ = ["DEFAULT_TIMEOUT", "FetchResult", "fetch_all", "fetch_iter"]
 
@@ -60,6 +62,17 @@ _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 # Backoff doubles from this base up to _BACKOFF_MAX seconds.
 _BACKOFF_MAX = 10.0
+# Doublings beyond this change nothing for any base above 1e-300 s (2 ** 1023
+# is the largest power of two a float holds).
+_BACKOFF_MAX_DOUBLINGS = 1000
+
+# Retry-After in delay-seconds: ASCII digits only (str.isdigit() also accepts
+# "²" and "٣", which float() refuses or misreads), and few enough of them to
+# stay a real number of seconds.
+_DELAY_SECONDS = re.compile(r"[0-9]{1,10}")
+# A Retry-After asking for more than a year is not a wait anyone means; it is
+# treated as no Retry-After at all (backoff), like garbage.
+_RETRY_AFTER_ABSURD = 366 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,38 +123,57 @@ def _as_timeout(value: Timeout | float | None) -> Timeout:
     return Timeout(connect=seconds, read=seconds, write=seconds, pool=seconds, total=None)
 
 
-def _host_key(url: str) -> str:
+def _host_key(url: object) -> str:
     """Group URLs by origin (scheme, host, port) for ``per_host``; unparsable ones stand alone.
 
     The client's own parser decides, so a URL with its default port spelled
-    out falls in the same group as one without.
+    out falls in the same group as one without. Anything that is not a URL
+    (the request will fail with :class:`~asyncnet.InvalidURL`) gets a key of
+    its own, without calling its ``__str__``.
     """
+    if not isinstance(url, (str, URL)):
+        return f"<{type(url).__name__} at {id(url):#x}>"
     try:
-        scheme, host, port = parse_url(str(url)).origin
+        scheme, host, port = parse_url(url).origin
     except InvalidURL:
         return str(url)
     return f"{scheme}://{host}:{port}"
 
 
 def _retry_after(value: str | None) -> float | None:
-    """Parse a Retry-After value (seconds or an HTTP date) into seconds from now."""
+    """Parse a Retry-After value (seconds or an HTTP date) into seconds from now.
+
+    The server controls this text, so anything that is not a usable wait
+    gives ``None`` ("no Retry-After", the caller backs off instead), never
+    an exception: non-ASCII digits such as "²" (``str.isdigit`` accepts them,
+    ``float`` does not), dates whose year overflows, negative, non-finite or
+    absurdly long waits.
+    """
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    if _DELAY_SECONDS.fullmatch(value):
+        seconds = float(value)  # a few ASCII digits: cannot fail or overflow
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            if when.tzinfo is None:
+                return None
+            seconds = when.timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        # A date in the past means "now" (RFC 9110 section 10.2.3).
+        seconds = max(0.0, seconds)
+    if not math.isfinite(seconds) or seconds > _RETRY_AFTER_ABSURD:
         return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return seconds
 
 
 def _backoff(attempt: int, base: float) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random."""
-    delay = min(_BACKOFF_MAX, base * 2.0 ** (attempt - 1))
+    # The exponent is capped before it is used: 2.0 ** 1100 overflows, and a
+    # caller may well allow that many retries.
+    delay = min(_BACKOFF_MAX, base * 2.0 ** min(attempt - 1, _BACKOFF_MAX_DOUBLINGS))
     return delay / 2 + random.uniform(0, delay / 2)
 
 
@@ -234,8 +266,12 @@ class _Engine:
             raise UsageError(f"per_host must be at least 1 or None, not {per_host}")
         if retries < 0:
             raise UsageError(f"retries must be 0 or more, not {retries}")
-        if deadline is not None and deadline < 0:
+        if deadline is not None and not deadline >= 0:  # NaN fails too
             raise UsageError(f"deadline must be 0 or more seconds, not {deadline}")
+        if not 0 <= retry_backoff < math.inf:
+            raise UsageError(f"retry_backoff must be a finite number >= 0, not {retry_backoff}")
+        if not retry_after_max >= 0:
+            raise UsageError(f"retry_after_max must be 0 or more seconds, not {retry_after_max}")
         if max_body is not None and max_body < 0:
             raise UsageError(f"max_body must be 0 or more, not {max_body}")
         self._items: Iterator[tuple[int, str]] = enumerate(urls)

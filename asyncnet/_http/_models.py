@@ -7,8 +7,13 @@ the response's rules (read once, decode, close) are independent of the I/O.
 
 from __future__ import annotations
 
+import codecs
+import encodings
+import encodings.aliases
+import functools
 import json as _json
 import math
+import pkgutil
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -173,6 +178,53 @@ def _charset(content_type: str | None) -> str | None:
     return None
 
 
+# Codecs Python counts as text encodings that are still no charset a body
+# can be written in: "idna" and "undefined" refuse errors="replace" (or
+# everything), "punycode" reads only its own ASCII syntax, and the escape
+# codecs would turn a body's backslashes into other characters.
+_NOT_CHARSETS: frozenset[str] = frozenset(
+    {"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"}
+)
+# RFC 2978 section 2.3 caps registered charset names at 40 characters.
+_MAX_CHARSET_NAME = 40
+
+
+@functools.cache
+def _stdlib_codec_names() -> frozenset[str]:
+    """Every name the standard library's codec search can find (modules and aliases)."""
+    names = set(encodings.aliases.aliases)
+    names.update(module.name for module in pkgutil.iter_modules(encodings.__path__))
+    return frozenset(names)
+
+
+def _text_codec(name: str, *, from_server: bool) -> str | None:
+    """The codec that decodes a body in charset ``name``, or ``None`` if it is no text charset.
+
+    Only real text encodings count: ``bytes.decode`` also accepts codecs that
+    need bytes-to-bytes work (``base64``, ``zlib``, ``rot13``...) or cannot
+    decode with replacement (``idna``, ``undefined``), and raises for them. A
+    server's name is looked up only if the standard library knows it, because
+    :func:`codecs.lookup` remembers every unknown name it is asked about, for
+    ever: a server could grow that cache one made-up charset at a time.
+    """
+    if from_server:
+        if len(name) > _MAX_CHARSET_NAME:
+            return None
+        key = encodings.normalize_encoding(name.lower())
+        known = _stdlib_codec_names()
+        if key not in known and key.replace(".", "_") not in known:
+            return None
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        return None
+    # CodecInfo._is_text_encoding is how bytes.decode itself tells text
+    # codecs from the rest; codecs without the flag are text codecs.
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
+
+
 class Response:
     """An HTTP response: status and headers at once, the body when asked for.
 
@@ -319,13 +371,25 @@ class Response:
         return content
 
     async def text(self, encoding: str | None = None) -> str:
-        """Read the body as text: ``encoding``, else the declared charset, else UTF-8."""
+        """Read the body as text: ``encoding``, else the declared charset, else UTF-8.
+
+        Bytes that do not decode become U+FFFD. A name that is no text
+        charset (unknown, or a codec such as ``base64``, ``rot13`` or
+        ``idna``) is ignored in favour of UTF-8, so whatever ``charset=`` a
+        server declares, this returns text rather than raising.
+        """
         content = await self.read()
-        codec = encoding or self.encoding or "utf-8"
-        try:
-            return content.decode(codec, errors="replace")
-        except LookupError:
-            return content.decode("utf-8", errors="replace")
+        codec: str | None = None
+        if encoding:
+            codec = _text_codec(encoding, from_server=False)
+        elif (declared := self.encoding) is not None:
+            codec = _text_codec(declared, from_server=True)
+        if codec is not None:
+            try:
+                return content.decode(codec, errors="replace")
+            except ValueError:  # UnicodeError included
+                pass  # a codec that fails even with replacement: fall back
+        return content.decode("utf-8", errors="replace")
 
     async def json(self, **kwargs: Any) -> Any:
         """Read the body and parse it as JSON (UTF-8/16/32 detected)."""

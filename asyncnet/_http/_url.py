@@ -40,6 +40,13 @@ _SPLIT_REF = re.compile(
 # empty label (a single trailing dot, the DNS root, is allowed). This is
 # stricter than RFC 3986 reg-name, whose sub-delims never occur in DNS names.
 _HOSTNAME = re.compile(r"(?:[a-z0-9_\-]+\.)*[a-z0-9_\-]+\.?")
+# RFC 1035 section 2.3.4: a label is at most 63 octets and a name at most 255
+# on the wire, which is 253 characters of text without the root's trailing
+# dot. Longer names can never resolve (and a longer label makes the IDNA step
+# of socket.getaddrinfo raise a bare UnicodeError), so they are refused here,
+# where the error can say which rule was broken.
+_MAX_LABEL: Final = 63
+_MAX_NAME: Final = 253
 _PORT = re.compile(r"[0-9]{1,5}")
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 # A percent sign that does not start a %XX escape.
@@ -98,6 +105,9 @@ class URL:
                 raise InvalidURL(f"invalid IPv6 address {host!r}") from None
             authority = f"[{host}]"
         elif _HOSTNAME.fullmatch(host):
+            problem = _dns_name_problem(host)
+            if problem is not None:
+                raise InvalidURL(f"{problem}: {host!r}")
             authority = host
         else:
             raise InvalidURL(f"invalid host {host!r}")
@@ -311,8 +321,11 @@ def _normalize_host(host: str, text: str) -> str:
             )
         host = encoded
     host = host.lower()
-    if not _HOSTNAME.fullmatch(host) or len(host.rstrip(".")) > 253:
+    if not _HOSTNAME.fullmatch(host):
         raise InvalidURL(f"invalid host {host!r}: {text!r}")
+    problem = _dns_name_problem(host)
+    if problem is not None:
+        raise InvalidURL(f"{problem}: {text!r}")
     name = host[:-1] if host.endswith(".") else host
     if _NUMERIC_LABEL.fullmatch(name.rpartition(".")[2]):
         # A name ending in a numeric label is an IPv4 address to resolvers,
@@ -324,6 +337,19 @@ def _normalize_host(host: str, text: str) -> str:
         except ValueError:
             raise InvalidURL(f"ambiguous numeric host {host!r}: {text!r}") from None
     return host
+
+
+def _dns_name_problem(host: str) -> str | None:
+    """Say why ``host`` (lower-case ASCII, syntax checked) is too long for DNS, or ``None``."""
+    if len(host) <= _MAX_LABEL:
+        return None  # the common case: no label can be too long either
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > _MAX_NAME:
+        return f"host name is longer than {_MAX_NAME} octets ({len(name)})"
+    for label in name.split("."):
+        if len(label) > _MAX_LABEL:
+            return f"host name label is longer than {_MAX_LABEL} octets ({len(label)}): {label!r}"
+    return None
 
 
 def _encode_target(path: str, query: str | None) -> str:

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
+import math
 import socket
+import time
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import asyncnet
-from asyncnet import FetchResult, fetch_all, fetch_iter
+from asyncnet import FetchResult, _fetch, fetch_all, fetch_iter
 from asyncnet._cli._demo_server import DemoHTTPServer, body_of
+from tests.support.servers import RawServer, response
 
 # Seconds a "stuck" endpoint sleeps: far beyond every deadline and timeout used here.
 STUCK = 30.0
@@ -311,7 +319,19 @@ async def test_a_given_client_is_left_open() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"concurrency": 0}, {"per_host": 0}, {"retries": -1}, {"deadline": -1.0}, {"max_body": -1}],
+    [
+        {"concurrency": 0},
+        {"per_host": 0},
+        {"retries": -1},
+        {"deadline": -1.0},
+        {"deadline": math.nan},
+        {"max_body": -1},
+        {"retry_backoff": -0.1},
+        {"retry_backoff": math.nan},
+        {"retry_backoff": math.inf},
+        {"retry_after_max": -1.0},
+        {"retry_after_max": math.nan},
+    ],
 )
 async def test_bad_arguments_raise_usage_error(kwargs: dict[str, object]) -> None:
     with pytest.raises(asyncnet.UsageError):
@@ -354,29 +374,22 @@ async def test_no_more_workers_than_urls() -> None:
 
 
 def test_retry_after_parsing() -> None:
-    import email.utils
-    import time
-
-    from asyncnet._fetch import _retry_after
-
-    assert _retry_after(None) is None
-    assert _retry_after("0") == 0.0
-    assert _retry_after(" 120 ") == 120.0
-    assert _retry_after("soon") is None
-    assert _retry_after("-5") is None
+    assert _fetch._retry_after(None) is None
+    assert _fetch._retry_after("0") == 0.0
+    assert _fetch._retry_after(" 120 ") == 120.0
+    assert _fetch._retry_after("soon") is None
+    assert _fetch._retry_after("-5") is None
     future = email.utils.formatdate(time.time() + 3600, usegmt=True)
-    assert 3500 < (_retry_after(future) or 0) <= 3600
+    assert 3500 < (_fetch._retry_after(future) or 0) <= 3600
     past = email.utils.formatdate(time.time() - 3600, usegmt=True)
-    assert _retry_after(past) == 0.0
+    assert _fetch._retry_after(past) == 0.0
 
 
 def test_backoff_doubles_with_jitter_and_a_cap() -> None:
-    from asyncnet._fetch import _BACKOFF_MAX, _backoff
-
     for attempt in range(1, 12):
-        full = min(_BACKOFF_MAX, 0.1 * 2 ** (attempt - 1))
+        full = min(_fetch._BACKOFF_MAX, 0.1 * 2 ** (attempt - 1))
         for _ in range(20):
-            assert full / 2 <= _backoff(attempt, 0.1) <= full
+            assert full / 2 <= _fetch._backoff(attempt, 0.1) <= full
 
 
 def test_host_keys_group_by_scheme_host_and_port() -> None:
@@ -428,3 +441,126 @@ async def test_a_name_that_does_not_resolve_fails_alone() -> None:
     assert not unresolved.ok and unresolved.status is None
     assert first.ok and first.body == body_of(5)
     assert last.ok and last.body == body_of(6)
+
+
+# -- whatever one server sends, every URL gets a result ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\u00b2",  # isdigit() is true, float() refuses it
+        "\u0663",  # ARABIC-INDIC DIGIT THREE: float() reads it as 3
+        "1\u00b9",
+        "Fri, 31 Dec 99999999999999999999 23:59:59 GMT",  # the year overflows a C long
+        "Fri, 31 Dec 99999 23:59:59 GMT",  # beyond datetime's year 9999
+        "Fri, 31 Dec 9999 23:59:59 GMT",  # a real date, thousands of years away
+        "9" * 11,  # 3,000 years of seconds
+        "9" * 5000,  # more digits than int() converts
+        "-1",
+        "1.5",
+        "1e3",
+        "inf",
+        "nan",
+        "",
+    ],
+)
+def test_an_unusable_retry_after_is_none(value: str) -> None:
+    assert _fetch._retry_after(value) is None
+
+
+def test_a_retry_after_up_to_a_year_is_honoured() -> None:
+    assert _fetch._retry_after(" 0 ") == 0.0
+    assert _fetch._retry_after(str(int(_fetch._RETRY_AFTER_ABSURD))) == _fetch._RETRY_AFTER_ABSURD
+    assert _fetch._retry_after(str(int(_fetch._RETRY_AFTER_ABSURD) + 1)) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+@example("\u00b2")
+@example("Fri, 31 Dec 99999999999999999999 23:59:59 GMT")
+@example("Mon, 01 Jan 0001 00:00:00 +2359")
+@example("Fri, 31 Dec 9999 23:59:59 -2359")
+def test_any_retry_after_text_is_a_sane_wait_or_none(value: str) -> None:
+    wait = _fetch._retry_after(value)
+    assert wait is None or (math.isfinite(wait) and 0.0 <= wait <= _fetch._RETRY_AFTER_ABSURD)
+
+
+def test_backoff_never_overflows_however_many_retries() -> None:
+    # 2.0 ** 1100 raises OverflowError; a caller may allow that many retries.
+    for attempt in (1024, 1100, 10**6):
+        assert _fetch._BACKOFF_MAX / 2 <= _fetch._backoff(attempt, 0.1) <= _fetch._BACKOFF_MAX
+    assert _fetch._backoff(10**6, 0.0) == 0.0
+
+
+def _run_checked(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` in a fresh loop; fail on anything the loop reports or leaves pending."""
+    errors: list[dict[str, Any]] = []
+
+    async def wrapper() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: errors.append(ctx))
+        await main
+        me = asyncio.current_task()
+        assert [t for t in asyncio.all_tasks() if t is not me] == []
+
+    asyncio.run(wrapper())
+    assert errors == []
+
+
+# What a server can put in a field value: HTAB, SP, visible ASCII and obs-text
+# (bytes 0x80-0xFF, read as latin-1: "\xb2" arrives as "²").
+_FIELD_CHARS = "".join(map(chr, [9, *range(0x20, 0x7F), *range(0x80, 0x100)]))
+_RETRY_AFTER_TEXT = st.text(alphabet=_FIELD_CHARS, max_size=60) | st.sampled_from(
+    ["\u00b2", "1\u00b3", "9" * 400, "-5", "1e999", "nan", "99999999999",
+     "Fri, 31 Dec 99999999999999999999 23:59:59 GMT", "Fri, 31 Dec 9999 23:59:59 GMT"]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=_RETRY_AFTER_TEXT, streaming=st.booleans())
+@example(value="\u00b2", streaming=False)
+@example(value="Fri, 31 Dec 99999999999999999999 23:59:59 GMT", streaming=True)
+def test_any_retry_after_from_a_server_gives_every_url_a_result(
+    value: str, streaming: bool
+) -> None:
+    # A real server answers 503 with this Retry-After to every request; the
+    # batch must end with one result per URL, every retry made, nothing raised.
+    async def scenario() -> None:
+        busy = response(503, b"busy", [("Retry-After", value)])
+        async with RawServer(responses=[busy], repeat=True) as srv:
+            urls = [srv.url(f"/{i}") for i in range(3)]
+            options: dict[str, Any] = {
+                "concurrency": 2, "retries": 2, "retry_backoff": 0.001, "retry_after_max": 0.001
+            }
+            if streaming:
+                async with contextlib.aclosing(fetch_iter(urls, **options)) as results:
+                    got = sorted([r async for r in results], key=lambda r: r.index)
+            else:
+                got = await fetch_all(urls, **options)
+            assert srv.requests == 9
+        assert [r.url for r in got] == urls
+        for result in got:
+            assert (result.status, result.error, result.attempts) == (503, None, 3), result
+            assert result.headers is not None and result.body == b"busy"
+
+    _run_checked(scenario())
+
+
+async def test_a_url_whose_str_raises_is_a_result_under_per_host() -> None:
+    # per_host groups URLs by origin outside the per-URL error handling; a
+    # value that is no URL must still end as that URL's InvalidURL.
+    class Hostile:
+        def __str__(self) -> str:
+            raise RuntimeError("no text here")
+
+    with DemoHTTPServer() as server:
+        urls: list[Any] = [Hostile(), server.url("/fast?size=1")]
+        bad, good = await fetch_all(urls, per_host=1)
+    assert isinstance(bad.error, asyncnet.InvalidURL) and bad.attempts == 1
+    assert good.ok and good.body == body_of(1)
+
+
+async def test_a_long_dns_label_is_invalid_url_in_a_result() -> None:
+    [result] = await fetch_all(["http://" + "a" * 64 + ".localhost:1/"])
+    assert isinstance(result.error, asyncnet.InvalidURL), result.error
+    assert "label is longer than 63 octets" in str(result.error)

@@ -841,3 +841,94 @@ async def test_closing_the_client_fails_requests_in_flight() -> None:
             await pending
         with pytest.raises(asyncnet.ConnectionClosed):
             await client.get(srv.url())
+
+
+# -- hostile names and charsets ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "rule"),
+    [
+        ("a" * 64 + ".localhost", "label is longer than 63 octets"),
+        (".".join(["b" * 60] * 5) + ".localhost", "host name is longer than 253 octets"),
+        ("\u00fc" * 64 + ".localhost", "cannot be IDNA-encoded"),
+    ],
+)
+async def test_a_host_dns_cannot_carry_is_invalid_url_before_any_connection(
+    host: str, rule: str
+) -> None:
+    # It used to reach getaddrinfo and fail there with a bare UnicodeError.
+    async with HTTPClient() as client:
+        with pytest.raises(asyncnet.InvalidURL, match=rule):
+            await client.get(f"http://{host}:1/")
+        assert client.statistics().connections_opened == 0
+
+
+# Bytes that are UTF-8 ("café") followed by one byte that is not.
+_CAFE = b"caf\xc3\xa9 \xff"
+
+
+@pytest.mark.parametrize(
+    "charset",
+    [
+        # Python calls these text encodings, yet they cannot decode a body:
+        # they raised UnicodeError, or read backslashes as escapes.
+        "idna", "undefined", "punycode", "unicode_escape", "raw-unicode-escape",
+        # Bytes-to-bytes codecs, which bytes.decode refuses with LookupError.
+        "rot13", "hex", "base64", "zlib", "uu", "bz2", "quopri",
+        # No codec at all.
+        "no-such-charset", "x" * 500,
+    ],
+)
+async def test_text_ignores_a_charset_that_is_no_text_encoding(charset: str) -> None:
+    reply = response(200, _CAFE + b"\\u0041", [("Content-Type", f"text/plain; charset={charset}")])
+    async with RawServer(responses=[reply]) as srv, HTTPClient() as client:
+        resp = await client.get(srv.url())
+        assert await resp.text() == "caf\u00e9 \ufffd\\u0041"
+        assert resp.encoding == charset  # reported as declared, just not used
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "text"),
+    [
+        ("text/plain; charset=ISO-8859-1", b"caf\xe9", "caf\u00e9"),
+        ('text/html; charset="windows-1252"', b"\x80 5", "\u20ac 5"),
+        ("text/plain;charset=Shift_JIS", "\u65e5\u672c".encode("shift_jis"), "\u65e5\u672c"),
+        ("text/plain; charset=utf-16-le", "h\u00e9".encode("utf-16-le"), "h\u00e9"),
+        ("text/plain; charset=us-ascii", b"a\xffb", "a\ufffdb"),
+        ("text/plain", _CAFE, "caf\u00e9 \ufffd"),
+    ],
+)
+async def test_text_honours_a_real_charset(content_type: str, body: bytes, text: str) -> None:
+    reply = response(200, body, [("Content-Type", content_type)])
+    async with RawServer(responses=[reply]) as srv, HTTPClient() as client:
+        resp = await client.get(srv.url())
+        assert await resp.text() == text
+
+
+async def test_text_with_a_callers_encoding_that_is_no_text_encoding_falls_back() -> None:
+    reply = response(200, _CAFE, [("Content-Type", "text/plain; charset=latin-1")])
+    async with RawServer(responses=[reply, reply], repeat=True) as srv, HTTPClient() as client:
+        assert await (await client.get(srv.url())).text("utf-8") == "caf\u00e9 \ufffd"
+        assert await (await client.get(srv.url())).text("idna") == "caf\u00e9 \ufffd"
+
+
+async def test_made_up_charsets_do_not_grow_the_codec_cache() -> None:
+    # codecs.lookup() remembers every unknown name it is asked for in the
+    # encodings package's cache, for ever; a server sending a new made-up
+    # charset on every response would grow it without bound.
+    import encodings
+
+    cache = getattr(encodings, "_cache", None)
+    if not isinstance(cache, dict):
+        pytest.skip("this Python's encodings package keeps no lookup cache")
+    replies = [
+        response(200, _CAFE, [("Content-Type", f"text/plain; charset=made-up-{i}")])
+        for i in range(200)
+    ]
+    async with RawServer(responses=replies) as srv, HTTPClient() as client:
+        for _ in replies:
+            assert await (await client.get(srv.url())).text() == "caf\u00e9 \ufffd"
+        assert srv.connections == 1
+    # (Real codecs used for the first time may be added meanwhile.)
+    assert [name for name in cache if "made" in name] == []

@@ -305,3 +305,22 @@ async def test_no_connection_is_left_checked_out_after_a_refused_redirect() -> N
             assert stats.pool_waiters == 0
             # A refused redirect's connection is closed (its body unread), not kept.
             assert (await client.get(srv.url("/bytes/1"))).status == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "rule"),
+    [
+        ("a" * 64 + ".localhost", "label is longer than 63 octets"),
+        (".".join(["b" * 60] * 5) + ".localhost", "host name is longer than 253 octets"),
+    ],
+)
+async def test_a_location_host_dns_cannot_carry_is_a_remote_protocol_error(
+    host: str, rule: str
+) -> None:
+    # The server chose the name, so it is the server's error; it used to reach
+    # getaddrinfo and fail there with a bare UnicodeError.
+    reply = response(302, b"", [("Location", f"http://{host}:1/")])
+    async with RawServer(responses=[reply]) as srv, HTTPClient() as client:
+        with pytest.raises(asyncnet.RemoteProtocolError, match=rule):
+            await client.get(srv.url())
+        assert client.statistics().connections_opened == 1

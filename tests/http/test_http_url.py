@@ -435,3 +435,81 @@ def test_lone_surrogate_is_invalid_url(url: str) -> None:
     # caller gets InvalidURL, not a UnicodeEncodeError from deep inside.
     with pytest.raises(InvalidURL):
         parse_url(url)
+
+
+# -- DNS length limits (RFC 1035 section 2.3.4) -------------------------------------
+
+_LABEL_63 = "a" * 63
+# Four labels of 62 and one of 1, with their dots: exactly 253 characters.
+_NAME_253 = ".".join(["b" * 62] * 4) + ".c"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        (f"http://{'a' * 64}/", "label is longer than 63 octets"),
+        (f"http://x.{'a' * 64}.example/", "label is longer than 63 octets"),
+        (f"http://{'A' * 64}.example./", "label is longer than 63 octets"),
+        (f"http://xn--{'a' * 61}.example/", "label is longer than 63 octets"),
+        (f"http://{_NAME_253}x/", "host name is longer than 253 octets"),
+        (f"http://{_NAME_253}x./", "host name is longer than 253 octets"),
+        (f"http://u:p@{'a' * 64}:8080/path", "label is longer than 63 octets"),
+    ],
+)
+def test_names_dns_cannot_carry_are_invalid_urls(text: str, rule: str) -> None:
+    # Accepted before, they failed later inside getaddrinfo with a bare
+    # UnicodeError ("label empty or too long") from its IDNA step.
+    with pytest.raises(InvalidURL, match=rule):
+        parse_url(text)
+
+
+@pytest.mark.parametrize(
+    "host", [_LABEL_63, f"{_LABEL_63}.example", _NAME_253, _NAME_253 + ".", "a." * 126 + "b"]
+)
+def test_names_at_the_dns_limits_are_accepted(host: str) -> None:
+    url = parse_url(f"http://{host}/")
+    assert url.host == host
+    host.encode("idna")  # what the resolver does first: it must not fail
+
+
+def test_a_url_built_directly_obeys_the_dns_limits_too() -> None:
+    with pytest.raises(InvalidURL, match="label is longer than 63 octets"):
+        URL("http", "a" * 64, 80, "/")
+    with pytest.raises(InvalidURL, match="host name is longer than 253 octets"):
+        URL("http", _NAME_253 + "x", 80, "/")
+    assert URL("http", _NAME_253, 80, "/").host == _NAME_253
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http://" + "\u00fc" * 64 + ".example/",  # encodes to a label far beyond 63
+        "http://b\u00fccher" + "a" * 60 + ".example/",
+        "http://\u00fc..example/",  # an empty label
+        "http://xn--\u00fc.example/",  # the ACE prefix on a Unicode label
+    ],
+)
+def test_hosts_idna_cannot_encode_are_invalid_urls_not_unicode_errors(text: str) -> None:
+    with pytest.raises(InvalidURL, match="cannot be IDNA-encoded"):
+        parse_url(text)
+
+
+_dns_label = st.text(alphabet="abcxyz0189-_\u00fc\u00e9", min_size=1, max_size=70)
+
+
+@settings(max_examples=300, deadline=None)
+@given(labels=st.lists(_dns_label | st.sampled_from(["a" * 63, "a" * 64]), min_size=1, max_size=6),
+       trailing_dot=st.booleans())
+def test_any_host_accepted_can_be_handed_to_the_resolver(
+    labels: list[str], trailing_dot: bool
+) -> None:
+    # Either our InvalidURL now, or a host whose IDNA encoding (the first thing
+    # socket.getaddrinfo does with a str) cannot fail later.
+    host = ".".join(labels) + ("." if trailing_dot else "")
+    try:
+        url = parse_url(f"http://{host}/")
+    except InvalidURL:
+        return
+    url.host.encode("idna")
+    name = url.host.removesuffix(".")
+    assert len(name) <= 253 and all(len(label) <= 63 for label in name.split("."))
