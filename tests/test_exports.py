@@ -57,6 +57,16 @@ EXPECTED = {
     "FetchResult",
     "fetch_all",
     "fetch_iter",
+    "Delimited",
+    "EndOfStream",
+    "FixedSize",
+    "FrameDecoder",
+    "FrameTooLarge",
+    "Framing",
+    "IncompleteFrame",
+    "LengthPrefixed",
+    "Lines",
+    "Raw",
 }
 
 
