@@ -48,6 +48,9 @@ from ._fetch import fetch_iter as fetch_iter
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
+from ._framed import Connection as Connection
+from ._framed import ConnectionStatistics as ConnectionStatistics
+from ._framed import FramedProtocol as FramedProtocol
 from ._framing import Delimited as Delimited
 from ._framing import FixedSize as FixedSize
 from ._framing import FrameDecoder as FrameDecoder
@@ -64,6 +67,10 @@ from ._http._models import Response as Response
 from ._http._models import Timeout as Timeout
 from ._http._parser import ParserLimits as ParserLimits
 from ._http._url import URL as URL
+from ._server import Server as Server
+from ._server import ServerStatistics as ServerStatistics
+from ._server import open_connection as open_connection
+from ._server import start_server as start_server
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -128,4 +135,11 @@ __all__ = [
     "LengthPrefixed",
     "Lines",
     "Raw",
+    "Connection",
+    "ConnectionStatistics",
+    "FramedProtocol",
+    "Server",
+    "ServerStatistics",
+    "open_connection",
+    "start_server",
 ]

@@ -67,6 +67,13 @@ EXPECTED = {
     "LengthPrefixed",
     "Lines",
     "Raw",
+    "Connection",
+    "ConnectionStatistics",
+    "FramedProtocol",
+    "Server",
+    "ServerStatistics",
+    "open_connection",
+    "start_server",
 }
 
 
