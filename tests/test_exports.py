@@ -57,6 +57,23 @@ EXPECTED = {
     "FetchResult",
     "fetch_all",
     "fetch_iter",
+    "Delimited",
+    "EndOfStream",
+    "FixedSize",
+    "FrameDecoder",
+    "FrameTooLarge",
+    "Framing",
+    "IncompleteFrame",
+    "LengthPrefixed",
+    "Lines",
+    "Raw",
+    "Connection",
+    "ConnectionStatistics",
+    "FramedProtocol",
+    "Server",
+    "ServerStatistics",
+    "open_connection",
+    "start_server",
 }
 
 
