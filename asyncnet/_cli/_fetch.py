@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from .._fetch import FetchResult, fetch_iter
 from .._http._models import Timeout
+from .._text import escape
 from ._args import non_negative_int, positive_float, positive_int
 
 __all__ = [
@@ -59,8 +60,12 @@ def read_urls(lines: Iterable[str]) -> list[str]:
 
 
 def short_error(error: BaseException) -> str:
-    """One line naming the error: ``"ConnectError: connection refused"``."""
-    message = " ".join(str(error).split())
+    """One line naming the error: ``"ConnectError: connection refused"``.
+
+    The message may quote what a server sent; it is escaped (see
+    :func:`asyncnet._text.escape`) after runs of whitespace are joined.
+    """
+    message = escape(" ".join(str(error).split()))
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     if len(text) > _MAX_ERROR:
         text = text[: _MAX_ERROR - 3] + "..."
@@ -80,12 +85,16 @@ def format_size(size: int) -> str:
 
 
 def format_row(result: FetchResult) -> str:
-    """One table line: status (or error class), size, time, URL, then the error message."""
+    """One table line: status (or error class), size, time, URL, then the error message.
+
+    The URL comes from the caller's list and the message from a server:
+    both are escaped, so the line cannot drive the terminal.
+    """
     head = type(result.error).__name__ if result.error is not None else f"{result.status}"
     size = "-" if result.error is not None else format_size(len(result.body))
     if result.truncated:
         size += "+"
-    line = f"{head:<16} {size:>10} {result.elapsed:>8.3f}s  {result.url}"
+    line = f"{head:<16} {size:>10} {result.elapsed:>8.3f}s  {escape(result.url)}"
     if result.error is not None:
         line += f"  ({short_error(result.error)})"
     elif result.attempts > 1:
@@ -308,7 +317,8 @@ async def _fetch(
                     _write_body(args.output, result.url, result.body)
                 except (OSError, ValueError) as exc:
                     ok = False
-                    print(f"cannot write the body of {result.url}: {exc}", file=err)
+                    where = escape(result.url)
+                    print(f"cannot write the body of {where}: {escape(str(exc))}", file=err)
             if ok:
                 tally.ok += 1
             else:
