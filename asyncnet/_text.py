@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["escape", "is_terminal_safe"]
+__all__ = ["describe_error", "escape", "is_terminal_safe"]
 
 # C0 controls, DEL and C1 controls (U+0080-U+009F: 0x9B is a one-byte CSI on
 # terminals that accept 8-bit controls), plus lone surrogates, which cannot be
@@ -48,3 +48,21 @@ def escape(text: str) -> str:
 def is_terminal_safe(text: str) -> bool:
     """True when ``text`` holds none of the characters :func:`escape` rewrites."""
     return _UNSAFE.search(text) is None
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line, escaped, never-empty reason for ``exc``, to follow "cannot ...: ".
+
+    An ``OSError``'s ``strerror`` ("Connection refused") reads better than
+    its ``str()`` ("[Errno 111] Connection refused"); an exception with no
+    message (asyncio raises a bare ``ConnectionResetError()`` when the peer
+    closes during a TLS handshake) is named by its class, so a message
+    never ends in an empty reason.
+    """
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    text = " ".join(str(text).split())
+    if text:
+        return escape(text)
+    if isinstance(exc, ConnectionError):
+        return f"{type(exc).__name__} (the peer closed the connection)"
+    return type(exc).__name__

@@ -58,3 +58,20 @@ async def test_table_output_escapes_urls_and_error_texts() -> None:
     # The URL column shows the escapes, the error text quotes them too.
     assert any("  http://127.0.0.1:1/\\x1b[2J\\x07x  (InvalidURL: " in row for row in rows)
     assert any("  htt\\x1bp://x/  (InvalidURL: " in row for row in rows)
+
+
+async def test_tls_failure_row_names_its_cause() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the ClientHello arrived; close without answering
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        code, out, _ = await _fetch_cli(f"https://127.0.0.1:{port}/")
+    assert code == 1
+    row = out.splitlines()[0]
+    assert row.endswith(
+        f"(ConnectError: cannot connect to 127.0.0.1:{port}: TLS handshake failed: "
+        "ConnectionResetError (the peer closed the connection))"
+    ), row
