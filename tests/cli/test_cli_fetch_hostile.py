@@ -7,9 +7,13 @@ process against loopback servers started here.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from asyncnet._text import is_terminal_safe
 from tests.support.servers import RawServer
@@ -75,3 +79,134 @@ async def test_tls_failure_row_names_its_cause() -> None:
         f"(ConnectError: cannot connect to 127.0.0.1:{port}: TLS handshake failed: "
         "ConnectionResetError (the peer closed the connection))"
     ), row
+
+
+# -- memory does not depend on body size ------------------------------------------------
+
+BIG = 128 * 1024 * 1024
+# Peak RSS allowed for the whole child (interpreter included, about 30 MiB
+# here): far below the body, which the old command kept whole (about 160
+# MiB peak for a 64 MiB body).
+RSS_BOUND = 48 * 1024 * 1024
+
+
+def _run_measured(args: list[str]) -> tuple[int, str, int]:
+    """Run the command to its end; (exit status, stdout, the child's peak RSS in bytes)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asyncnet", "fetch", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        env=_env(),
+    )
+    assert proc.stdout is not None
+    with proc.stdout:
+        out = proc.stdout.read()
+    # wait4 reaps exactly this child and reports its own peak RSS (KiB on Linux).
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, out.decode(), usage.ru_maxrss * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss units are Linux's")
+@pytest.mark.parametrize("to_file", [False, True], ids=["counted", "output"])
+async def test_peak_memory_does_not_depend_on_body_size(tmp_path: Path, to_file: bool) -> None:
+    piece = bytes(range(256)) * 1024  # the server reuses one 256 KiB piece
+
+    async def big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader, writer)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BIG)
+        for _ in range(BIG // len(piece)):
+            writer.write(piece)
+            await writer.drain()
+        server._request_finished(writer)
+        await reader.read()  # until the client closes
+
+    async with RawServer(big) as server:
+        args = ["--output", str(tmp_path)] if to_file else []
+        code, out, peak = await asyncio.to_thread(_run_measured, [*args, server.url("/big")])
+    assert code == 0, out
+    assert out.splitlines()[0].split()[:3] == ["200", "128.0", "MiB"]
+    assert peak < RSS_BOUND, f"peak RSS {peak / 2**20:.1f} MiB for a {BIG / 2**20:.0f} MiB body"
+    if to_file:
+        (written,) = tmp_path.iterdir()
+        assert written.stat().st_size == BIG
+        with written.open("rb") as f:
+            assert f.read(len(piece)) == piece
+            f.seek(BIG - len(piece))
+            assert f.read() == piece
+
+
+async def test_a_body_cut_short_leaves_no_file(tmp_path: Path) -> None:
+    async def cut_short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader, writer)
+        await server.send(writer, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 40)
+
+    async with RawServer(cut_short) as server:
+        code, out, _ = await _fetch_cli("--json", "--output", str(tmp_path), server.url("/f"))
+    assert code == 1
+    assert json.loads(out)["error"].startswith("RemoteProtocolError: connection closed")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- -i - reads lazily -------------------------------------------------------------------
+
+
+async def test_stdin_urls_are_fetched_while_stdin_is_still_open() -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with RawServer(responses=[ok], repeat=True) as server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "asyncnet", "fetch", "--json", "-i", "-",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=_env(),
+        )  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            for n in (1, 2):
+                url = server.url(f"/{n}")
+                proc.stdin.write(f"{url}\n".encode())
+                await proc.stdin.drain()
+                # The result arrives while stdin stays open (a bound, not a timing
+                # assert: the old command read all of stdin first and never answered).
+                async with asyncio.timeout(30):
+                    line = await proc.stdout.readline()
+                row = json.loads(line)
+                assert (row["url"], row["ok"], row["bytes"]) == (url, True, 2)
+            proc.stdin.close()
+            async with asyncio.timeout(60):
+                rest = await proc.stdout.read()
+                await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 0
+    assert rest == b""
+
+
+# -- --max-time bounds a request however slowly the server drips --------------------------
+
+
+async def test_max_time_stops_a_server_that_drips() -> None:
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader, writer)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        # One byte every 50 ms on the server's own clock: far inside --timeout,
+        # so only a total deadline ends it. At most 1000 bytes (50 s).
+        for _ in range(1000):
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    async with RawServer(drip) as server:
+        code, out, err = await _fetch_cli(
+            "--json", "--timeout", "10", "--max-time", "0.5", server.url("/drip")
+        )
+    assert code == 1, err
+    result = json.loads(out)
+    assert result["error"].startswith("TotalTimeout: "), result
+
+
+async def test_max_time_is_documented_with_its_default() -> None:
+    code, out, _ = await _fetch_cli("--help")
+    assert code == 0
+    assert "--max-time" in out
+    assert "default 60; 0 for none" in " ".join(out.split())
