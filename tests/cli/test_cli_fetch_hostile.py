@@ -90,24 +90,38 @@ BIG = 128 * 1024 * 1024
 RSS_BOUND = 48 * 1024 * 1024
 
 
+# Runs the command in a child that reports its own peak RSS (VmHWM) as it
+# exits. Not ru_maxrss from wait4: Linux folds the pre-exec image, a fork of
+# this test process with all its memory, into the child's maximum.
+_MEASURED = """
+import atexit, runpy, sys
+def report():
+    with open("/proc/self/status") as status:
+        peak = next(line for line in status if line.startswith("VmHWM:"))
+    sys.stderr.write("peak-rss-kib " + peak.split()[1] + "\\n")
+atexit.register(report)
+sys.argv[0] = "asyncnet"
+runpy.run_module("asyncnet", run_name="__main__", alter_sys=True)
+"""
+
+
 def _run_measured(args: list[str]) -> tuple[int, str, int]:
     """Run the command to its end; (exit status, stdout, the child's peak RSS in bytes)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "asyncnet", "fetch", *args],
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURED, "fetch", *args],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
+        capture_output=True,
         env=_env(),
+        timeout=120,
+        check=False,
     )
-    assert proc.stdout is not None
-    with proc.stdout:
-        out = proc.stdout.read()
-    # wait4 reaps exactly this child and reports its own peak RSS (KiB on Linux).
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.decode(), usage.ru_maxrss * 1024
+    err = proc.stderr.decode()
+    peaks = [line.split()[1] for line in err.splitlines() if line.startswith("peak-rss-kib ")]
+    assert len(peaks) == 1, err
+    return proc.returncode, proc.stdout.decode(), int(peaks[0]) * 1024
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss units are Linux's")
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
 @pytest.mark.parametrize("to_file", [False, True], ids=["counted", "output"])
 async def test_peak_memory_does_not_depend_on_body_size(tmp_path: Path, to_file: bool) -> None:
     piece = bytes(range(256)) * 1024  # the server reuses one 256 KiB piece
@@ -210,3 +224,11 @@ async def test_max_time_is_documented_with_its_default() -> None:
     assert code == 0
     assert "--max-time" in out
     assert "default 60; 0 for none" in " ".join(out.split())
+
+
+async def test_an_endless_stdin_line_is_refused_not_buffered() -> None:
+    code, out, err = await _fetch_cli("-i", "-", stdin=b"x" * 200_000 + b"\n")
+    assert code == 2
+    assert out == ""
+    message = "fetch: cannot read URLs: a line of standard input is longer than 65536 bytes"
+    assert err.strip() == message
