@@ -470,7 +470,7 @@ async def _client(args: argparse.Namespace) -> int:
     for exc in failures:
         if not isinstance(exc, Exception):
             raise exc
-        print(f"echo-client: connection failed: {exc}", file=sys.stderr)
+        print(f"echo-client: connection failed: {escape(str(exc))}", file=sys.stderr)
     mode = "bulk" if args.bulk else "round trips"
     rate = messages / elapsed if elapsed > 0 else 0.0
     mib = echoed / elapsed / 1024**2 if elapsed > 0 else 0.0

@@ -313,6 +313,10 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run, _parser=parser)
 
 
+class _BadInput(Exception):
+    """The URL list cannot be read on (a line beyond ``_MAX_LINE``): the run stops."""
+
+
 async def _stdin_urls(stdin: IO[str]) -> AsyncIterator[str]:
     """Yield URLs from standard input as its lines arrive, without blocking the loop.
 
@@ -336,7 +340,15 @@ async def _stdin_urls(stdin: IO[str]) -> AsyncIterator[str]:
         lambda: asyncio.StreamReaderProtocol(reader), pipe
     )
     try:
-        while line := await reader.readline():
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:  # the reader's limit: no newline within _MAX_LINE bytes
+                raise _BadInput(
+                    f"a line of standard input is longer than {_MAX_LINE} bytes"
+                ) from None
+            if not line:
+                break
             for url in iter_urls([line.decode("utf-8", "replace")]):
                 yield url
     finally:
@@ -382,8 +394,8 @@ def run(args: argparse.Namespace) -> int:
         tally = asyncio.run(_fetch(args, listing, sys.stdin, sys.stdout, sys.stderr))
     except KeyboardInterrupt:
         return 130
-    except ValueError as exc:  # a line of standard input beyond _MAX_LINE
-        print(f"fetch: cannot read URLs: {escape(str(exc))}", file=sys.stderr)
+    except _BadInput as exc:
+        print(f"fetch: cannot read URLs: {exc}", file=sys.stderr)
         return 2
     finally:
         if listing is not None:
