@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._errors import HTTPStatusError, StreamClosed, StreamConsumed, UsageError
+from .._text import escape
 from ._decoders import ContentDecoder, make_decoder
 from ._headers import Headers
 from ._url import URL
@@ -289,7 +290,8 @@ class Response:
         self._trailers: Headers | None = None
 
     def __repr__(self) -> str:
-        return f"<Response [{self.status} {self.reason}]>"
+        # The reason phrase is the server's text (obs-text allows C1 controls).
+        return f"<Response [{self.status} {escape(self.reason)}]>"
 
     # -- metadata -------------------------------------------------------------
 
