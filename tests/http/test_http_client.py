@@ -632,7 +632,7 @@ async def test_redirect_method_and_body_rules(
 async def test_redirect_with_one_shot_body_is_refused() -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
-            with pytest.raises(asyncnet.BodyNotReplayable):
+            with pytest.raises(asyncnet.BodyNotReplayable, match=r"307 redirect .* one-shot"):
                 await client.post(
                     srv.url("/redirect-to?url=/echo&status=307"), body=_agen([b"a", b"b"])
                 )
@@ -661,7 +661,7 @@ async def test_credentials_dropped_on_origin_change() -> None:
 async def test_redirect_to_other_scheme_is_an_error() -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
-            with pytest.raises(asyncnet.RemoteProtocolError):
+            with pytest.raises(asyncnet.RemoteProtocolError, match="'ftp' URL is not followed"):
                 await client.get(srv.url("/redirect-to?url=ftp://example.com/x"))
 
 
