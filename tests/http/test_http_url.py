@@ -178,8 +178,11 @@ REJECTED_BECAUSE: dict[str, list[str]] = {
     ],
     "invalid host": [
         "http://exa_mple!.com/", "http://a..b/", "http://.a/", "http://a*b/", "http://a%2eb/",
-        "http://" + "a" * 254 + "/",
     ],
+    "host name is longer than 253 octets": [
+        "http://" + "a." * 126 + "bc/", "http://" + "a" * 254 + "/",
+    ],
+    "host name label is longer than 63 octets": ["http://" + "a" * 64 + ".com/"],
     "unterminated IPv6": ["http://[::1/"],
     "junk after IPv6": ["http://[::1]x/"],
     "invalid IPv6 address": ["http://[not-ipv6]/", "http://[127.0.0.1]/"],
