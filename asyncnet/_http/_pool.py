@@ -400,10 +400,17 @@ class ConnectionPool:
         key = conn.key
         queue = self._waiters.get(key)
         if queue:
-            if self._wanted > len(self._closing) and self._yields_to_another_key(key, queue):
-                self._closing.add(conn)
-                conn.abort()
-                return
+            wanting = self._wanting
+            if wanting and next(iter(wanting)) != key:
+                # Another key is next in line for a slot. Unless the slots
+                # coming back already cover what the other keys want, this
+                # connection is closed and its slot goes to that key.
+                if self._wanted - self._want(key) > len(self._closing):
+                    self._closing.add(conn)
+                    conn.abort()
+                    return
+            elif wanting:
+                wanting.move_to_end(key)  # this key had its turn
             waiter = self._next_waiter(key)
             if waiter is not None:
                 waiter.set_result(conn)
@@ -420,14 +427,6 @@ class ConnectionPool:
             self._expiry_timer = self._loop.call_at(
                 conn.idle_since + self._expiry, self._expire_idle
             )
-
-    def _yields_to_another_key(self, key: Hashable, queue: OrderedDict[Waiter, int]) -> bool:
-        """True if the next key in line for a slot has a waiter older than ``key``'s oldest."""
-        other = next(iter(self._wanting))
-        if other == key:
-            return False
-        other_queue = self._waiters[other]
-        return next(iter(other_queue.values())) < next(iter(queue.values()))
 
     def _drop_from_key(self, conn: HTTPConnection) -> None:
         """Remove an idle connection from its key's table (it is already out of the LRU)."""
