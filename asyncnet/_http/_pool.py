@@ -14,18 +14,23 @@ amortised, whatever the number of waiters, keys or idle connections):
   connection".
 * A connection released while its key has waiters goes straight to the
   oldest of them; it is never parked idle while someone wants it.
-* A free slot (a connection gone, a connect failed) goes to the keys whose
-  waiters could use one (they are under ``max_per_host``), round-robin: the
-  key served moves to the back of the line. One busy key cannot keep a slot
-  from another one forever.
+* Keys whose waiters could use a free slot (they are under ``max_per_host``)
+  take turns, round-robin: a free slot (a connection gone, a connect failed)
+  goes to the key at the front of the line, which then moves to the back
+  (as does a key at the front served from its own released connection).
 * When every slot is taken and a key waits for room while idle connections
   of *other* keys exist, the least recently used idle connection across all
-  keys is closed to make room (one per slot wanted, counting those already
-  closing). A connection released while its own key has waiters is closed
-  instead of handed on only when slots are wanted elsewhere, no idle
-  connection can be closed for them, and the other key's oldest waiter came
-  first: so under a full pool no key starves behind another's stream of
-  requests.
+  keys is closed to make room: one per slot wanted, counting those already
+  closing.
+* When no idle connection is left to close, a connection released while its
+  own key has waiters is closed instead of handed on if another key is at
+  the front of the line and the slots already coming back do not cover what
+  the other keys want; its slot then goes to that key. So under a full pool
+  one key's stream of requests cannot keep another key waiting for ever: a
+  waiting key is served again after at most one turn of every other key
+  (in the limit of the slots in flight). Keep ``max_per_host`` below
+  ``max_connections`` to make such turns (and the new connections they
+  cost) rare.
 * Idle connections are reused newest first (the oldest ones are the likeliest
   to have been closed by the server) and closed once idle for
   ``keepalive_expiry`` seconds; expiry walks only the connections that
