@@ -8,7 +8,7 @@ import random
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 
 import pytest
@@ -291,10 +291,10 @@ class _FakeDNS:
     ``localhost`` goes to the real resolver. Records every call.
     """
 
-    def __init__(self, hung: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, hung: Iterable[str] = ()) -> None:
         self.loop = asyncio.get_running_loop()
         self.real = self.loop.getaddrinfo
-        self.hung = hung
+        self.hung = set(hung)
         self.calls: list[str] = []
         self.answer = asyncio.Event()
         self.answer.set()

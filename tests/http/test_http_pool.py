@@ -485,5 +485,6 @@ def test_pool_never_exceeds_limits_nor_leaks_slots(
         await pool.aclose()
         await _settle()
         assert pool.connections_open == 0
+        assert set(pool.bookkeeping().values()) == {0}, pool.bookkeeping()
 
     asyncio.run(scenario())
