@@ -436,6 +436,16 @@ def test_pool_never_exceeds_limits_nor_leaks_slots(
             assert pool.connections_open <= max_total
             assert all(n <= max_host for n in pool._per_key.values())
             assert pool.connections_idle <= pool.connections_open
+            # The pool's own invariant (module docstring) and its counters.
+            queues = pool._waiters
+            assert pool.waiters == sum(len(q) for q in queues.values())
+            assert set(pool._wanting) == {k for k in queues if pool._want(k)}
+            assert pool._wanted == sum(pool._want(k) for k in queues)
+            if pool._wanting:
+                assert pool.connections_open == max_total
+            if pool._wanted > len(pool._closing):
+                assert pool.connections_idle == 0
+            assert not set(queues) & set(pool._idle_by_key)
 
         for kind, n in ops:
             if kind == "acquire":
