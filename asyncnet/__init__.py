@@ -29,6 +29,7 @@ from ._errors import InvalidURL as InvalidURL
 from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import PoolTimeout as PoolTimeout
 from ._errors import ProtocolError as ProtocolError
+from ._errors import ProxyError as ProxyError
 from ._errors import ReadError as ReadError
 from ._errors import ReadTimeout as ReadTimeout
 from ._errors import RemoteProtocolError as RemoteProtocolError
@@ -102,6 +103,7 @@ __all__ = [
     "ParserLimits",
     "PoolTimeout",
     "ProtocolError",
+    "ProxyError",
     "ReadError",
     "ReadTimeout",
     "ReceiveBuffer",

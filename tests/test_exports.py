@@ -31,6 +31,7 @@ EXPECTED = {
     "ParserLimits",
     "PoolTimeout",
     "ProtocolError",
+    "ProxyError",
     "ReadError",
     "ReadTimeout",
     "ReceiveBuffer",

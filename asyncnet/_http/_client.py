@@ -13,13 +13,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import json as _json
+import logging
+import os
 import ssl as _ssl
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import IO, Any, Final, TypeAlias, TypedDict, Unpack
 
-from .._connect import DEFAULT_DNS_CACHE_TTL, DEFAULT_MAX_DNS_LOOKUPS, Resolver, open_connection
+from .._connect import (
+    DEFAULT_DNS_CACHE_TTL,
+    DEFAULT_MAX_DNS_LOOKUPS,
+    Resolver,
+    numeric_addrinfos,
+)
 from .._errors import (
+    AsyncNetError,
     ConnectError,
     ConnectionClosed,
     ConnectTimeout,
@@ -33,11 +41,14 @@ from .._errors import (
 from .._text import describe_error
 from .._version import __version__
 from ._connection import DEFAULT_BODY_BUFFER, HTTPConnection
+from ._connector import Connector, TCPConnector, UnixConnector
 from ._decoders import ACCEPT_ENCODING
 from ._headers import Headers
+from ._hooks import EventHooks, Request, call_hooks, check_event_hooks
 from ._models import ClientStatistics, Limits, Response, Timeout
 from ._parser import ParserLimits
 from ._pool import ConnectionPool
+from ._proxy import Proxy, ProxySelector, parse_proxy_url, proxies_from_env
 from ._redirects import next_request
 from ._request import (
     RequestBody,
@@ -47,13 +58,16 @@ from ._request import (
     validate_method,
 )
 from ._tls import ssl_context_for
+from ._trace import ConnectionCreated, ConnectionReused, TraceCallback, TracedConnection, Tracer
+from ._trace import logger as _logger
 from ._url import URL, parse_url
 
 __all__ = ["HTTPClient", "RequestOptions"]
 
-# A request's pool key (scheme, host, port, TLS context), its serialized head,
-# and whether its body goes chunked.
-_Route: TypeAlias = tuple[tuple[str, str, int, "_ssl.SSLContext | None"], bytes, bool]
+# A request's pool key (scheme, host, port, TLS context, proxy), its serialized
+# head, and whether its body goes chunked.
+_Key: TypeAlias = tuple[str, str, int, "_ssl.SSLContext | None", Proxy | None]
+_Route: TypeAlias = tuple[_Key, bytes, bool]
 HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None
 BodyInput: TypeAlias = (
     bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None
@@ -200,6 +214,26 @@ class HTTPClient:
         a thread of the loop's default executor and holds it until the system
         resolver answers, however long the connect timeout: this bounds how
         many threads names that never resolve can take.
+    :param proxy: a proxy URL for every request (``http://``, ``https://``,
+        ``socks5://`` or ``socks5h://``, with optional ``user:password@``);
+        see :ref:`proxies`.
+    :param trust_env: read ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and
+        ``NO_PROXY`` (upper or lower case) once, now. Off by default: a
+        library's behaviour should not change with its host's environment.
+        With ``proxy=`` too, ``proxy`` wins and ``NO_PROXY`` still applies.
+    :param uds: path of a Unix-domain socket every connection goes to; the
+        ``Host`` header and the request target still come from the URL.
+    :param transport: how connections are obtained, e.g.
+        :class:`asyncnet.testing.MockTransport` for tests; ``None`` for TCP
+        (or ``uds``).
+    :param event_hooks: ``{"request": [...], "response": [...]}``: functions
+        or coroutine functions called with every request sent and every
+        response head received, redirect hops and retries included.
+    :param trace: called with a :class:`asyncnet.tracing.TraceEvent` for
+        each step of each request (DNS, connect, TLS, tunnel, head sent,
+        head received, body complete, release or close).
+    :param local_addr: ``(ip, port)`` to bind outgoing sockets to (port 0:
+        any); only addresses of that IP's family are connected to.
     """
 
     def __init__(
@@ -217,6 +251,13 @@ class HTTPClient:
         body_buffer: int = DEFAULT_BODY_BUFFER,
         dns_cache_ttl: float | None = DEFAULT_DNS_CACHE_TTL,
         max_dns_lookups: int = DEFAULT_MAX_DNS_LOOKUPS,
+        proxy: str | None = None,
+        trust_env: bool = False,
+        uds: str | None = None,
+        transport: Connector | None = None,
+        event_hooks: EventHooks | None = None,
+        trace: TraceCallback | None = None,
+        local_addr: tuple[str, int] | None = None,
     ) -> None:
         _check_max_redirects(max_redirects)
         if dns_cache_ttl is not None and (
@@ -245,6 +286,14 @@ class HTTPClient:
         self._parser_limits = parser_limits
         self._body_buffer = body_buffer
         self._resolver = Resolver(ttl=dns_cache_ttl, max_lookups=max_dns_lookups)
+        self._proxies = _proxy_selector(proxy, trust_env)
+        self._connector = _connector(
+            transport, uds, local_addr, self._resolver, happy_eyeballs_delay, ssl, parser_limits
+        )
+        if trace is not None and not callable(trace):
+            raise UsageError(f"trace must be callable, not {trace!r}")
+        self._tracer = Tracer(trace) if trace is not None else None
+        self._request_hooks, self._response_hooks = check_event_hooks(event_hooks)
         defaults = [("User-Agent", f"asyncnet/{__version__}"), ("Accept", "*/*")]
         if decode_content:
             defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
@@ -277,6 +326,7 @@ class HTTPClient:
         self._closed = True
         if self._pool is not None:
             await self._pool.aclose()
+        await self._connector.aclose()
         await self._resolver.aclose()
 
     def statistics(self) -> ClientStatistics:
@@ -487,7 +537,11 @@ class HTTPClient:
         pool = self._pool
         if pool is None:
             pool = self._pool = ConnectionPool(self._limits)
-        if headers is self._headers:
+        request_hooks = self._request_hooks
+        route: _Route | None
+        if request_hooks:
+            route = await self._hooked_route(method, url, headers, payload)
+        elif headers is self._headers:
             # Requests with only the client's headers repeat the same route for
             # the same URL, method and kind of body: keep it (the headers are
             # validated, URL and method are immutable, and these four decide
@@ -504,11 +558,14 @@ class HTTPClient:
         key, head, chunked = route
 
         for attempt in (0, 1):
+            if attempt and request_hooks:
+                # A retry is a request of its own: the hooks see it too.
+                key, head, chunked = await self._hooked_route(method, url, headers, payload)
             conn = pool.take_idle(key)
             if conn is None:
                 conn = await pool.acquire(
                     key,
-                    functools.partial(self._open, url, key[3], timeouts, deadline),
+                    functools.partial(self._open, url, key[3], key[4], timeouts, deadline),
                     pool_timeout=timeouts.pool,
                     deadline=deadline,
                 )
@@ -516,6 +573,10 @@ class HTTPClient:
             self._requests_sent += 1
             if reused:
                 self._requests_reused += 1
+                if isinstance(conn, TracedConnection):
+                    conn.tracer.emit(
+                        ConnectionReused(Tracer.now(), conn.connection_id, _origin(url, key[4]))
+                    )
             try:
                 conn.begin(method, timeouts.read, timeouts.write, deadline, read_whole)
                 conn.write_head(head, payload.data)
@@ -536,7 +597,7 @@ class HTTPClient:
             except BaseException:
                 conn.release()
                 raise
-            return Response(
+            response = Response(
                 response_head.status,
                 response_head.reason,
                 response_head.http_version,
@@ -548,30 +609,66 @@ class HTTPClient:
                 # Without a Content-Encoding field there is nothing to decode.
                 self._decode_content and response_head.content_encoded,
             )
+            if self._response_hooks:
+                try:
+                    await call_hooks(self._response_hooks, response)
+                except BaseException:
+                    await response.aclose()
+                    raise
+            return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _hooked_route(
+        self, method: str, url: URL, headers: list[tuple[str, str]], payload: _Payload
+    ) -> _Route:
+        """The route after the request hooks have seen (and maybe changed) the headers."""
+        request = Request(method, url, Headers(headers), payload.data)
+        await call_hooks(self._request_hooks, request)
+        return self._route(method, url, _header_list(request.headers), payload)
 
     def _route(
         self, method: str, url: URL, headers: list[tuple[str, str]], payload: _Payload
     ) -> _Route:
-        """Where a request goes and the head it starts with."""
+        """Where a request goes (origin, TLS, proxy) and the head it starts with."""
         ssl_context = ssl_context_for(url.scheme, self._ssl)
-        key = (url.scheme, url.host, url.port, ssl_context)
+        proxy = self._proxies.select(url) if self._proxies is not None else None
+        key = (url.scheme, url.host, url.port, ssl_context, proxy)
         if url.username is not None and not any(n.lower() == "authorization" for n, _ in headers):
             headers = [*headers, ("Authorization", basic_auth(url.username, url.password or ""))]
+        forward = proxy is not None and url.scheme == "http" and not proxy.is_socks
+        if forward:
+            assert proxy is not None
+            authorization = proxy.authorization
+            if authorization is not None:
+                headers = [
+                    *(item for item in headers if item[0].lower() != "proxy-authorization"),
+                    ("Proxy-Authorization", authorization),
+                ]
         length = payload.length
         if length is None and payload.stream is None and method in _BODY_METHODS:
             length = 0
         chunked = payload.stream is not None and length is None
-        return key, serialize_head(method, url, headers, length, chunked=chunked), chunked
+        head = serialize_head(method, url, headers, length, chunked=chunked)
+        if forward:
+            # Absolute form for the proxy (RFC 9112 section 3.2.2): the same
+            # head with the origin in front of the target.
+            origin_form = len(method) + 1 + len(url.target)
+            absolute = f"{method} {url.scheme}://{url.host_header}{url.target}"
+            head = absolute.encode("ascii") + head[origin_form:]
+        return key, head, chunked
 
     async def _open(
         self,
         url: URL,
         ssl_context: _ssl.SSLContext | None,
+        proxy: Proxy | None,
         timeouts: Timeout,
         deadline: float | None,
     ) -> HTTPConnection:
-        """Open a connection (TCP, happy eyeballs, TLS with SNI) under the connect timeout."""
+        """Open a connection through the connector, under the connect timeout.
+
+        Errors are translated here, once, whatever connector opened it.
+        """
         loop = asyncio.get_running_loop()
         when = None if timeouts.connect is None else loop.time() + timeouts.connect
         is_total = False
@@ -579,23 +676,30 @@ class HTTPClient:
             when, is_total = deadline, True
         parser_limits = self._parser_limits
         body_buffer = self._body_buffer
+        tracer = self._tracer
+        if tracer is None and _logger.isEnabledFor(logging.DEBUG):
+            tracer = _LOG_TRACER
+        factory: Callable[[], HTTPConnection]
+        if tracer is None:
 
-        def factory() -> HTTPConnection:
-            return HTTPConnection(parser_limits=parser_limits, body_buffer=body_buffer)
+            def factory() -> HTTPConnection:
+                return HTTPConnection(parser_limits=parser_limits, body_buffer=body_buffer)
+
+        else:
+            traced_by = tracer
+
+            def factory() -> HTTPConnection:
+                return TracedConnection(
+                    traced_by, parser_limits=parser_limits, body_buffer=body_buffer
+                )
 
         cm = asyncio.timeout_at(when)
         try:
             async with cm:
                 # SNI and the host name check always use the URL's host.
-                _, conn = await open_connection(
-                    factory,
-                    url.host,
-                    url.port,
-                    ssl_context=ssl_context,
-                    server_hostname=url.host,
-                    happy_eyeballs_delay=self._happy_eyeballs_delay,
-                    resolver=self._resolver,
-                )
+                conn = await self._connector.connect(url, ssl_context, proxy, factory, tracer)
+        except AsyncNetError:
+            raise  # already explained by the connector (a proxy's refusal...)
         except TimeoutError as exc:
             if cm.expired():
                 if is_total:
@@ -617,4 +721,74 @@ class HTTPClient:
                 # Only a TLS handshake fails with a bare ConnectionResetError().
                 reason = f"TLS handshake failed: {reason}"
             raise ConnectError(f"cannot connect to {url.host_header}: {reason}") from exc
+        if isinstance(conn, TracedConnection):
+            conn.tracer.emit(
+                ConnectionCreated(Tracer.now(), conn.connection_id, _origin(url, proxy))
+            )
         return conn
+
+
+# Emits DEBUG log lines for clients without a trace callback.
+_LOG_TRACER: Final = Tracer(None)
+
+
+def _origin(url: URL, proxy: Proxy | None) -> str:
+    """How trace events name where a connection goes."""
+    origin = f"{url.scheme}://{url.host_header}"
+    return origin if proxy is None else f"{origin} via {proxy}"
+
+
+def _proxy_selector(proxy: str | None, trust_env: bool) -> ProxySelector | None:
+    """The client's proxy choice: ``proxy=``, then the environment when trusted."""
+    explicit = parse_proxy_url(proxy) if proxy is not None else None
+    if not trust_env:
+        return None if explicit is None else ProxySelector(http=explicit, https=explicit)
+    http, https, no_proxy = proxies_from_env(os.environ)
+    if explicit is not None:
+        http = https = explicit
+    selector = ProxySelector(http=http, https=https, no_proxy=no_proxy)
+    return selector if selector.active else None
+
+
+def _connector(
+    transport: Connector | None,
+    uds: str | None,
+    local_addr: tuple[str, int] | None,
+    resolver: Resolver,
+    happy_eyeballs_delay: float | None,
+    ssl: _ssl.SSLContext | bool | None,
+    parser_limits: ParserLimits | None,
+) -> Connector:
+    """The client's connector from ``transport=``, ``uds=`` and ``local_addr=``."""
+    if transport is not None:
+        if uds is not None:
+            raise UsageError("pass either transport= or uds=, not both")
+        if not isinstance(transport, Connector):
+            raise UsageError(
+                f"transport must be a connector such as asyncnet.testing.MockTransport, "
+                f"not {transport!r}"
+            )
+        return transport
+    if uds is not None:
+        if not isinstance(uds, (str, os.PathLike)):
+            raise UsageError(f"uds must be a path, not {uds!r}")
+        if local_addr is not None:
+            raise UsageError("local_addr has no meaning with uds=")
+        return UnixConnector(os.fspath(uds))
+    if local_addr is not None and (
+        not isinstance(local_addr, tuple)
+        or len(local_addr) != 2
+        or not isinstance(local_addr[0], str)
+        or isinstance(local_addr[1], bool)
+        or not isinstance(local_addr[1], int)
+        or not 0 <= local_addr[1] <= 65535
+        or numeric_addrinfos(local_addr[0], local_addr[1]) is None
+    ):
+        raise UsageError(f"local_addr must be (ip address, port), not {local_addr!r}")
+    return TCPConnector(
+        resolver=resolver,
+        happy_eyeballs_delay=happy_eyeballs_delay,
+        local_addr=local_addr,
+        proxy_ssl=ssl,
+        parser_limits=parser_limits,
+    )
