@@ -63,6 +63,7 @@ from ._framing import Raw as Raw
 from ._http._client import HTTPClient as HTTPClient
 from ._http._client import RequestOptions as RequestOptions
 from ._http._headers import Headers as Headers
+from ._http._hooks import Request as Request
 from ._http._models import ClientStatistics as ClientStatistics
 from ._http._models import Limits as Limits
 from ._http._models import Response as Response
@@ -121,6 +122,7 @@ __all__ = [
     "WriteError",
     "WriteTimeout",
     "HTTPClient",
+    "Request",
     "RequestOptions",
     "ClientStatistics",
     "Limits",

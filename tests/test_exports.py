@@ -49,6 +49,7 @@ EXPECTED = {
     "WriteError",
     "WriteTimeout",
     "HTTPClient",
+    "Request",
     "RequestOptions",
     "ClientStatistics",
     "Limits",
