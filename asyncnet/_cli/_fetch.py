@@ -20,13 +20,16 @@ import re
 import stat
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
+from .._errors import InvalidURL
 from .._fetch import BodySink, FetchResult, SinkFactory, fetch_iter
-from .._http._models import Response, Timeout
+from .._http._client import HTTPClient
+from .._http._models import Limits, Response, Timeout
+from .._http._proxy import parse_proxy_url, proxies_from_env
 from .._text import escape
 from ._args import non_negative_float, non_negative_int, positive_float, positive_int
 
@@ -310,6 +313,26 @@ def add_parser(subparsers: Any) -> None:
         "-q", "--quiet", action="store_true",
         help="no progress line, and in the table only failed URLs and the summary",
     )
+    route = parser.add_mutually_exclusive_group()
+    route.add_argument(
+        "--proxy", metavar="URL",
+        help=(
+            "send every request through this proxy (http://, https://, socks5:// or "
+            "socks5h://, with optional user:password@); NO_PROXY still applies. Without it "
+            "HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY are honoured, as curl does"
+        ),
+    )
+    route.add_argument(
+        "--no-proxy", action="store_true",
+        help="ignore the proxy environment variables and connect directly",
+    )
+    route.add_argument(
+        "--unix-socket", metavar="PATH",
+        help=(
+            "connect to this Unix-domain socket for every URL (Host and path still come "
+            "from the URL, e.g. http://localhost/v1.43/info); proxies do not apply"
+        ),
+    )
     parser.set_defaults(run=run, _parser=parser)
 
 
@@ -391,7 +414,15 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         parser.error(f"cannot read URLs from {args.input}: {exc.strerror or exc}")
     try:
-        tally = asyncio.run(_fetch(args, listing, sys.stdin, sys.stdout, sys.stderr))
+        # Built now, outside the loop, so a bad proxy URL (given, or in the
+        # environment) is a usage error before any request.
+        routing = _routing(args, os.environ)
+    except InvalidURL as exc:
+        if listing is not None:
+            listing.close()
+        parser.error(escape(str(exc)))
+    try:
+        tally = asyncio.run(_fetch(args, listing, sys.stdin, sys.stdout, sys.stderr, routing))
     except KeyboardInterrupt:
         return 130
     except _BadInput as exc:
@@ -403,20 +434,30 @@ def run(args: argparse.Namespace) -> int:
     return 0 if tally.failed == 0 else 1
 
 
+def _routing(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The client's ``proxy``/``trust_env``/``uds`` arguments from the options.
+
+    Checks the proxy settings now (raising :class:`~asyncnet.InvalidURL`),
+    so that the client built later cannot fail on them.
+    """
+    if args.unix_socket is not None:
+        return {"uds": args.unix_socket}
+    if args.no_proxy:
+        return {"trust_env": False}
+    if args.proxy is not None:
+        parse_proxy_url(args.proxy)
+    proxies_from_env(environ)
+    return {"proxy": args.proxy, "trust_env": True}
+
+
 async def _fetch(
     args: argparse.Namespace,
     listing: IO[str] | None,
     stdin: IO[str],
     out: IO[str],
     err: IO[str],
+    routing: dict[str, Any] | None = None,
 ) -> _Tally:
-    tally = _Tally()
-    show_progress = not args.quiet and err.isatty()
-    # When rows and the progress line share one terminal, the progress line
-    # is wiped before each row and drawn again after it.
-    shared_screen = show_progress and out.isatty()
-    drawn = False
-    started = last_draw = time.perf_counter()
     timeout = Timeout(
         connect=args.timeout,
         read=args.timeout,
@@ -426,8 +467,41 @@ async def _fetch(
     )
     # The total is known only when every URL was given on the command line.
     total = len(args.urls) if args.input is None else None
+    # The client fetch_iter would make, plus where connections go (like curl,
+    # the command honours the proxy environment unless told otherwise).
+    client = HTTPClient(
+        timeout=timeout,
+        limits=Limits(
+            max_connections=args.concurrency,
+            max_per_host=min(args.per_host or args.concurrency, args.concurrency),
+        ),
+        **(routing if routing is not None else {"trust_env": False}),
+    )
+    async with client:
+        return await _report(args, listing, stdin, out, err, client, timeout, total)
+
+
+async def _report(
+    args: argparse.Namespace,
+    listing: IO[str] | None,
+    stdin: IO[str],
+    out: IO[str],
+    err: IO[str],
+    client: HTTPClient,
+    timeout: Timeout,  # noqa: ASYNC109 - per-request timeouts, passed on
+    total: int | None,
+) -> _Tally:
+    """Fetch with ``client`` and print each result as it lands."""
+    tally = _Tally()
+    show_progress = not args.quiet and err.isatty()
+    # When rows and the progress line share one terminal, the progress line
+    # is wiped before each row and drawn again after it.
+    shared_screen = show_progress and out.isatty()
+    drawn = False
+    started = last_draw = time.perf_counter()
     results = fetch_iter(
         _url_source(args, listing, stdin),
+        client=client,
         concurrency=args.concurrency,
         per_host=args.per_host,
         timeout=timeout,

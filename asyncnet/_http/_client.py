@@ -286,7 +286,11 @@ class HTTPClient:
         self._parser_limits = parser_limits
         self._body_buffer = body_buffer
         self._resolver = Resolver(ttl=dns_cache_ttl, max_lookups=max_dns_lookups)
-        self._proxies = _proxy_selector(proxy, trust_env)
+        if uds is not None and proxy is not None:
+            raise UsageError("pass either uds= or proxy=, not both: the socket is the destination")
+        # With a Unix socket every request goes to it: the environment's
+        # proxies cannot apply.
+        self._proxies = None if uds is not None else _proxy_selector(proxy, trust_env)
         self._connector = _connector(
             transport, uds, local_addr, self._resolver, happy_eyeballs_delay, ssl, parser_limits
         )
