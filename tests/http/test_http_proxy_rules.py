@@ -218,7 +218,11 @@ def test_tunnel_interim_responses_are_skipped() -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"SSH-2.0-OpenSSH_9.2\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\r\n\r\n", b"HTTP/1.1 2OO OK\r\n\r\n"],
+    [
+        b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\r\n\r\n",
+        b"HTTP/1.1 2OO OK\r\n\r\n",
+    ],
 )
 def test_tunnel_garbage_is_a_proxy_error(garbage: bytes) -> None:
     with pytest.raises(asyncnet.ProxyError, match="malformed"):
@@ -267,7 +271,8 @@ def test_socks5_with_user_password_any_split(split: int) -> None:
     sent = _run(hs, b"\x05\x02" + b"\x01\x00" + SUCCESS_V4, split)
     assert hs.done
     assert sent[0] == b"\x05\x02\x00\x02"
-    assert b"".join(sent[1:]) == b"\x01\x05alice\x02pw" + b"\x05\x01\x00\x01\x0a\x01\x02\x03\x00\x50"
+    auth = b"\x01\x05alice\x02pw"
+    assert b"".join(sent[1:]) == auth + b"\x05\x01\x00\x01\x0a\x01\x02\x03\x00\x50"
 
 
 def test_socks5_ipv6_target_and_name_reply() -> None:

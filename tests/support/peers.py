@@ -34,6 +34,7 @@ __all__ = [
     "need",
     "squid",
     "tinyproxy",
+    "tmpdir",
 ]
 
 CERTS = Path(__file__).resolve().parent.parent / "certs"
@@ -193,7 +194,8 @@ class Peer:
             self._tmp.cleanup()
 
 
-def _tmpdir(prefix: str) -> tempfile.TemporaryDirectory[str]:
+def tmpdir(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A private directory for a program's configuration and files."""
     tmp = tempfile.TemporaryDirectory(prefix=f"asyncnet-{prefix}-")
     # Programs started as root drop to an unprivileged user and still write here.
     os.chmod(tmp.name, 0o777)
@@ -208,7 +210,7 @@ def squid() -> Peer:
     any port, since the test origins are on random ports.
     """
     path = need("squid")
-    tmp = _tmpdir("squid")
+    tmp = tmpdir("squid")
     port = free_port()
     root = Path(tmp.name)
     user = "cache_effective_user proxy\n" if os.geteuid() == 0 else ""
@@ -243,7 +245,7 @@ http_access deny all
 def tinyproxy(user: str = "alice", password: str = "s3cret") -> Peer:
     """tinyproxy on loopback requiring HTTP Basic proxy credentials ``user:password``."""
     path = need("tinyproxy")
-    tmp = _tmpdir("tinyproxy")
+    tmp = tmpdir("tinyproxy")
     port = free_port()
     root = Path(tmp.name)
     drop = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
@@ -264,7 +266,7 @@ PidFile "{root / "tinyproxy.pid"}"
 def microsocks(user: str | None = None, password: str | None = None) -> Peer:
     """microsocks (SOCKS5) on loopback, with user/password authentication when given."""
     path = need("microsocks")
-    tmp = _tmpdir("microsocks")
+    tmp = tmpdir("microsocks")
     port = free_port()
     argv = [path, "-i", "127.0.0.1", "-p", str(port)]
     if user is not None:
