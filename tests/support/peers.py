@@ -10,6 +10,7 @@ port accepting a connection (polled a bounded number of times).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -135,6 +136,10 @@ class Peer:
             text=True,
             errors="replace",
             cwd=self.tmp,
+            # Its own process group (numbered by its PID), so that children it
+            # forks (socat's per-connection processes, squid's helpers) are
+            # stopped with it and cannot hold its output pipe open.
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -181,9 +186,14 @@ class Peer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            # What it forked and left behind: its group is ours (see __enter__).
+            os.killpg(proc.pid, signal.SIGKILL)
+        if self._reader is not None:
+            self._reader.join(10)
+            if self._reader.is_alive():
+                raise RuntimeError(f"{self.argv[0]}'s output pipe is still open")
         if proc.stdout is not None:
-            if self._reader is not None:
-                self._reader.join(10)
             proc.stdout.close()
         self._proc = None
 
