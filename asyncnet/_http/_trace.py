@@ -332,13 +332,16 @@ class TracedConnection(HTTPConnection):
         elif not self._keep_alive:
             reason = "the response ended the connection (Connection: close or a body read to EOF)"
         else:
-            reason = "released"
+            reason = "not taken back by the pool"
+        before = self._close_reason
+        if before is None:
+            # Recorded first: the release below aborts a connection it cannot keep.
+            self._close_reason = reason
         super().release()
         transport = self._transport
         if not self._lost and transport is not None and not transport.is_closing():
+            self._close_reason = before
             self.tracer.emit(ConnectionReleased(Tracer.now(), self.connection_id))
-        elif self._close_reason is None:
-            self._close_reason = reason
 
     def abort(self) -> None:
         if self._close_reason is None:

@@ -285,7 +285,11 @@ class _MockServer(FlowControlProtocol):
         lines += [f"{name}: {value}\r\n" for name, value in response.headers]
         body = response.body
         chunked = False
-        if not ({"content-length", "transfer-encoding"} & names) and not no_body:
+        # A HEAD answer announces the framing the body would have had.
+        if (
+            not ({"content-length", "transfer-encoding"} & names)
+            and response.status not in _NO_BODY_STATUSES
+        ):
             if isinstance(body, bytes):
                 lines.append(f"Content-Length: {len(body)}\r\n")
             else:
