@@ -358,15 +358,7 @@ async def start_echo_server(
         max_connections=max_connections,
         protocol_class=protocol_class,
     )
-    await server._listen(
-        server._make_protocol,
-        host,
-        port,
-        path=path,
-        ssl=ssl,
-        backlog=backlog,
-        reuse_port=reuse_port,
-    )
+    await server._listen(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
     return server
 
 

@@ -242,15 +242,7 @@ def start_server(
     )
 
     async def start() -> Server:
-        await server._listen(
-            server._make_protocol,
-            host,
-            port,
-            path=path,
-            ssl=ssl,
-            backlog=backlog,
-            reuse_port=reuse_port,
-        )
+        await server._listen(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
         return server
 
     return Opening(start)

@@ -189,7 +189,6 @@ class ServerCore(Generic[S]):
         factory: Callable[[], asyncio.BaseProtocol],
         host: str | None,
         port: int,
-        *,
         path: str | None,
         ssl: _ssl.SSLContext | None,
         backlog: int,
