@@ -12,6 +12,21 @@ Run as ``python benchmarks/_echo_servers.py KIND [--uvloop]`` with KIND one of:
 * ``streams``: ``asyncio.start_server`` with ``reader.read`` / ``writer.write`` /
   ``await writer.drain()``, the way the asyncio documentation writes an echo.
 
+Line echo servers (``benchmarks/line_echo.py``), each sending back every line
+it receives as one write, and the toolkit's ``Raw()`` echoes:
+
+* ``lines-await``: ``asyncnet.start_server`` with ``framing=Lines()`` and
+  ``async for line in conn: await conn.send(line)``;
+* ``lines-callback``: an ``asyncnet.FramedProtocol`` with ``Lines()`` whose
+  ``frame_received`` calls ``send_nowait``, under ``loop.create_server``;
+* ``lines-streams``: ``asyncio.start_server`` with ``readline`` / ``write`` /
+  ``await writer.drain()``;
+* ``lines-bare``: a hand-written ``asyncio.Protocol`` line splitter (a
+  ``bytearray`` buffer, each read searched once, each line written back), no
+  flow control;
+* ``raw-await`` / ``raw-callback``: the two styles above with ``Raw()``, the
+  framing the echo server would use (compare with ``asyncnet``).
+
 The server prints ``port N`` once it accepts on 127.0.0.1. Each line
 ``stats`` on stdin is answered with one JSON line: the process's CPU time
 (user + system, seconds), its minor page faults so far, its peak RSS
@@ -25,6 +40,7 @@ import json
 import os
 import resource
 import sys
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -84,9 +100,74 @@ async def _streams_handler(reader: asyncio.StreamReader, writer: asyncio.StreamW
         writer.close()
 
 
+class BareLines(asyncio.Protocol):
+    """The baseline line echo: split by hand, write each line back, no flow control."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        # Search only the new bytes: what was buffered before has no newline.
+        start = len(buffer)
+        buffer += data
+        write = self.transport.write
+        begin = 0
+        end = buffer.find(b"\n", start)
+        while end >= 0:
+            write(buffer[begin : end + 1])
+            begin = end + 1
+            end = buffer.find(b"\n", begin)
+        if begin:
+            del buffer[:begin]
+
+
+async def _streams_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while line := await reader.readline():
+            writer.write(line)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def _toolkit_server(kind: str) -> object:
+    import asyncnet
+
+    # Lines() frames come without their ending; encoding puts it back.
+    framing = asyncnet.Lines() if kind.startswith("lines-") else asyncnet.Raw()
+    if kind.endswith("-await"):
+
+        async def handler(conn: asyncnet.Connection[bytes]) -> None:
+            async for frame in conn:
+                await conn.send(frame)
+
+        return await asyncnet.start_server(handler, "127.0.0.1", 0, framing=framing, backlog=1024)
+
+    class Echo(asyncnet.FramedProtocol[bytes]):
+        def frame_received(self, frame: bytes) -> None:
+            self.send_nowait(frame)
+
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: Echo(framing), "127.0.0.1", 0, backlog=1024)
+
+
 async def main(kind: str) -> None:
     loop = asyncio.get_running_loop()
-    if kind == "asyncnet":
+    server: Any
+    if kind in ("lines-await", "lines-callback", "raw-await", "raw-callback"):
+        server = await _toolkit_server(kind)
+        sockets = server.sockets
+    elif kind == "lines-bare":
+        server = await loop.create_server(BareLines, "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "lines-streams":
+        server = await asyncio.start_server(_streams_lines, "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "asyncnet":
         import asyncnet
 
         server = await asyncnet.start_echo_server("127.0.0.1", 0, backlog=1024)
