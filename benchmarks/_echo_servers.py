@@ -40,6 +40,7 @@ import json
 import os
 import resource
 import sys
+from collections.abc import Callable
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,7 +49,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def _stats() -> dict[str, float]:
+def process_stats() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with open("/proc/self/statm") as f:
         rss_pages = int(f.read().split()[1])
@@ -89,17 +90,6 @@ class BufferedEcho(asyncio.BufferedProtocol):
             self.view = memoryview(bytearray(256 * 1024))
 
 
-async def _streams_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
-
-
 class BareLines(asyncio.Protocol):
     """The baseline line echo: split by hand, write each line back, no flow control."""
 
@@ -123,15 +113,20 @@ class BareLines(asyncio.Protocol):
             del buffer[:begin]
 
 
-async def _streams_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while line := await reader.readline():
-            writer.write(line)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
+def _streams_echo(lines: bool) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
+    """The streams echo of the asyncio documentation: by chunks, or by lines (``readline``)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await (reader.readline() if lines else reader.read(65536)):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    return handler
 
 
 async def _toolkit_server(kind: str) -> object:
@@ -155,34 +150,9 @@ async def _toolkit_server(kind: str) -> object:
     return await loop.create_server(lambda: Echo(framing), "127.0.0.1", 0, backlog=1024)
 
 
-async def main(kind: str) -> None:
+async def answer_stats(stats: Callable[[], dict[str, Any]]) -> None:
+    """Answer each ``stats`` line on stdin with ``stats()`` as one JSON line; return at EOF."""
     loop = asyncio.get_running_loop()
-    server: Any
-    if kind in ("lines-await", "lines-callback", "raw-await", "raw-callback"):
-        server = await _toolkit_server(kind)
-        sockets = server.sockets
-    elif kind == "lines-bare":
-        server = await loop.create_server(BareLines, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "lines-streams":
-        server = await asyncio.start_server(_streams_lines, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "asyncnet":
-        import asyncnet
-
-        server = await asyncnet.start_echo_server("127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "bare":
-        server = await loop.create_server(BareEcho, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "buffered":
-        server = await loop.create_server(BufferedEcho, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "streams":
-        server = await asyncio.start_server(_streams_handler, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    else:
-        raise SystemExit(f"unknown server kind {kind!r}")
     done = asyncio.Event()
     pending = b""
 
@@ -197,12 +167,43 @@ async def main(kind: str) -> None:
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             if line.strip() == b"stats":
-                sys.stdout.write(json.dumps(_stats()) + "\n")
+                sys.stdout.write(json.dumps(stats()) + "\n")
                 sys.stdout.flush()
 
     loop.add_reader(0, on_stdin)
-    print(f"port {sockets[0].getsockname()[1]}", flush=True)
     await done.wait()
+
+
+async def main(kind: str) -> None:
+    loop = asyncio.get_running_loop()
+    server: Any
+    if kind in ("lines-await", "lines-callback", "raw-await", "raw-callback"):
+        server = await _toolkit_server(kind)
+        sockets = server.sockets
+    elif kind == "lines-bare":
+        server = await loop.create_server(BareLines, "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "lines-streams":
+        server = await asyncio.start_server(_streams_echo(True), "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "asyncnet":
+        import asyncnet
+
+        server = await asyncnet.start_echo_server("127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "bare":
+        server = await loop.create_server(BareEcho, "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "buffered":
+        server = await loop.create_server(BufferedEcho, "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    elif kind == "streams":
+        server = await asyncio.start_server(_streams_echo(False), "127.0.0.1", 0, backlog=1024)
+        sockets = server.sockets
+    else:
+        raise SystemExit(f"unknown server kind {kind!r}")
+    print(f"port {sockets[0].getsockname()[1]}", flush=True)
+    await answer_stats(process_stats)
     shutdown = getattr(server, "shutdown", None)
     if shutdown is not None:
         await shutdown(0)

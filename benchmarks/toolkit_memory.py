@@ -50,20 +50,15 @@ import subprocess
 import sys
 import time
 
+from _echo_servers import answer_stats, process_stats
+from echo_pingpong import Server, pinned
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 # What asyncio's selector transport asks recv() for: the "one read" of the bound.
 READ_SIZE = 256 * 1024
 LINE = 1024
 SCENARIOS = ("never read", "stuck handler")
-
-
-def memory() -> dict[str, float]:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    with open("/proc/self/statm") as f:
-        rss_pages = int(f.read().split()[1])
-    return {"maxrss_kib": usage.ru_maxrss, "rss_kib": rss_pages * PAGE_KIB}
 
 
 async def serve(scenario: str, sockbuf: int, receive_limit: int, high_water: int) -> None:
@@ -112,51 +107,35 @@ async def serve(scenario: str, sockbuf: int, receive_limit: int, high_water: int
         ),
         flush=True,
     )
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-    pending = b""
+    def stats() -> dict[str, float]:
+        held = []
+        paused = 0
+        for conn in connections:
+            s = conn.statistics()
+            held.append(s.queued_bytes + s.partial_bytes + s.write_buffer_size)
+            paused += s.reading_paused
+        return {
+            **process_stats(),
+            "connections": len(connections),
+            "paused": paused,
+            "held_max": max(held, default=0),
+            "held_mean": sum(held) / len(held) if held else 0,
+            "bytes_received": server.statistics().bytes_received,
+        }
 
-    def on_stdin() -> None:
-        nonlocal pending
-        data = os.read(0, 4096)
-        if not data:
-            loop.remove_reader(0)
-            done.set()
-            return
-        pending += data
-        while b"\n" in pending:
-            _line, pending = pending.split(b"\n", 1)
-            held = []
-            paused = 0
-            for conn in connections:
-                s = conn.statistics()
-                held.append(s.queued_bytes + s.partial_bytes + s.write_buffer_size)
-                paused += s.reading_paused
-            report = {
-                **memory(),
-                "connections": len(connections),
-                "paused": paused,
-                "held_max": max(held, default=0),
-                "held_mean": sum(held) / len(held) if held else 0,
-                "bytes_received": server.statistics().bytes_received,
-            }
-            sys.stdout.write(json.dumps(report) + "\n")
-            sys.stdout.flush()
-
-    loop.add_reader(0, on_stdin)
-    await done.wait()
+    await answer_stats(stats)
     release.set()
     await server.shutdown(0)
 
 
-class ServerProcess:
+class ServerProcess(Server):
+    """A server process of this script, driven like ``echo_pingpong.py``'s (``stats``, EOF)."""
+
     def __init__(self, scenario: str, cpu: str | None, *limits: int) -> None:
         argv = [sys.executable, os.path.abspath(__file__), "_server", scenario]
         argv += [str(n) for n in limits]
-        if cpu is not None:
-            argv = ["taskset", "-c", cpu, *argv]
         self.proc = subprocess.Popen(
-            argv,
+            pinned(cpu, argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -164,24 +143,6 @@ class ServerProcess:
         )
         assert self.proc.stdout is not None
         self.info: dict[str, int] = json.loads(self.proc.stdout.readline())
-
-    def stats(self) -> dict[str, float]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("stats\n")
-        self.proc.stdin.flush()
-        result: dict[str, float] = json.loads(self.proc.stdout.readline())
-        return result
-
-    def stop(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 def connect_all(port: int, count: int, sockbuf: int) -> list[socket.socket]:
