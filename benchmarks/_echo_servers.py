@@ -174,34 +174,31 @@ async def answer_stats(stats: Callable[[], dict[str, Any]]) -> None:
     await done.wait()
 
 
+# Servers that are a bare protocol class under loop.create_server.
+PROTOCOLS: dict[str, Callable[[], asyncio.BaseProtocol]] = {
+    "bare": BareEcho,
+    "buffered": BufferedEcho,
+    "lines-bare": BareLines,
+}
+
+
 async def main(kind: str) -> None:
     loop = asyncio.get_running_loop()
     server: Any
     if kind in ("lines-await", "lines-callback", "raw-await", "raw-callback"):
         server = await _toolkit_server(kind)
-        sockets = server.sockets
-    elif kind == "lines-bare":
-        server = await loop.create_server(BareLines, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "lines-streams":
-        server = await asyncio.start_server(_streams_echo(True), "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
+    elif kind in PROTOCOLS:
+        server = await loop.create_server(PROTOCOLS[kind], "127.0.0.1", 0, backlog=1024)
+    elif kind in ("streams", "lines-streams"):
+        handler = _streams_echo(lines=kind == "lines-streams")
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=1024)
     elif kind == "asyncnet":
         import asyncnet
 
         server = await asyncnet.start_echo_server("127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "bare":
-        server = await loop.create_server(BareEcho, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "buffered":
-        server = await loop.create_server(BufferedEcho, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "streams":
-        server = await asyncio.start_server(_streams_echo(False), "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
+    sockets = server.sockets
     print(f"port {sockets[0].getsockname()[1]}", flush=True)
     await answer_stats(process_stats)
     shutdown = getattr(server, "shutdown", None)
