@@ -138,6 +138,11 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._write_timeout: float | None = None
         self._deadline: float | None = None
         self._method = "GET"
+        # The whole request was handed to the transport; a connection whose
+        # request stopped half-way carries the rest of it and is never reused.
+        self._request_done = False
+        # The request itself said ``Connection: close``.
+        self._close_after = False
         # Connection state.
         self._lost = False
         self._reading_paused = False
@@ -437,12 +442,16 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         write_timeout: float | None,
         deadline: float | None,
         read_whole: bool = False,
+        *,
+        close_after: bool = False,
     ) -> None:
         """Start an exchange: reset the response state and tell the parser a request goes out.
 
         ``read_whole`` promises that a body other than a redirect's will be
         read with :meth:`read_all`, so a long one can be received straight
         into its final object from the first byte after the head.
+        ``close_after`` says the request asks for ``Connection: close``: the
+        connection is then closed at the end of the exchange.
         """
         if self._active:
             raise LocalProtocolError("the connection is already carrying a request")
@@ -466,11 +475,19 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._write_timeout = write_timeout
         self._deadline = deadline
         self._method = method
+        self._request_done = False
+        self._close_after = close_after
         self.requests += 1
         self._parser.start_response(method)
 
-    def write_head(self, head: bytes, body: bytes | None = None) -> None:
-        """Write the request head and, when small, the whole body in the same write."""
+    def write_head(
+        self, head: bytes, body: bytes | None = None, *, body_follows: bool = False
+    ) -> None:
+        """Write the request head and, when small, the whole body in the same write.
+
+        ``body_follows``: the body is streamed next with :meth:`send_body`, so
+        the request is not complete yet.
+        """
         transport = self._transport
         if self._lost or transport is None or transport.is_closing():
             raise WriteError("the connection was closed before the request could be sent")
@@ -482,9 +499,18 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
                 transport.write(body)
         else:
             transport.write(head)
+        self._request_done = not body_follows
 
     async def send_body(self, body: RequestBody, *, chunked: bool) -> None:
-        """Send a streamed body, waiting for the peer whenever the write buffer is full."""
+        """Send a streamed body, waiting for the peer whenever the write buffer is full.
+
+        Returns early, leaving the request incomplete, when the server has
+        answered and stopped taking the body (the connection broke or the
+        write timed out after a response head arrived): the caller then reads
+        that response. Any other failure, the caller's own included,
+        propagates. Either way an incomplete request closes the connection at
+        :meth:`release`.
+        """
         expected = body.length
         sent = 0
         async for piece in body.chunks():
@@ -504,8 +530,9 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             raise LocalProtocolError(
                 f"request body ended after {sent} of its declared {expected} bytes"
             )
-        if chunked:
-            self._write(LAST_CHUNK)
+        if chunked and not self._write(LAST_CHUNK):
+            return
+        self._request_done = True
         if self.writing_paused:
             await self.wait_writable()
 
@@ -523,9 +550,10 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
     async def wait_writable(self) -> bool:
         """Wait for the peer to drain our write buffer, bounded by the write timeout.
 
-        Returns False if the connection broke but the server has already sent
-        its response head (it answered early, e.g. 413): the caller stops
-        sending and reads that response.
+        Returns False if the connection broke or the write timeout passed but
+        the server has already sent its response head (it answered early, e.g.
+        413, and stopped reading): the caller stops sending and reads that
+        response.
         """
         when = self._when(self._write_timeout)
         try:
@@ -542,6 +570,9 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
                 exc.__cause__ or exc
             )
         except TimeoutError as exc:
+            if self._head is not None and not (when is not None and when[1]):
+                # The server answered and stopped reading: its answer stands.
+                return False
             self.abort()
             if when is not None and when[1]:
                 raise TotalTimeout("the request's total deadline passed while sending") from exc
@@ -651,6 +682,8 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._active = False
         reusable = (
             self._eom
+            and self._request_done
+            and not self._close_after
             and not self._chunks
             and self._error is None
             and self._keep_alive
