@@ -226,6 +226,8 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         """Copy bytes that arrived outside :meth:`get_buffer` into the direct body."""
         direct = self._direct
         assert direct is not None
+        if not data:
+            return  # an empty remainder of a split read
         take = min(len(data), direct.size - direct.filled)
         direct.write(data[:take])
         self._direct_received(take)
@@ -235,6 +237,10 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
     def data_received(self, data: bytes | memoryview) -> None:
         # ``data`` may be a view of the shared receive buffer: the parser and
         # the direct body copy what they keep, and nothing else holds on to it.
+        if not data:
+            # The empty remainder of a read split after the head: nothing
+            # arrived, so it is neither body nor bytes nobody asked for.
+            return
         if self._direct is not None:
             # Bytes delivered another way (a transport without get_buffer).
             self._feed_direct(data)
