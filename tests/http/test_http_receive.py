@@ -274,8 +274,8 @@ async def test_streamed_long_body_is_read_in_bulk_then_the_connection_reads_norm
             assert conn.bulk_bodies == 1
             assert conn.direct_bodies == 0
             conn.release()
-            assert conn._transport is not None
-            assert conn._transport.get_protocol() is conn
+            assert conn.transport is not None
+            assert conn.transport.get_protocol() is conn
             await _request(conn)
             assert await conn.read_all() == b"small"
             conn.release()
