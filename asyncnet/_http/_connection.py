@@ -13,33 +13,15 @@ The life of one connection, and of one exchange on it::
     connection_made -> [exchange]* -> connection_lost
     begin -> write_head [-> send_body] -> receive_head -> read_chunk*/read_all -> release
 
-The state of an exchange is three small enums, after h11's ``_state.py``: our
-side, their side, and how the caller takes the body. Each moves only along
-these arrows (one read may take the response several steps at once)::
-
-    RequestState:   IDLE -begin-> SENDING -last request byte written-> SENT
-    ResponseState:  IDLE -begin-> WAITING -a byte-> HEAD -final head-> BODY -end-> DONE
-    ReadMode:       CHUNKS, or WHOLE (begin with read_whole) -read_all-> ALL
-    release:        RequestState and ResponseState back to IDLE
-
-A failure (malformed bytes, a timeout, the connection lost or aborted) leaves
-the states where they are and records the error, which every later wait
-raises; so the states still tell a stale keep-alive connection (response
-``WAITING``) from a broken response. ``release`` hands the connection to
-``on_release`` (the pool) only when both sides finished -- request ``SENT``,
-response ``DONE``, every body byte taken -- with no error, the parser saying
-keep-alive, the request not saying ``Connection: close``, and the transport
-open; anything else aborts the transport. Bytes that arrive while the response
-is ``IDLE`` or ``DONE`` answer nothing: they abort the connection too.
+The state of an exchange is written down in :class:`HTTPConnection`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Final, TypeAlias, cast
+from typing import Any, Final, TypeAlias
 
 from .._errors import (
     ConnectionClosed,
@@ -51,7 +33,6 @@ from .._errors import (
     WriteError,
     WriteTimeout,
 )
-from .._flow import FlowControlProtocol, WaterMarks
 from ._headers import Headers
 from ._parser import (
     NEED_DATA,
@@ -61,7 +42,7 @@ from ._parser import (
     ResponseHead,
     ResponseParser,
 )
-from ._receive import BulkReceiver, DirectBody, read_buffer
+from ._receive import ReceivingProtocol
 from ._request import LAST_CHUNK, RequestBody, encode_chunk
 
 __all__ = [
@@ -81,17 +62,6 @@ DEFAULT_BODY_BUFFER: Final = 1024 * 1024
 # Request bodies up to this size are joined to the head and sent in one
 # ``transport.write``; larger ones are written separately to avoid the copy.
 _JOIN_BODY_LIMIT: Final = 64 * 1024
-
-# The first read of a response that will probably go direct, at most: room for
-# a head, while the body stays in the kernel until it can be received in place.
-_SHORT_FIRST_READ: Final = 8 * 1024
-
-# A first read longer than this is split after the head (see buffer_updated).
-_SPLIT_MIN: Final = 16 * 1024
-
-# While at least this much of a Content-Length body is still to come and it is
-# not received directly, the transport allocates each read (BulkReceiver).
-_BULK_MIN: Final = 128 * 1024
 
 _EMPTY_TRAILERS: Final = Headers()
 
@@ -140,21 +110,33 @@ _WHOLE: Final = ReadMode.WHOLE
 _CHUNKS: Final = ReadMode.CHUNKS
 
 
-class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
+class HTTPConnection(ReceivingProtocol):
     """One HTTP/1.1 connection that carries one request at a time.
 
-    A buffered protocol: reads go into the thread's shared buffer, or straight
-    into a body's final ``bytes`` while ``read_all`` waits for a long one; a
-    long body that is streamed instead is read through a
-    :class:`~asyncnet._http._receive.BulkReceiver`. The exchange's states are
-    described in the module docstring.
-
+    Where received bytes land is :class:`~asyncnet._http._receive.ReceivingProtocol`'s
+    job; this class parses them, keeps the exchange's state, waits and sends.
     Timeouts matter only while a caller waits: one lazily re-armed timer per
     connection covers the read timeout and the exchange's total deadline.
-    """
 
-    # Narrowed from the base class: set in connection_made.
-    transport: asyncio.Transport | None
+    The state of an exchange is three small enums, after h11's ``_state.py``: our
+    side, their side, and how the caller takes the body. Each moves only along
+    these arrows (one read may take the response several steps at once)::
+
+        RequestState:   IDLE -begin-> SENDING -last request byte written-> SENT
+        ResponseState:  IDLE -begin-> WAITING -a byte-> HEAD -final head-> BODY -end-> DONE
+        ReadMode:       CHUNKS, or WHOLE (begin with read_whole) -read_all-> ALL
+        release:        RequestState and ResponseState back to IDLE
+
+    A failure (malformed bytes, a timeout, the connection lost or aborted) leaves
+    the states where they are and records the error, which every later wait
+    raises; so the states still tell a stale keep-alive connection (response
+    ``WAITING``) from a broken response. ``release`` hands the connection to
+    ``on_release`` (the pool) only when both sides finished -- request ``SENT``,
+    response ``DONE``, every body byte taken -- with no error, the parser saying
+    keep-alive, the request not saying ``Connection: close``, and the transport
+    open; anything else aborts the transport. Bytes that arrive while the response
+    is ``IDLE`` or ``DONE`` answer nothing: they abort the connection too.
+    """
 
     def __init__(
         self,
@@ -162,41 +144,23 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         parser_limits: ParserLimits | None = None,
         body_buffer: int = DEFAULT_BODY_BUFFER,
     ) -> None:
-        super().__init__()
-        self._loop = asyncio.get_running_loop()
-        self._parser = ResponseParser(parser_limits)
-        self._marks = WaterMarks(body_buffer)
-        # The exchange (see the module docstring).
+        super().__init__(ResponseParser(parser_limits), body_buffer)
+        # The exchange (see the class docstring).
         self._request = RequestState.IDLE
         self._response = _IDLE
         self._mode = _CHUNKS
         self._error: BaseException | None = None
         self._close_after = False  # the request said Connection: close
         self._head: ResponseHead | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
         self._trailers: Headers = _EMPTY_TRAILERS
         # Waiting: the caller's future and the one timer (see _wait).
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self._wait_since = 0.0
-        self._last_activity = 0.0
         self._read_timeout: float | None = None
         self._write_timeout: float | None = None
         self._deadline: float | None = None
-        # Receive paths (see _receive): at most one of direct and bulk is set.
-        self._direct: DirectBody | None = None  # being received
-        self._direct_done: DirectBody | None = None  # complete, for read_all to take
-        self._bulk: BulkReceiver | None = None  # set while the transport delivers bytes
-        self._rbytes = read_buffer()
-        self._rbuf = memoryview(self._rbytes)
-        # What get_buffer offers when no direct body is being received: all of
-        # the shared buffer, or its start for the first read after a body that
-        # went direct (the next one probably will too).
-        self._view = self._rbuf
-        self._short_view = self._rbuf[:_SHORT_FIRST_READ]
-        self._max_head = self._parser.limits.max_head_size
         #: Called with this connection once an exchange ends and it may be reused.
         self.on_release: Callable[[HTTPConnection], None] | None = None
         #: Called with this connection when its transport is gone.
@@ -207,56 +171,8 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self.idle_since = 0.0
         #: Number of requests this connection has carried (including the current one).
         self.requests = 0
-        #: Times this connection paused reading for a slow consumer.
-        self.read_pauses = 0
-        #: Largest number of body bytes buffered at once (for tests and statistics).
-        self.peak_buffered = 0
-        #: Bodies received straight into their final object / through bulk reads.
-        self.direct_bodies = 0
-        self.bulk_bodies = 0
 
-    # -- asyncio.Protocol: the transport's calls ---------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A cast, not an isinstance check: uvloop's transports implement the
-        # interface without subclassing asyncio.Transport.
-        super().connection_made(cast(asyncio.Transport, transport))
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        direct = self._direct
-        if direct is None:
-            return self._view
-        return direct.buffer()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        view = self._rbuf
-        if self._direct is not None:
-            self._direct.received(nbytes)
-            self._direct_received(nbytes)
-        elif nbytes <= _SPLIT_MIN or self._response is not _WAITING:
-            # A view: the parser copies what it keeps, once.
-            self._feed(view[:nbytes])
-        else:
-            # The first read of a response: the head and a long piece of body
-            # go to the parser as two objects, so the body is copied out of the
-            # buffer once instead of copied out and then sliced off the head.
-            end = self._rbytes.find(b"\r\n\r\n", 0, min(nbytes, self._max_head))
-            if end < 0:
-                self._feed(view[:nbytes])
-            else:
-                self._feed(view[: end + 4])
-                if self._error is None and not self._closed:
-                    # The head may have started a direct body; the rest may be empty.
-                    self.data_received(view[end + 4 : nbytes])
-
-    def data_received(self, data: bytes | memoryview) -> None:
-        # Bytes delivered whole: bulk reads, a transport without get_buffer, or
-        # the rest of a split read. ``data`` may be a view of the shared
-        # receive buffer: the parser and the direct body copy what they keep.
-        if self._direct is not None:
-            self._feed_direct(data)
-        elif data:
-            self._feed(data)
+    # -- asyncio.Protocol (the receive paths are ReceivingProtocol's) -------------
 
     def eof_received(self) -> bool | None:
         # Returning None closes the transport; connection_lost then feeds EOF to the parser.
@@ -264,8 +180,9 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self._bulk = None
+        self._bulk = None  # the transport is gone: nothing to switch back
         if self._direct is not None:
+            # Unfinished, so never readable; what is buffered stays readable.
             self._direct.discard()
             self._direct = None
         if self._timer is not None:
@@ -326,16 +243,17 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             waiter.set_result(None)
         if self._direct is None:  # a direct body's memory is set aside already
             if self._mode is not _ALL:
-                decision = self._marks.update(buffered)
-                if decision is not None:
-                    self.read_pauses += decision
-                    self._pause_or_resume(pause=decision)
-            if (
-                self._bulk is None
-                and self._response is not _DONE
-                and self._parser.direct_body_bytes >= _BULK_MIN
-            ):
-                self._start_bulk()
+                self._buffer_changed()
+            if self._response is not _DONE:
+                self._bulk_if_long()
+
+    def _at_response_start(self) -> bool:
+        return self._response is _WAITING
+
+    def _direct_ended(self, trailers: Headers) -> None:
+        self._trailers = trailers
+        self._response = _DONE
+        self._wake()
 
     def _take_events(self, events: Iterable[_Event]) -> ResponseHead | None:
         """Buffer the body, keep the head and trailers; return the head if one came."""
@@ -384,82 +302,6 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         if self._head is None:
             return f"connection lost before the response arrived: {exc!r}"
         return f"connection lost while receiving the response body: {exc!r}"
-
-    # -- receive paths (the mechanisms are in _receive) ---------------------------
-
-    def _start_direct(self) -> None:
-        """Receive the rest of a long ``Content-Length`` body into its final object, if allowed."""
-        left = self._parser.direct_body_bytes
-        if left:
-            direct = DirectBody.start(self._chunks, self._buffered, left)
-            if direct is not None:
-                self._chunks.clear()
-                self._direct = direct
-                # The next response probably goes direct too: read its head short.
-                self._view = self._short_view
-                self.direct_bodies += 1
-                self._end_bulk()
-
-    def _feed_direct(self, data: bytes | memoryview) -> None:
-        """Copy bytes that arrived outside :meth:`get_buffer` into the direct body."""
-        direct = self._direct
-        assert direct is not None
-        if not data:
-            return  # the empty rest of a read split after the head
-        take = min(len(data), direct.size - direct.filled)
-        direct.write(data[:take])
-        self._direct_received(take)
-        if take < len(data) and self._error is None and not self._closed:
-            self._feed(bytes(data[take:]))
-
-    def _direct_received(self, nbytes: int) -> None:
-        """Account for body bytes that went into the direct body."""
-        self._last_activity = self._loop.time()
-        self._buffered += nbytes
-        if self._buffered > self.peak_buffered:
-            self.peak_buffered = self._buffered
-        end = self._parser.consume_direct_body(nbytes)
-        if end is not None:
-            self._direct_done = self._direct
-            self._direct = None
-            self._trailers = end.trailers
-            self._response = _DONE
-            self._wake()
-
-    def _start_bulk(self) -> None:
-        """Let the transport allocate each read of the long body still to come."""
-        transport = self.transport
-        if transport is None:
-            return
-        bulk = BulkReceiver(self)
-        try:
-            transport.set_protocol(bulk)
-        except NotImplementedError:
-            return  # a transport that cannot switch protocols reads into the buffer
-        self._bulk = bulk
-        self.bulk_bodies += 1
-
-    def _end_bulk(self) -> None:
-        """Receive into the shared buffer again."""
-        if self._bulk is not None:
-            self._bulk = None
-            transport = self.transport
-            if transport is not None and not self._closed:
-                transport.set_protocol(self)
-
-    def _pause_or_resume(self, *, pause: bool) -> None:
-        """Carry out a water-mark decision on the transport (nothing once it is gone)."""
-        transport = self.transport
-        if transport is not None and not self._closed:
-            if pause:
-                transport.pause_reading()
-            else:
-                transport.resume_reading()
-
-    def _resume_now(self) -> None:
-        """Resume reading if paused, whatever is buffered: before any wait, and at the end."""
-        if self._marks.update(0) is False:
-            self._pause_or_resume(pause=False)
 
     # -- state ----------------------------------------------------------------
 
@@ -675,9 +517,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             if chunks:
                 data = chunks.popleft()
                 self._buffered -= len(data)
-                decision = self._marks.update(self._buffered)
-                if decision is not None:
-                    self._pause_or_resume(pause=decision)
+                self._buffer_changed()
                 return data
             if self._error is not None:
                 raise self._error
@@ -698,7 +538,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             await self._wait()
         if self._error is not None:
             raise self._error
-        return self._take_all()
+        return self._take_body()
 
     def read_all_now(self) -> bytes | None:
         """Return the rest of the body if all of it is here, else None (then use read_all).
@@ -707,23 +547,8 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         without a coroutine.
         """
         if self._response is _DONE and self._error is None:
-            return self._take_all()
+            return self._take_body()
         return None
-
-    def _take_all(self) -> bytes:
-        direct = self._direct_done
-        if direct is not None:
-            self._direct_done = None
-            self._buffered = 0
-            return direct.take()
-        chunks = self._chunks
-        if len(chunks) == 1:
-            data = chunks.popleft()
-        else:
-            data = b"".join(chunks)
-            chunks.clear()
-        self._buffered = 0
-        return data
 
     @property
     def trailers(self) -> Headers:
@@ -748,14 +573,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         )
         self._request = RequestState.IDLE
         self._response = _IDLE
-        self._chunks.clear()
-        self._buffered = 0
-        if self._direct is not None:
-            self._direct.discard()
-            self._direct = None
-        self._direct_done = None
-        self._end_bulk()
-        self._resume_now()
+        self._drop_body()
         if reusable:
             release = self.on_release
             if release is not None:

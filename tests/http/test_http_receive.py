@@ -20,7 +20,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import asyncnet
-from asyncnet._http import _connection as _http_connection
 from asyncnet._http import _receive as _http_receive
 from asyncnet._http._connection import HTTPConnection
 from asyncnet._http._receive import DIRECT_MIN, READ_SIZE
@@ -534,7 +533,7 @@ async def test_after_a_direct_body_the_next_first_read_is_short_and_any_size_sti
                 assert await conn.read_all() == pattern(size)
                 conn.release()
                 assert conn.is_reusable()
-            short = _http_connection._SHORT_FIRST_READ
+            short = _http_receive._SHORT_FIRST_READ
             # Full after a fresh start or a body that did not go direct; short after one that did.
             assert first_reads == [READ_SIZE, short, short, READ_SIZE]
             assert conn.direct_bodies == 3
