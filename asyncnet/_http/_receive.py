@@ -275,6 +275,8 @@ class ReceivingProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._parser = parser
         self._marks = WaterMarks(body_buffer)
+        # The rule's fixed high mark, to skip asking it on reads that cannot pause.
+        self._high = self._marks.high
         self._chunks: deque[bytes] = deque()
         self._buffered = 0  # body bytes received and not yet taken (direct ones too)
         self._last_activity = 0.0  # loop time of the latest received bytes
@@ -467,5 +469,7 @@ class ReceivingProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
             self._direct.discard()
             self._direct = None
         self._direct_done = None
-        self._end_bulk()
-        self._resume_now()
+        if self._bulk is not None:
+            self._end_bulk()
+        if self._marks.update(0) is False:  # as _resume_now, one call less per exchange
+            self._pause_or_resume(pause=False)
