@@ -278,18 +278,14 @@ class _Slicer:
 class _ZstdStage:
     """zstd frames (several allowed) via compression.zstd (3.14+), with an output limit."""
 
-    __slots__ = ("_d", "_seen", "_step", "consumed")
+    __slots__ = ("_d", "_step", "consumed")
 
     def __init__(self, step: int) -> None:
         self.consumed = 0
         self._step = step
         self._d: Any = None  # the current frame's decompressor
-        self._seen = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        if not data:
-            return
-        self._seen = True
         step = self._step
         # The decompressor keeps input it has not used yet: count it all now.
         self.consumed += len(data)
@@ -322,18 +318,14 @@ class _ZstdStage:
 class _ZstandardStage:
     """zstd frames (several allowed) via the zstandard module, in adaptive slices."""
 
-    __slots__ = ("_d", "_seen", "_slicer", "consumed")
+    __slots__ = ("_d", "_slicer", "consumed")
 
     def __init__(self, step: int) -> None:
         self.consumed = 0
         self._d: Any = None  # the current frame's decompressor
-        self._seen = False
         self._slicer = _Slicer(step)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        if not data:
-            return
-        self._seen = True
         try:
             for piece in self._slicer.slices(data):
                 while piece:
@@ -386,7 +378,7 @@ class ContentDecoder:
     of :meth:`decode`: it yields one bounded step of output at a time.
     """
 
-    __slots__ = ("_floor", "_in", "_max_ratio", "_max_size", "_out", "_stages")
+    __slots__ = ("_floor", "_max_ratio", "_max_size", "_out", "_stages")
 
     def __init__(
         self, stages: list[_Stage], max_ratio: float | None, ratio_floor: int, max_size: int | None
@@ -395,7 +387,6 @@ class ContentDecoder:
         self._max_ratio = max_ratio
         self._floor = ratio_floor
         self._max_size = max_size
-        self._in = 0
         self._out = 0
 
     def _through(self, pieces: Iterator[bytes], index: int) -> Iterator[bytes]:
@@ -429,7 +420,6 @@ class ContentDecoder:
 
         Pulling the pieces lazily keeps at most one step of output alive.
         """
-        self._in += len(data)
         return self._checked(self._through(iter((data,)), 0))
 
     def decode(self, data: bytes) -> list[bytes]:
