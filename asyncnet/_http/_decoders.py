@@ -213,10 +213,14 @@ class _BrotliStage:
 
     def _drain(self, out: bytes) -> Iterator[bytes]:
         # With an output limit, the decoder keeps what did not fit and hands
-        # it out on calls with empty input.
+        # it out on calls with empty input. The limit is soft: brotli stops
+        # growing its buffer once it reaches the limit, in blocks of about
+        # 32 KiB, so a call can return up to a block more; cut it to steps.
+        step = self._step
         while True:
             if out:
-                yield out
+                for start in range(0, len(out), step):
+                    yield out[start : start + step]
             elif self._d.can_accept_more_data():
                 return
             out = self._process(b"")

@@ -638,3 +638,41 @@ def test_empty_body_and_empty_pieces(coding: str) -> None:
     assert d.decode(b"") == []
     assert list(d.iter_decode(b"")) == []
     assert d.flush() == b""
+
+
+@optional_codings
+def test_optional_ordinary_body_is_measured_against_its_input(coding: str) -> None:
+    # Text compresses a few times over: with the ratio checked from the first
+    # byte (no floor) at 20x, it must still decode, fed in any piece size.
+    data = text_like(1 << 20)
+    encoded = OPTIONAL[coding](data)
+    assert len(data) < 8 * len(encoded)
+    for size in (7, 4096, len(encoded)):
+        d = decoder(coding, max_ratio=20, ratio_floor=0)
+        assert b"".join(feed_in_pieces(d, encoded, size=size)) == data
+    # The same body against a limit it does break is refused.
+    d = decoder(coding, max_ratio=1, ratio_floor=0)
+    with pytest.raises(DecodeError, match="decompression bomb"):
+        b"".join(feed_in_pieces(d, encoded))
+
+
+@optional_codings
+def test_optional_errors_name_the_coding_and_the_rule(coding: str) -> None:
+    encoded = OPTIONAL[coding](SAMPLE)
+    with pytest.raises(DecodeError, match=f"truncated {coding} content"):
+        decode_all(coding, [encoded[: len(encoded) // 2]])
+    with pytest.raises(DecodeError, match=f"corrupt {coding} content"):
+        decode_all(coding, [b"\xff" * 64])
+
+
+@optional_codings
+def test_optional_bounded_steps_at_every_split(coding: str) -> None:
+    data = SAMPLE[:20_000]
+    encoded = OPTIONAL[coding](data)
+    for i in range(0, len(encoded) + 1, 7):
+        d = decoder(coding, step=500)
+        pieces = [*d.decode(encoded[:i]), *d.decode(encoded[i:])]
+        pieces.append(d.flush())
+        assert b"".join(pieces) == data, i
+        if coding == "br":  # brotli >= 1.2 limits its output; zstd slices its input
+            assert max(map(len, pieces)) <= 500
