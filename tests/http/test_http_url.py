@@ -612,3 +612,22 @@ def test_long_urls_are_parsed_but_not_cached() -> None:
     first, second = parse_url(over), parse_url(over)
     assert first == second
     assert first is not second
+
+
+def test_zone_identifier_refused_while_parsing_with_the_url_named() -> None:
+    # ipaddress accepts "::1%eth0"; the parser refuses the zone itself and
+    # names the URL given, rather than leaving it to the URL's own check.
+    with pytest.raises(InvalidURL, match=r"not supported: 'http://\[::1%25eth0\]/'$"):
+        parse_url("http://[::1%25eth0]/")
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("http://h/?a=100%", "/?a=100%25"),  # a lone percent in the query is escaped
+        ("http://h/?a=%zz&b=%41", "/?a=%25zz&b=%41"),
+        ("http://h/p%?q", "/p%25?q"),
+    ],
+)
+def test_lone_percent_escaped_in_path_and_query(text: str, target: str) -> None:
+    assert parse_url(text).target == target
