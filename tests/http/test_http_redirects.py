@@ -320,3 +320,20 @@ def test_one_shot_body_error_names_the_status_method_and_target() -> None:
         BodyNotReplayable, match=r"^307 redirect to https://example.com/next needs the PUT body"
     ):
         _follow(status=307, method="PUT", has_body=True, body_replayable=False)
+
+
+def test_a_request_without_has_body_is_taken_to_have_none() -> None:
+    # The default is "no body": a 307 of a bare POST keeps no body and sends
+    # no body headers on, instead of asking to replay something never sent.
+    result = next_request("POST", BASE, HEADERS, 307, "/next")
+    assert result is not None
+    assert result.method == "POST"
+    assert result.keep_body is False
+    assert not _names(result) & BODY_HEADERS
+
+
+def test_redirect_is_an_immutable_value() -> None:
+    result = _follow()
+    with pytest.raises(AttributeError):
+        result.method = "DELETE"  # type: ignore[misc]
+    assert result.method == "GET"
