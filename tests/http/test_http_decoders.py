@@ -676,3 +676,33 @@ def test_optional_bounded_steps_at_every_split(coding: str) -> None:
         assert b"".join(pieces) == data, i
         if coding == "br":  # brotli >= 1.2 limits its output; zstd slices its input
             assert max(map(len, pieces)) <= 500
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        # Final stored block: its first byte has the zlib method nibble 9, not 8,
+        # and the two bytes pass the zlib header checksum.
+        bytes([0x09, 21, 0, 0xEA, 0xFF]) + bytes(range(21)),
+        # Stored block then final empty one: method nibble 8 and a valid
+        # checksum, but a window nibble of 8, which zlib does not allow.
+        bytes([0x88, 28, 0, 0xE3, 0xFF]) + bytes(range(28)) + bytes([0x01, 0, 0, 0xFF, 0xFF]),
+    ],
+)
+def test_raw_deflate_that_nearly_looks_wrapped_is_read_as_raw(encoded: bytes) -> None:
+    expected = zlib.decompress(encoded, -zlib.MAX_WBITS)
+    assert (encoded[0] << 8 | encoded[1]) % 31 == 0
+    assert decode_all("deflate", [encoded]) == expected
+    assert decode_all("deflate", [encoded[:1], encoded[1:]]) == expected
+
+
+def test_gzip_member_ending_exactly_on_an_input_slice() -> None:
+    # zlib is handed input in 16 KiB slices; a member that ends exactly at the
+    # end of one, with the next member in the same piece, must go on from there.
+    first = random.Random(5).randbytes(16384 - 23)
+    member = gzip.compress(first, compresslevel=0)  # stored: 23 bytes of framing
+    assert len(member) == 16384
+    second = b"second member " * 100
+    encoded = member + gzip.compress(second) + b"\x00junk"
+    assert decode_all("gzip", [encoded]) == first + second
+    assert decode_all("gzip", [encoded], step=1000) == first + second
