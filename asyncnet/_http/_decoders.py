@@ -77,7 +77,6 @@ class _ZlibStage:
 
     __slots__ = (
         "_d",
-        "_done",
         "_gzip",
         "_head",
         "_name",
@@ -95,7 +94,6 @@ class _ZlibStage:
         # a deflate stream uses (or, for gzip, when a member starts).
         self._d: Any = zlib.decompressobj(16 + zlib.MAX_WBITS) if self._gzip else None
         self._head = b""  # deflate: bytes held until the format is known
-        self._done = False  # a member or stream ended and nothing follows yet
         self._trailing = False  # past the end: the rest is ignored
         self._seen = False  # any input at all
         self.consumed = 0
@@ -120,7 +118,7 @@ class _ZlibStage:
         view = memoryview(data)
         pos = 0
         while pos < len(view):
-            if self._done:
+            if self._d.eof:  # a member or stream ended: what follows?
                 rest = self._after_end(bytes(view[pos:]))
                 if not rest:
                     return
@@ -144,11 +142,9 @@ class _ZlibStage:
                     out = d.decompress(piece, step)
             except zlib.error as exc:
                 raise _zlib_error(self._name, exc) from exc
-            if d.eof:
-                self._done = True
-                if d.unused_data:
-                    view = memoryview(d.unused_data + bytes(view[pos:]))
-                    pos = 0
+            if d.unused_data:  # only ever set at the end of a stream
+                view = memoryview(d.unused_data + bytes(view[pos:]))
+                pos = 0
 
     def _after_end(self, data: bytes) -> bytes:
         """Handle bytes after a complete stream; return those that start a new gzip member.
@@ -162,13 +158,12 @@ class _ZlibStage:
             self._trailing = True
             self.consumed += len(data)
             return b""
-        self._done = False
         self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         return data
 
     def finish(self) -> Iterator[bytes]:
         # An empty body labelled with a coding has nothing to decode.
-        if self._seen and (self._d is None or not (self._done or self._d.eof)):
+        if self._seen and (self._d is None or not self._d.eof):
             raise DecodeError(f"truncated {self._name} content: the stream did not end")
         return iter(())
 

@@ -706,3 +706,30 @@ def test_gzip_member_ending_exactly_on_an_input_slice() -> None:
     encoded = member + gzip.compress(second) + b"\x00junk"
     assert decode_all("gzip", [encoded]) == first + second
     assert decode_all("gzip", [encoded], step=1000) == first + second
+
+
+def test_every_gzip_member_gets_the_full_32_kib_window() -> None:
+    # Matches reaching back 20 KB need deflate's whole 32 KiB window, in the
+    # first member and in every member after it.
+    block = random.Random(7).randbytes(20_000)
+    data = block + block
+    member = gzip.compress(data)
+    assert len(member) < len(data) * 3 // 4  # the long-distance matches were used
+    encoded = member + member
+    assert decode_all("gzip", [encoded]) == data + data
+    assert decode_all("deflate", [deflate_zlib(data)]) == data
+    assert decode_all("deflate", [deflate_raw(data)]) == data
+
+
+@optional_codings
+def test_optional_ratio_counts_every_byte_received(coding: str) -> None:
+    # Handed over in one piece, the whole body counts as received.
+    encoded = OPTIONAL[coding](bytes(100_000))
+    d = decoder(coding, max_ratio=1, ratio_floor=0)
+    with pytest.raises(DecodeError, match=r"^decompression bomb: (\d+) bytes") as info:
+        d.decode(encoded)
+    consumed = int(str(info.value).split()[2])
+    if coding == "br":  # brotli takes all input at once
+        assert consumed == len(encoded)
+    else:  # zstandard is fed in slices: what it was given so far
+        assert 0 < consumed <= len(encoded)
