@@ -733,3 +733,19 @@ def test_optional_ratio_counts_every_byte_received(coding: str) -> None:
         assert consumed == len(encoded)
     else:  # zstandard is fed in slices: what it was given so far
         assert 0 < consumed <= len(encoded)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
+def test_ratio_is_checked_against_exactly_the_bytes_fed_so_far(coding: str) -> None:
+    if coding not in SUPPORTED_ENCODINGS:
+        pytest.skip(f"no module for {coding}")
+    encoders = {"gzip": gzip.compress, "deflate": deflate_zlib, **OPTIONAL}
+    encoded = encoders[coding](bytes(100_000))
+    d = decoder(coding, max_ratio=2, ratio_floor=0)
+    fed = 0
+    with pytest.raises(DecodeError, match=r"^decompression bomb: \d+ bytes") as info:
+        for byte in encoded:
+            fed += 1
+            d.decode(bytes([byte]))
+    assert fed <= len(encoded)
+    assert str(info.value).split()[2] == str(fed)
