@@ -674,7 +674,9 @@ def test_optional_bounded_steps_at_every_split(coding: str) -> None:
         pieces = [*d.decode(encoded[:i]), *d.decode(encoded[i:])]
         pieces.append(d.flush())
         assert b"".join(pieces) == data, i
-        if coding == "br":  # brotli >= 1.2 limits its output; zstd slices its input
+        if coding == "br" and hasattr(BROTLI.Decompressor(), "can_accept_more_data"):
+            # brotli >= 1.2 limits its output; older bindings and zstd are
+            # bounded only by slicing their input.
             assert max(map(len, pieces)) <= 500
 
 
