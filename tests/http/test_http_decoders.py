@@ -751,3 +751,14 @@ def test_ratio_is_checked_against_exactly_the_bytes_fed_so_far(coding: str) -> N
             d.decode(bytes([byte]))
     assert fed <= len(encoded)
     assert str(info.value).split()[2] == str(fed)
+
+
+def test_zstd_bytes_of_the_next_frame_are_counted_once() -> None:
+    if "zstd" not in OPTIONAL:
+        pytest.skip("no zstd module")
+    # A first frame of incompressible bytes, then a second of zeros: what the
+    # ratio is measured against is the body's length, never more.
+    body = OPTIONAL["zstd"](random.Random(3).randbytes(40)) + OPTIONAL["zstd"](bytes(5000))
+    d = decoder("zstd", max_ratio=2, ratio_floor=0)
+    with pytest.raises(DecodeError, match=rf"^decompression bomb: {len(body)} bytes decoded"):
+        d.decode(body)
