@@ -14,11 +14,12 @@ import asyncio
 import functools
 import json as _json
 import ssl as _ssl
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import IO, Any, Final, TypeAlias, TypedDict, Unpack
+from typing import Any, Final, TypeAlias, TypedDict, Unpack
 
 from .._connect import open_connection
+from .._deadline import wait_end
 from .._errors import (
     ConnectError,
     ConnectionClosed,
@@ -39,12 +40,14 @@ from ._parser import ParserLimits
 from ._pool import ConnectionPool
 from ._redirects import next_request
 from ._request import (
+    BodyValue,
     RequestBody,
     basic_auth,
     serialize_head,
     validate_header_items,
     validate_method,
 )
+from ._rules import IDEMPOTENT_METHODS, METHODS_WITH_CONTENT
 from ._tls import ssl_context_for
 from ._url import URL, parse_url
 
@@ -54,9 +57,6 @@ __all__ = ["HTTPClient", "RequestOptions"]
 # and whether its body goes chunked.
 _Route: TypeAlias = tuple[tuple[str, str, int, "_ssl.SSLContext | None"], bytes, bool]
 HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None
-BodyInput: TypeAlias = (
-    bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None
-)
 
 
 class RequestOptions(TypedDict, total=False):
@@ -68,17 +68,12 @@ class RequestOptions(TypedDict, total=False):
     """
 
     headers: HeaderInput
-    body: BodyInput
+    body: BodyValue
     json: Any
     timeout: Timeout | float | None
     follow_redirects: bool | None
     max_redirects: int | None
 
-# Methods whose repetition has the same effect as one request (RFC 9110 9.2.2):
-# only these are retried on a keep-alive connection the server had closed.
-_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-# Methods that normally carry a body: an absent body is sent as Content-Length: 0.
-_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 # A redirect's body is read and dropped so that its connection can be reused;
 # past this many bytes closing the connection is cheaper than reading on.
 _MAX_REDIRECT_DRAIN: Final = 64 * 1024
@@ -108,7 +103,7 @@ class _Payload:
 _NO_BODY: Final = _Payload(None, None)
 
 
-def _payload(body: BodyInput, json: Any) -> tuple[_Payload, str | None]:
+def _payload(body: BodyValue, json: Any) -> tuple[_Payload, str | None]:
     """Normalize ``body=``/``json=`` into a payload and an implied Content-Type."""
     if json is not None:
         if body is not None:
@@ -279,7 +274,7 @@ class HTTPClient:
         url: str | URL,
         *,
         headers: HeaderInput = None,
-        body: BodyInput = None,
+        body: BodyValue = None,
         json: Any = None,
         timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
         follow_redirects: bool | None = None,
@@ -301,7 +296,7 @@ class HTTPClient:
         url: str | URL,
         *,
         headers: HeaderInput = None,
-        body: BodyInput = None,
+        body: BodyValue = None,
         json: Any = None,
         timeout: Timeout | float | None = None,
         follow_redirects: bool | None = None,
@@ -348,7 +343,7 @@ class HTTPClient:
         method: str,
         url: str | URL,
         headers: HeaderInput = None,
-        body: BodyInput = None,
+        body: BodyValue = None,
         json: Any = None,
         timeout: Timeout | float | None = None,  # noqa: ASYNC109
         follow_redirects: bool | None = None,
@@ -462,11 +457,12 @@ class HTTPClient:
         pool = self._pool
         if pool is None:
             pool = self._pool = ConnectionPool(self._limits)
-        if headers is self._headers:
+        if headers is self._headers and url.username is None:
             # Requests with only the client's headers repeat the same route for
             # the same URL, method and kind of body: keep it (the headers are
             # validated, URL and method are immutable, and these four decide
-            # every part of the route).
+            # every part of the route). A URL with userinfo is not kept: its
+            # route holds the Authorization field built from the password.
             cache_key = (method, url, payload.length, payload.stream is None)
             route = self._routes.get(cache_key)
             if route is None:
@@ -503,7 +499,7 @@ class HTTPClient:
                     attempt == 0
                     and reused
                     and not conn.received_any
-                    and method in _IDEMPOTENT
+                    and method in IDEMPOTENT_METHODS
                     and payload.replayable
                 ):
                     continue
@@ -534,7 +530,7 @@ class HTTPClient:
         if url.username is not None and not any(n.lower() == "authorization" for n, _ in headers):
             headers = [*headers, ("Authorization", basic_auth(url.username, url.password or ""))]
         length = payload.length
-        if length is None and payload.stream is None and method in _BODY_METHODS:
+        if length is None and payload.stream is None and method in METHODS_WITH_CONTENT:
             length = 0
         chunked = payload.stream is not None and length is None
         return key, serialize_head(method, url, headers, length, chunked=chunked), chunked
@@ -547,11 +543,8 @@ class HTTPClient:
         deadline: float | None,
     ) -> HTTPConnection:
         """Open a connection (TCP, happy eyeballs, TLS with SNI) under the connect timeout."""
-        loop = asyncio.get_running_loop()
-        when = None if timeouts.connect is None else loop.time() + timeouts.connect
-        is_total = False
-        if deadline is not None and (when is None or deadline <= when):
-            when, is_total = deadline, True
+        end = wait_end(timeouts.connect, deadline, asyncio.get_running_loop().time)
+        when, is_total = (None, False) if end is None else end
         parser_limits = self._parser_limits
         body_buffer = self._body_buffer
 

@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Final
 
+from .._deadline import wait_end
 from .._errors import ConnectionClosed, PoolTimeout, TotalTimeout
 from ._connection import HTTPConnection
 from ._models import Limits
@@ -186,12 +187,10 @@ class ConnectionPool:
         self._waiters[waiter] = key
         self._wake_waiters()
         timer = None
-        is_total = False
         if not waiter.done():
-            when = None if pool_timeout is None else self._loop.time() + pool_timeout
-            if deadline is not None and (when is None or deadline <= when):
-                when, is_total = deadline, True
-            if when is not None:
+            end = wait_end(pool_timeout, deadline, self._loop.time)
+            if end is not None:
+                when, is_total = end
                 timer = self._loop.call_at(when, self._time_out, waiter, is_total, pool_timeout)
         try:
             return await waiter
