@@ -89,7 +89,7 @@ class _Payload:
 
     __slots__ = ("data", "length", "replayable", "stream")
 
-    def __init__(self, data: bytes | None, stream: RequestBody | None) -> None:
+    def __init__(self, data: bytes | None = None, stream: RequestBody | None = None) -> None:
         self.data = data
         self.stream = stream
         if stream is not None:
@@ -100,7 +100,7 @@ class _Payload:
             self.replayable = True
 
 
-_NO_BODY: Final = _Payload(None, None)
+_NO_BODY: Final = _Payload()
 
 
 def _payload(body: BodyValue, json: Any) -> tuple[_Payload, str | None]:
@@ -109,16 +109,16 @@ def _payload(body: BodyValue, json: Any) -> tuple[_Payload, str | None]:
         if body is not None:
             raise UsageError("pass either body= or json=, not both")
         data = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return _Payload(data, None), "application/json"
+        return _Payload(data), "application/json"
     if body is None:
         return _NO_BODY, None
     if isinstance(body, bytes):
-        return _Payload(body, None), None
+        return _Payload(body), None
     if isinstance(body, (bytearray, memoryview)):
-        return _Payload(bytes(body), None), None
+        return _Payload(bytes(body)), None
     if isinstance(body, str):
-        return _Payload(body.encode("utf-8"), None), "text/plain; charset=utf-8"
-    return _Payload(None, RequestBody.from_value(body)), None
+        return _Payload(body.encode("utf-8")), "text/plain; charset=utf-8"
+    return _Payload(stream=RequestBody.from_value(body)), None
 
 
 def _check_max_redirects(value: object) -> None:
@@ -139,15 +139,15 @@ def _header_list(headers: HeaderInput) -> list[tuple[str, str]]:
 class _StreamContext:
     """``async with client.stream(...) as response``: the body is read inside the block."""
 
-    __slots__ = ("_args", "_client", "_response")
+    __slots__ = ("_client", "_options", "_response")
 
-    def __init__(self, client: HTTPClient, args: tuple[Any, ...]) -> None:
+    def __init__(self, client: HTTPClient, options: dict[str, Any]) -> None:
         self._client = client
-        self._args = args
+        self._options = options  # the keyword arguments of HTTPClient._send
         self._response: Response | None = None
 
     async def __aenter__(self) -> Response:
-        self._response = await self._client._send(*self._args)
+        self._response = await self._client._send(**self._options)
         return self._response
 
     async def __aexit__(
@@ -305,7 +305,17 @@ class HTTPClient:
         """``async with client.stream(...) as response``: the body is read only when asked."""
         return _StreamContext(
             self,
-            (method, url, headers, body, json, timeout, follow_redirects, max_redirects, False),
+            {
+                "method": method,
+                "url": url,
+                "headers": headers,
+                "body": body,
+                "json": json,
+                "timeout": timeout,
+                "follow_redirects": follow_redirects,
+                "max_redirects": max_redirects,
+                "read_whole": False,
+            },
         )
 
     async def get(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
@@ -369,7 +379,11 @@ class HTTPClient:
         )
         if body is None and json is None:
             payload = _NO_BODY
-            header_list = self._headers if headers is None else self._merge_headers(headers, None)
+            header_list = (
+                self._headers
+                if headers is None
+                else self._merge_headers(headers, content_type=None)
+            )
         else:
             payload, content_type = _payload(body, json)
             header_list = self._merge_headers(headers, content_type)
@@ -514,10 +528,9 @@ class HTTPClient:
                 response_head.headers,
                 url,
                 method,
-                conn,
-                None,
+                source=conn,
                 # Without a Content-Encoding field there is nothing to decode.
-                self._decode_content and response_head.content_encoded,
+                decode_content=self._decode_content and response_head.content_encoded,
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
