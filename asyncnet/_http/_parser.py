@@ -285,25 +285,59 @@ class ResponseParser:
         receive buffer that is reused afterwards: the parser keeps no
         reference to it, and copies what it must keep.
         """
-        out: list[Event] = []
-        if (
-            self._mode in CHUNK_MODES
-            and self._pos >= len(self._buf)
-            and self._scan == 0
-            and not self._eof
-        ):
-            # The fast path, entered straight from the read: it continues a
-            # chunked body with nothing buffered, so its chunks are taken in
-            # one run from ``data`` (a view is never copied whole first).
-            run = self._read_chunk_run(data, 0)
-            if run is not None:
-                out.append(run)
-                data = data[self._pos :]
-            self._buf = b""
-            self._pos = 0
-            if not data:
+        if self._pos >= len(self._buf) and self._scan == 0 and not self._eof:
+            out = self._fast_events(data)
+            if out is not None:
                 return out
         self.feed(data)
+        return self._drain([])
+
+    def _fast_events(self, data: bytes | memoryview) -> list[Event] | None:
+        """FAST PATH: :meth:`events` for a read that arrives with nothing buffered.
+
+        The same events as :meth:`feed` and the drain loop, in fewer steps,
+        for the three common reads: one that starts a response (its head,
+        often its whole body), the next piece of a ``Content-Length`` body,
+        and the next chunks of a chunked body (taken in one run straight from
+        ``data``, so a view is never copied whole). It calls the readers the
+        steps call, in the order the drain loop would; returns None to leave
+        the read to :meth:`feed` and the loop.
+        """
+        mode = self._mode
+        if mode in CHUNK_MODES:
+            run = self._read_chunk_run(data, 0)
+            if run is None:
+                return None
+            rest = data[self._pos :]
+            self._buf = b""
+            self._pos = 0
+            if not rest:
+                return [run]
+            self.feed(rest)
+            return self._drain([run])
+        if mode is not HEAD and mode is not LENGTH:
+            return None
+        # What feed() does with a read when nothing is buffered and a response is
+        # expected (neither IDLE nor AFTER, no EOF): the read becomes the buffer.
+        self._buf = data if type(data) is bytes else bytes(data)
+        self._pos = 0
+        out: list[Event] = []
+        if mode is HEAD:
+            head = self._read_head()
+            if head is NEED_DATA:
+                return out
+            out.append(head)
+        mode = self._mode
+        if mode is LENGTH and self._pos < len(self._buf):
+            data_event = self._read_length()
+            assert data_event is not NEED_DATA  # bytes are available
+            out.append(data_event)
+            mode = self._mode
+        if mode is END:
+            out.append(self._end_message(Headers()))
+            return out
+        if mode is LENGTH or mode is UPGRADED:
+            return out  # the read is used up, or no longer HTTP
         return self._drain(out)
 
     def _drain(self, out: list[Event]) -> list[Event]:
@@ -380,7 +414,8 @@ class ResponseParser:
         while True:
             buf = self._buf
             start = self._pos
-            end = buf.find(b"\r\n\r\n", start + max(self._scan - 3, 0))
+            scanned = self._scan  # (no max(): this runs for every response)
+            end = buf.find(b"\r\n\r\n", start + scanned - 3 if scanned > 3 else start)
             if end < 0:
                 self._check_unfinished_block(trailer=False)
                 return NEED_DATA
@@ -479,9 +514,9 @@ class ResponseParser:
         else:
             self._mode = UNTIL_CLOSE
             self._keep_alive = False
-        return ResponseHead(
-            status, reason, version, headers, content_encoded="\ncontent-encoding:" in low
-        )
+        # content_encoded by position: a keyword makes the call build a dict,
+        # a cost every response would pay.
+        return ResponseHead(status, reason, version, headers, "\ncontent-encoding:" in low)
 
     # -- LENGTH and UNTIL_CLOSE ---------------------------------------------------
 

@@ -10,6 +10,7 @@ from asyncnet._http._parser import (
     NEED_DATA,
     Data,
     EndOfMessage,
+    Event,
     ParserLimits,
     ResponseHead,
     ResponseParser,
@@ -19,14 +20,18 @@ Item = tuple[object, ...]
 
 
 class StepParser(ResponseParser):
-    """The reference: a parser whose chunk-run fast path never takes anything.
+    """The reference: a parser with its fast path switched off.
 
-    Every chunked body then goes through the step-by-step chunk modes, one
-    size line, data piece and CRLF at a time, so comparing its events with
-    the real parser's tests the fast path against the steps it stands for.
+    ``events()`` is then exactly ``feed()`` and the ``next_event()`` loop,
+    and every chunked body goes through the step-by-step chunk modes, one
+    size line, data piece and CRLF at a time; comparing its events with the
+    real parser's tests the fast path against the steps it stands for.
     """
 
     __slots__ = ()
+
+    def _fast_events(self, data: bytes | memoryview) -> list[Event] | None:
+        return None
 
     def _read_chunk_run(self, buf: bytes | bytearray | memoryview, pos: int) -> Data | None:
         return None
