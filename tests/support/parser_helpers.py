@@ -30,8 +30,9 @@ class StepParser(ResponseParser):
 
     __slots__ = ()
 
-    def _fast_events(self, data: bytes | memoryview) -> list[Event] | None:
-        return None
+    def events(self, data: bytes | memoryview) -> list[Event]:
+        self.feed(data)
+        return self._drain([])
 
     def _read_chunk_run(self, buf: bytes | bytearray | memoryview, pos: int) -> Data | None:
         return None
