@@ -45,25 +45,29 @@ two at every split position (``StepParser`` in ``tests/support/parser_helpers.py
 
 from __future__ import annotations
 
-from typing import Final, NoReturn
+from typing import NoReturn
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from ._events import NEED_DATA, Data, EndOfMessage, Event, NeedData, ResponseHead
 from ._headers import Headers
 from ._readers import (
+    CONNECTION_VALUES,
+    CONTENT_LENGTH_VALUES,
     ParserLimits,
     check_line_lengths,
     check_unfinished_block,
     check_unfinished_chunk_size,
     chunk_run,
-    connection_keep_alive,
-    head_content_length,
+    connection_tokens,
+    content_length,
+    field_values,
     parse_chunk_size_line,
     parse_fields,
     parse_status_line,
     show,
     transfer_framing,
 )
+from ._rules import NO_BODY_STATUSES
 from ._state import (
     AFTER,
     CHUNK_CRLF,
@@ -91,9 +95,6 @@ __all__ = [
     "ResponseHead",
     "ResponseParser",
 ]
-
-_NO_BODY_STATUSES: Final = frozenset({204, 304})
-
 
 class ResponseParser:
     """Turn the bytes of HTTP/1.1 responses into events, strictly and within limits.
@@ -285,14 +286,12 @@ class ResponseParser:
         receive buffer that is reused afterwards: the parser keeps no
         reference to it, and copies what it must keep.
 
-        FAST PATH: for a read that arrives with nothing buffered, the same
-        events in fewer steps: a read that starts a response (its head, often
-        its whole body), the next piece of a ``Content-Length`` body, and the
-        next chunks of a chunked body (one run taken straight from ``data``,
-        so a view is never copied whole). It calls the readers the steps
-        call, in the order the drain loop would, and falls back to
-        ``feed(data)`` and the loop for anything else, which is all this
-        method does without it (the tests' ``StepParser``).
+        FAST PATH: a read that arrives with nothing buffered and starts a
+        response, continues a ``Content-Length`` body or brings more chunks
+        (taken in one run straight from ``data``, never copying a view whole)
+        is read in fewer steps, calling the readers the drain loop would call,
+        in its order. Without it this is ``feed(data)`` and the loop (the
+        tests' ``StepParser``).
         """
         mode = self._mode
         if self._pos < len(self._buf) or self._scan or self._eof:
@@ -402,22 +401,28 @@ class ResponseParser:
 
     # -- HEAD ---------------------------------------------------------------------
 
+    def _take_block(self, trailer: bool) -> str | None:
+        """The next head or trailer section up to its last CRLF, consumed; None until it ends."""
+        buf = self._buf
+        start = self._pos
+        scanned = self._scan  # (no max(): a head is read for every response)
+        end = buf.find(b"\r\n\r\n", start + scanned - 3 if scanned > 3 else start)
+        if end < 0:
+            self._check_unfinished_block(trailer)
+            return None
+        limit = self._limits.max_trailer_size if trailer else self._limits.max_head_size
+        if end + 4 - start > limit:
+            self._fail(f"{'trailer section' if trailer else 'response head'} exceeds {limit} bytes")
+        self._pos = end + 4
+        self._scan = 0
+        self._fields_seen = 0
+        return buf[start : end + 2].decode("latin-1")
+
     def _read_head(self) -> ResponseHead | NeedData:
-        limits = self._limits
         while True:
-            buf = self._buf
-            start = self._pos
-            scanned = self._scan  # (no max(): this runs for every response)
-            end = buf.find(b"\r\n\r\n", start + scanned - 3 if scanned > 3 else start)
-            if end < 0:
-                self._check_unfinished_block(trailer=False)
+            text = self._take_block(False)
+            if text is None:
                 return NEED_DATA
-            if end + 4 - start > limits.max_head_size:
-                self._fail(f"response head exceeds {limits.max_head_size} bytes")
-            text = buf[start : end + 2].decode("latin-1")
-            self._pos = end + 4
-            self._scan = 0
-            self._fields_seen = 0
             try:
                 head = self._parse_head(text)
             except RemoteProtocolError as exc:
@@ -428,16 +433,10 @@ class ResponseParser:
 
     def _check_unfinished_block(self, trailer: bool) -> None:
         """Reject a head or trailer section that cannot become valid, before its end."""
-        if self._eof:
-            if trailer:
-                self._fail("connection closed inside the trailer section")
-            pending = len(self._buf) - self._pos
-            if pending == 0:
-                self._fail("connection closed before any response bytes were received")
-            self._fail(f"connection closed inside the response head after {pending} bytes")
         try:
             self._scan, self._fields_seen = check_unfinished_block(
-                self._buf, self._pos, self._scan, self._fields_seen, trailer, self._limits
+                self._buf, self._pos, self._scan, self._fields_seen, trailer, self._eof,
+                self._limits,
             )
         except RemoteProtocolError as exc:
             self._fail(str(exc))
@@ -478,13 +477,23 @@ class ResponseParser:
         # follows an LF (the status line comes first), and names are tokens
         # directly followed by the colon, so "\nname:" finds exactly them.
         low = text.lower()
-        self._keep_alive = connection_keep_alive(version, text, low, items, folded)
+        if "\nconnection:" in low:
+            values = field_values("connection", CONNECTION_VALUES, text, items, folded)
+            if len(values) == 1 and "," not in values[0]:
+                connection = {values[0].lower()}
+            else:
+                connection = connection_tokens(values)
+            self._keep_alive = "close" not in connection and (
+                version != "1.0" or "keep-alive" in connection
+            )
+        else:
+            self._keep_alive = version != "1.0"
         self._body_received = 0
         method = self._method
         if method == "CONNECT" and status < 300:
             self._upgrade()
             return ResponseHead(status, reason, version, headers)
-        if method == "HEAD" or status in _NO_BODY_STATUSES:
+        if method == "HEAD" or status in NO_BODY_STATUSES:
             self._mode = END
         elif "\ntransfer-encoding:" in low:
             if "\ncontent-length:" in low:
@@ -501,7 +510,17 @@ class ResponseParser:
                 self._mode = UNTIL_CLOSE
                 self._keep_alive = False
         elif "\ncontent-length:" in low:
-            length = head_content_length(text, items, folded, limits)
+            values = field_values("content-length", CONTENT_LENGTH_VALUES, text, items, folded)
+            value = values[0]
+            if (
+                len(values) == 1
+                and value.isdigit()
+                and value.isascii()
+                and len(value) <= limits.max_content_length_digits
+            ):
+                length = int(value)  # only ASCII digits: int() cannot misread it
+            else:
+                length = content_length(values, limits)
             self._expected_length = length
             self._mode = LENGTH if length else END
         else:
@@ -635,10 +654,10 @@ class ResponseParser:
         return size
 
     def _read_chunk_run(self, buf: bytes | bytearray | memoryview, pos: int) -> Data | None:
-        """The fast path (:func:`~asyncnet._http._readers.chunk_run`) applied to this parser.
+        """Apply the fast path :func:`~asyncnet._http._readers.chunk_run` to ``buf``.
 
-        When it returns data, ``_pos`` is past what it took in ``buf`` (the
-        caller drops a used-up buffer) and the mode is where the steps would be.
+        After data, ``_pos`` is past what it took (the caller drops a used-up
+        buffer) and the mode is where the steps would be.
         """
         run = chunk_run(buf, pos, self._mode, self._chunk_left, self._limits.max_chunk_size_digits)
         if run is None:
@@ -654,15 +673,9 @@ class ResponseParser:
         if len(buf) - pos >= 2 and buf[pos] == 13 and buf[pos + 1] == 10:
             self._pos = pos + 2
             return self._end_message(Headers())
-        end = buf.find(b"\r\n\r\n", pos + max(self._scan - 3, 0))
-        if end < 0:
-            self._check_unfinished_block(trailer=True)
+        text = self._take_block(True)
+        if text is None:
             return NEED_DATA
-        if end + 4 - pos > limits.max_trailer_size:
-            self._fail(f"trailer section exceeds {limits.max_trailer_size} bytes")
-        text = buf[pos : end + 2].decode("latin-1")
-        self._pos = end + 4
-        self._scan = 0
         try:
             if text[:1] in (" ", "\t"):
                 raise RemoteProtocolError(

@@ -32,10 +32,9 @@ __all__ = [
     "check_unfinished_block",
     "check_unfinished_chunk_size",
     "chunk_run",
-    "connection_keep_alive",
+    "connection_tokens",
     "content_length",
     "field_values",
-    "head_content_length",
     "parse_chunk_size_line",
     "parse_fields",
     "parse_fields_slowly",
@@ -327,7 +326,7 @@ def field_values(
     return values
 
 
-def _connection_tokens(values: list[str]) -> set[str]:
+def connection_tokens(values: list[str]) -> set[str]:
     return {t.strip(" \t").lower() for value in values for t in value.split(",")}
 
 
@@ -335,22 +334,6 @@ def _connection_tokens(values: list[str]) -> set[str]:
 # -- framing fields of a parsed head -------------------------------------------
 # ``text`` is the whole head, ``low`` the same lower-cased, ``items`` its parsed
 # fields and ``folded`` whether obs-fold was seen (see field_values).
-
-
-def connection_keep_alive(
-    version: str, text: str, low: str, items: list[tuple[str, str]], folded: bool
-) -> bool:
-    """Whether the head lets the connection carry another request (RFC 9112 section 9.3)."""
-    if "\nconnection:" not in low:
-        return version != "1.0"
-    values = field_values("connection", CONNECTION_VALUES, text, items, folded)
-    if len(values) == 1 and "," not in values[0]:
-        connection = {values[0].lower()}
-    else:
-        connection = _connection_tokens(values)
-    if "close" in connection:
-        return False
-    return version != "1.0" or "keep-alive" in connection
 
 
 def transfer_framing(text: str, items: list[tuple[str, str]], folded: bool) -> bool:
@@ -368,22 +351,6 @@ def transfer_framing(text: str, items: list[tuple[str, str]], folded: bool) -> b
     return codings[-1] == "chunked"
 
 
-def head_content_length(
-    text: str, items: list[tuple[str, str]], folded: bool, limits: ParserLimits
-) -> int:
-    """The body length the Content-Length fields of a head agree on."""
-    values = field_values("content-length", CONTENT_LENGTH_VALUES, text, items, folded)
-    value = values[0]
-    if (
-        len(values) == 1
-        and value.isdigit()
-        and value.isascii()
-        and len(value) <= limits.max_content_length_digits
-    ):
-        return int(value)  # only ASCII digits: int() cannot misread it
-    return content_length(values, limits)
-
-
 # -- unfinished blocks and chunk-size lines ------------------------------------
 # A head, trailer section or chunk-size line that has not ended yet is checked
 # as it arrives, so that input which cannot become valid fails at once, however
@@ -396,14 +363,24 @@ def check_unfinished_block(
     scanned: int,
     fields_seen: int,
     trailer: bool,
+    eof: bool,
     limits: ParserLimits,
 ) -> tuple[int, int]:
     """Reject a head or trailer section from ``start`` that cannot become valid.
 
     Checks the complete lines after the first ``scanned`` bytes and the
-    unfinished last one. Returns the new ``(scanned, fields_seen)``.
+    unfinished last one; after ``eof`` nothing can complete it. Returns the
+    new ``(scanned, fields_seen)``.
     """
     pending = len(buf) - start
+    if eof:
+        if trailer:
+            raise RemoteProtocolError("connection closed inside the trailer section")
+        if pending == 0:
+            raise RemoteProtocolError("connection closed before any response bytes were received")
+        raise RemoteProtocolError(
+            f"connection closed inside the response head after {pending} bytes"
+        )
     what = "trailer" if trailer else "response head"
     max_size = limits.max_trailer_size if trailer else limits.max_head_size
     if pending > max_size:

@@ -15,6 +15,7 @@ __all__ = [
     "CREDENTIAL_HEADERS",
     "IDEMPOTENT_METHODS",
     "METHODS_WITH_CONTENT",
+    "NO_BODY_STATUSES",
     "QUOTED_STRING",
     "REDIRECT_STATUSES",
     "TCHAR",
@@ -32,6 +33,10 @@ QUOTED_STRING: Final = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7
 
 #: Statuses that redirect when they carry a ``Location`` (RFC 9110 section 15.4).
 REDIRECT_STATUSES: Final[frozenset[int]] = frozenset({301, 302, 303, 307, 308})
+
+#: Statuses whose responses never have a body, whatever their framing fields
+#: say (RFC 9110 sections 15.3.5 and 15.4.5); 1xx are interim and have none either.
+NO_BODY_STATUSES: Final[frozenset[int]] = frozenset({204, 304})
 
 #: Methods whose repetition has the effect of one request (RFC 9110 section
 #: 9.2.2): only these are sent again after a failure, a POST may not be.

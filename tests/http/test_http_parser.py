@@ -1278,3 +1278,12 @@ def test_framing_values_found_by_one_scan_match_the_parsed_fields(
         scanned = field_values(name, found, text, items, False)
         assert scanned == field_values(name, found, text, items, True)
         assert scanned == [v.strip(" \t") for n, _, v, _ in fields if n.lower() == name]
+
+
+def test_module_level_modes_are_the_enum_members_of_the_same_name() -> None:
+    # The parser's hot paths use these names; a reordered Mode must not shift them.
+    from asyncnet._http import _state
+
+    for mode in _state.Mode:
+        assert getattr(_state, mode.name) is mode
+    assert _state.CHUNK_MODES == (_state.CHUNK_SIZE, _state.CHUNK_DATA, _state.CHUNK_CRLF)
