@@ -379,6 +379,18 @@ async def test_extra_bytes_after_response_in_same_read_discard_connection() -> N
 # -- streaming and decoding ------------------------------------------------------------
 
 
+async def test_aiter_raw_regroups_the_body_into_pieces_of_chunk_size() -> None:
+    with HTTPServer() as srv:
+        async with (
+            HTTPClient() as client,
+            client.stream("GET", srv.url("/chunked/10000?chunk=700")) as resp,
+        ):
+            pieces = [p async for p in resp.aiter_raw(chunk_size=3000)]
+    assert [len(p) for p in pieces] == [3000, 3000, 3000, 1000]
+    assert b"".join(pieces) == pattern(10000)
+    assert resp.num_bytes_downloaded == 10000
+
+
 async def test_stream_reads_body_only_when_asked() -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
