@@ -793,3 +793,19 @@ def test_zone_identifier_refused_while_parsing_with_the_url_named() -> None:
 )
 def test_lone_percent_escaped_in_path_and_query(text: str, target: str) -> None:
     assert parse_url(text).target == target
+
+
+@pytest.mark.parametrize(
+    "text", ["http://user:s3cret@cache-secret.example/x", "http://user@cache-secret.example/"]
+)
+def test_url_with_userinfo_never_enters_the_process_wide_cache(text: str) -> None:
+    from asyncnet._http._url import _parse_cached
+
+    before = _parse_cached.cache_info()
+    first = parse_url(text)
+    second = parse_url(text)
+    after = _parse_cached.cache_info()
+    assert first.username == "user" and first == second
+    # The cache was never asked (no hit, no miss), so it cannot hold the URL.
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+    assert first is not second
