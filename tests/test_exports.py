@@ -57,6 +57,12 @@ EXPECTED = {
     "FetchResult",
     "fetch_all",
     "fetch_iter",
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "BodyTooLarge",
+    "DigestAuth",
+    "ServerSentEvent",
 }
 
 
