@@ -19,8 +19,11 @@ from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed
 from ._errors import ConnectTimeout as ConnectTimeout
 from ._errors import DecodeError as DecodeError
+from ._errors import EndOfStream as EndOfStream
+from ._errors import FrameTooLarge as FrameTooLarge
 from ._errors import HTTPStatusError as HTTPStatusError
 from ._errors import IdleTimeout as IdleTimeout
+from ._errors import IncompleteFrame as IncompleteFrame
 from ._errors import InvalidHeader as InvalidHeader
 from ._errors import InvalidMethod as InvalidMethod
 from ._errors import InvalidURL as InvalidURL
@@ -46,6 +49,16 @@ from ._fetch import fetch_iter as fetch_iter
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
+from ._framed import Connection as Connection
+from ._framed import ConnectionStatistics as ConnectionStatistics
+from ._framed import FramedProtocol as FramedProtocol
+from ._framing import Delimited as Delimited
+from ._framing import FixedSize as FixedSize
+from ._framing import FrameDecoder as FrameDecoder
+from ._framing import Framing as Framing
+from ._framing import LengthPrefixed as LengthPrefixed
+from ._framing import Lines as Lines
+from ._framing import Raw as Raw
 from ._http._auth import Auth as Auth
 from ._http._auth import BasicAuth as BasicAuth
 from ._http._auth import BearerAuth as BearerAuth
@@ -60,6 +73,10 @@ from ._http._models import Timeout as Timeout
 from ._http._parser import ParserLimits as ParserLimits
 from ._http._sse import ServerSentEvent as ServerSentEvent
 from ._http._url import URL as URL
+from ._server import Server as Server
+from ._server import ServerStatistics as ServerStatistics
+from ._server import open_connection as open_connection
+from ._server import start_server as start_server
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -120,4 +137,21 @@ __all__ = [
     "BodyTooLarge",
     "DigestAuth",
     "ServerSentEvent",
+    "Delimited",
+    "EndOfStream",
+    "FixedSize",
+    "FrameDecoder",
+    "FrameTooLarge",
+    "Framing",
+    "IncompleteFrame",
+    "LengthPrefixed",
+    "Lines",
+    "Raw",
+    "Connection",
+    "ConnectionStatistics",
+    "FramedProtocol",
+    "Server",
+    "ServerStatistics",
+    "open_connection",
+    "start_server",
 ]

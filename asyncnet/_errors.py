@@ -11,14 +11,17 @@ timeouts are :class:`TimeoutError`, lost or refused connections are
     │   ├── InvalidHeader                    bad header name or value (CR, LF, NUL...)
     │   ├── InvalidMethod                    method is not a token
     │   └── BodyNotReplayable                307/308 redirect with a one-shot body
-    ├── ProtocolError                        the HTTP conversation broke its rules
+    ├── ProtocolError                        the conversation broke its protocol's rules
     │   ├── RemoteProtocolError              the peer sent malformed or forbidden data
+    │   │   ├── FrameTooLarge                a frame over the framer's size limit
+    │   │   └── IncompleteFrame              the stream ended inside a frame
     │   └── LocalProtocolError (ValueError)  we were asked to send something illegal
     ├── TransportError (ConnectionError)     the connection itself failed
     │   ├── ConnectError                     could not connect (refused, DNS, TLS)
     │   ├── ReadError                        connection lost while receiving
     │   ├── WriteError                       connection lost while sending
     │   └── ConnectionClosed                 used after close, or closed by shutdown
+    │       └── EndOfStream                  the peer finished sending, on a frame boundary
     ├── TimeoutError (builtins.TimeoutError)
     │   ├── ConnectTimeout
     │   ├── ReadTimeout
@@ -49,12 +52,15 @@ __all__ = [
     "BodyNotReplayable",
     "ProtocolError",
     "RemoteProtocolError",
+    "FrameTooLarge",
+    "IncompleteFrame",
     "LocalProtocolError",
     "TransportError",
     "ConnectError",
     "ReadError",
     "WriteError",
     "ConnectionClosed",
+    "EndOfStream",
     "TimeoutError",
     "ConnectTimeout",
     "ReadTimeout",
@@ -107,7 +113,7 @@ class BodyNotReplayable(UsageError):
 
 
 class ProtocolError(AsyncNetError):
-    """The HTTP exchange broke the rules of RFC 9112; the connection is not reused."""
+    """The exchange broke its protocol's rules (RFC 9112 for HTTP); the connection is discarded."""
 
 
 class RemoteProtocolError(ProtocolError):
@@ -115,6 +121,42 @@ class RemoteProtocolError(ProtocolError):
 
     The connection it came on is discarded; no other request is affected.
     """
+
+
+class FrameTooLarge(RemoteProtocolError):
+    """The peer sent (or announced) a frame over the framer's limit.
+
+    Raised as soon as the bytes received prove the limit is exceeded, so the
+    oversized frame is never buffered whole. ``limit`` is the framer's limit;
+    ``size`` the frame's size, or the lower bound known when it was refused.
+    """
+
+    def __init__(self, message: str, *, limit: int, size: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.size = size
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_frame_too_large, (str(self), self.limit, self.size))
+
+
+def _rebuild_frame_too_large(message: str, limit: int, size: int) -> FrameTooLarge:
+    return FrameTooLarge(message, limit=limit, size=size)
+
+
+class IncompleteFrame(RemoteProtocolError):
+    """The stream ended inside a frame; ``received`` is how many of its bytes had arrived."""
+
+    def __init__(self, message: str, *, received: int) -> None:
+        super().__init__(message)
+        self.received = received
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_incomplete_frame, (str(self), self.received))
+
+
+def _rebuild_incomplete_frame(message: str, received: int) -> IncompleteFrame:
+    return IncompleteFrame(message, received=received)
 
 
 class LocalProtocolError(ProtocolError, ValueError):
@@ -142,6 +184,10 @@ class WriteError(TransportError):
 
 class ConnectionClosed(TransportError):
     """The connection or server was already closed, or was closed by a shutdown."""
+
+
+class EndOfStream(ConnectionClosed):
+    """The peer finished sending cleanly, on a frame boundary: no more frames will come."""
 
 
 # -- timeouts ------------------------------------------------------------------

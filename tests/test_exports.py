@@ -63,6 +63,23 @@ EXPECTED = {
     "BodyTooLarge",
     "DigestAuth",
     "ServerSentEvent",
+    "Delimited",
+    "EndOfStream",
+    "FixedSize",
+    "FrameDecoder",
+    "FrameTooLarge",
+    "Framing",
+    "IncompleteFrame",
+    "LengthPrefixed",
+    "Lines",
+    "Raw",
+    "Connection",
+    "ConnectionStatistics",
+    "FramedProtocol",
+    "Server",
+    "ServerStatistics",
+    "open_connection",
+    "start_server",
 }
 
 

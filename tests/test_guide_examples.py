@@ -79,9 +79,13 @@ def _is_slow_callback_log(line: str) -> bool:
     return line.startswith("Executing <") and " took " in line and line.endswith(" seconds")
 
 
+# Servers run with real clients by tests/framing/test_protocol_examples.py.
+CHECKED_ELSEWHERE = {"chat_server.py", "resp_server.py", "rpc.py"}
+
+
 def test_every_example_is_checked() -> None:
     on_disk = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
-    assert on_disk == set(EXPECTED_OUTPUT)
+    assert on_disk == set(EXPECTED_OUTPUT) | CHECKED_ELSEWHERE
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_OUTPUT))

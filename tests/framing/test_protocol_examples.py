@@ -1,0 +1,212 @@
+"""The protocol examples in docs/examples/ run; real clients (socat, redis-cli) talk to them."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import asyncnet
+from asyncnet.testing import check_framing
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+ROOT = EXAMPLES.parent.parent
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+
+
+class Running:
+    """An example server in its own process, on a free port; killed by its PID."""
+
+    def __init__(self, script: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-X", "dev", str(EXAMPLES / script), "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # "... listening on HOST:PORT"
+        assert "listening on" in line, line + (self.proc.stderr.read() if self.proc.stderr else "")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        _, err = self.proc.communicate(timeout=30)
+        return err
+
+
+@pytest.fixture
+def resp_server() -> Iterator[Running]:
+    server = Running("resp_server.py")
+    try:
+        yield server
+    finally:
+        err = server.stop()
+        assert "Traceback" not in err, err
+
+
+@pytest.fixture
+def chat_server() -> Iterator[Running]:
+    server = Running("chat_server.py")
+    try:
+        yield server
+    finally:
+        err = server.stop()
+        assert "Traceback" not in err, err
+
+
+# -- rpc.py -------------------------------------------------------------------------------
+
+
+def test_rpc_example_runs_many_calls_on_one_connection() -> None:
+    result = subprocess.run([sys.executable, "-X", "dev", str(EXAMPLES / "rpc.py")],
+                            capture_output=True, text=True, timeout=60, env=env(), check=False)
+    assert result.returncode == 0, result.stderr
+    assert "200 calls on 1 connection: results correct: True" in result.stdout
+    assert "replies arrived out of order: True" in result.stdout
+
+
+# -- resp_server.py -------------------------------------------------------------------
+
+
+def test_resp_framer_passes_the_conformance_kit() -> None:
+    resp = load("resp_server").RESP(max_bulk=64)
+    commands = [[b"SET", b"key", b"value"], [b"GET", b"key"], [b""], [b"x" * 64], []]
+    check_framing(resp, commands, check_limit=False)
+
+
+def test_resp_framer_refuses_an_oversized_bulk_from_its_header() -> None:
+    decoder = load("resp_server").RESP(max_bulk=100).decoder()
+    with pytest.raises(asyncnet.FrameTooLarge) as info:
+        decoder.feed(b"*1\r\n$1000000000\r\n")
+    assert info.value.limit == 100
+    assert decoder.buffered == 0
+
+
+def redis_cli(port: int, *args: str) -> str:
+    result = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
+                            text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli (redis-tools) missing")
+def test_redis_cli_talks_to_the_resp_server(resp_server: Running) -> None:
+    port = resp_server.port
+    assert redis_cli(port, "PING") == "PONG"
+    assert redis_cli(port, "SET", "counter", "41") == "OK"
+    assert redis_cli(port, "INCR", "counter") == "42"
+    assert redis_cli(port, "GET", "counter") == "42"
+    assert redis_cli(port, "ECHO", "hello world") == "hello world"
+    assert redis_cli(port, "EXISTS", "counter", "nope") == "1"
+    assert redis_cli(port, "DEL", "counter") == "1"
+    assert redis_cli(port, "GET", "counter") == ""
+    assert "ERR" in redis_cli(port, "NOSUCHCOMMAND")
+
+
+@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli (redis-tools) missing")
+def test_redis_cli_pipelined_commands(resp_server: Running) -> None:
+    script = "".join(f"SET key{i} value{i}\nGET key{i}\n" for i in range(500))
+    result = subprocess.run(["redis-cli", "-p", str(resp_server.port), "--pipe"],
+                            input=script, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "errors: 0, replies: 1000" in result.stdout
+
+
+async def test_protocol_error_gets_an_error_reply_and_the_connection_closes() -> None:
+    module = load("resp_server")
+    store = module.Store()
+    async with (
+        asyncnet.start_server(store.handle, framing=module.RESP(max_bulk=16)) as server,
+        asyncnet.open_connection("127.0.0.1", server.sockets[0].getsockname()[1]) as conn,
+    ):
+        conn.send_nowait(b"*1\r\n$4\r\nPING\r\n*1\r\n$99\r\n")
+        replies = b""
+        async for chunk in conn:
+            replies += chunk
+    assert replies.startswith(b"+PONG\r\n-ERR Protocol error")
+
+
+# -- chat_server.py ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="socat missing")
+def test_socat_clients_chat_through_the_server(chat_server: Running) -> None:
+    address = f"TCP:127.0.0.1:{chat_server.port}"
+    with subprocess.Popen(["socat", "-u", address, "STDOUT"], stdout=subprocess.PIPE,
+                          text=True) as listener:
+        try:
+            assert listener.stdout is not None
+            with subprocess.Popen(["socat", "-", address], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, text=True) as talker:
+                try:
+                    assert talker.stdin is not None
+                    # The talker's join line proves the room knows both clients.
+                    joined = listener.stdout.readline()
+                    assert joined.startswith("* 127.0.0.1:"), joined
+                    assert joined.rstrip().endswith("joined"), joined
+                    talker.stdin.write("hello, room\n")
+                    talker.stdin.flush()
+                    said = listener.stdout.readline()
+                    assert said.rstrip().endswith(": hello, room"), said
+                finally:
+                    talker.terminate()
+        finally:
+            listener.terminate()
+
+
+async def test_a_member_that_does_not_read_is_dropped_and_the_room_stays_bounded() -> None:
+    module = load("chat_server")
+    room = module.ChatRoom(max_backlog=64 * 1024)
+    peaks: list[int] = []
+    original = room.broadcast
+
+    def broadcast(sender: Any, line: bytes) -> None:
+        original(sender, line)
+        peaks.extend(m.statistics().write_buffer_size for m in room.members)
+
+    room.broadcast = broadcast
+    framing = asyncnet.Lines(max_length=4096)
+    async with asyncnet.start_server(room.handle, framing=framing) as server:
+        port = server.sockets[0].getsockname()[1]
+        # A member that never reads, with small kernel buffers so it clogs fast.
+        sleeper = socket.create_connection(("127.0.0.1", port))
+        sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            async with asyncnet.open_connection("127.0.0.1", port, framing=framing) as talker:
+                for _ in range(200):
+                    if len(room.members) == 2:
+                        break
+                    await asyncio.sleep(0.01)
+                line = b"x" * 1000
+                for _ in range(20_000):
+                    await talker.send(line)
+                    if room.dropped:
+                        break
+                assert room.dropped == 1
+                assert len(room.members) == 1
+        finally:
+            sleeper.close()
+    # Never more than the backlog limit plus the line that crossed it.
+    assert max(peaks) <= 64 * 1024 + 1100
