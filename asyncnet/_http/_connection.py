@@ -14,7 +14,14 @@ The life of one connection::
 
 and of one exchange (``begin`` ... ``finish``)::
 
-    begin -> write_head [-> send_body] -> receive_head -> read_chunk*/read_all -> finish
+    begin -> write_head [-> wait_continue] [-> write_body | send_body]
+          -> receive_head -> read_chunk*/read_all -> finish
+
+``wait_continue`` follows a head sent with ``Expect: 100-continue``: it ends
+when a ``100 Continue`` arrives or a short timeout passes (send the body) or
+when the final response comes first (do not send it). In that last case the
+server may still be waiting for the body the head announced, so the
+connection is never reused: ``finish`` closes it.
 
 ``finish`` hands the connection back to whoever owns it (the pool) only when the
 response was read to its end and may carry another request; anything else
@@ -138,6 +145,9 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._write_timeout: float | None = None
         self._deadline: float | None = None
         self._method = "GET"
+        # Expect: 100-continue: waiting for the verdict / the body was never sent.
+        self._awaiting_continue = False
+        self._body_withheld = False
         # Connection state.
         self._lost = False
         self._reading_paused = False
@@ -274,6 +284,8 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         buffered = self._buffered
         if buffered > self.peak_buffered:
             self.peak_buffered = buffered
+        if self._awaiting_continue and self._parser.interim_responses:
+            self._wake()
         waiter = self._waiter
         if (
             waiter is not None
@@ -466,6 +478,8 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self._write_timeout = write_timeout
         self._deadline = deadline
         self._method = method
+        self._awaiting_continue = False
+        self._body_withheld = False
         self.requests += 1
         self._parser.start_response(method)
 
@@ -482,6 +496,40 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
                 transport.write(body)
         else:
             transport.write(head)
+
+    def write_body(self, body: bytes) -> None:
+        """Write a whole body of bytes after its head went out on its own (100-continue)."""
+        if body:
+            self._write(body)
+
+    async def wait_continue(self, timeout: float | None) -> bool:  # noqa: ASYNC109
+        """After a head with ``Expect: 100-continue``: should the body be sent now?
+
+        True once a ``100 Continue`` (or any interim response) arrived, or when
+        ``timeout`` seconds pass with no answer (RFC 9110 §10.1.1: a client
+        need not wait for ever). False if the final response came first: the
+        body is then never sent and the connection is closed after the
+        response instead of being reused.
+        """
+        self._awaiting_continue = True
+        cm = asyncio.timeout(timeout)
+        try:
+            async with cm:
+                while True:
+                    if self._head is not None:
+                        self._body_withheld = True
+                        return False
+                    if self._error is not None:
+                        raise self._error
+                    if self._parser.interim_responses:
+                        return True
+                    await self._wait()
+        except TimeoutError:
+            if not cm.expired():
+                raise  # the exchange's own read timeout or deadline
+            return True
+        finally:
+            self._awaiting_continue = False
 
     async def send_body(self, body: RequestBody, *, chunked: bool) -> None:
         """Send a streamed body, waiting for the peer whenever the write buffer is full."""
@@ -655,6 +703,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             and self._error is None
             and self._keep_alive
             and not self._lost
+            and not self._body_withheld
         )
         self._chunks.clear()
         self._buffered = 0
