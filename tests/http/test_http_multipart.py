@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import email.parser
-import email.policy
 import io
 from typing import Any
 
@@ -15,6 +13,7 @@ from hypothesis import strategies as st
 from asyncnet import LocalProtocolError, UsageError
 from asyncnet._http._multipart import MultipartEncoder
 from asyncnet._http._request import FILE_READ_SIZE
+from tests.support.forms import parse_form
 
 
 def _body(encoder: MultipartEncoder) -> bytes:
@@ -22,22 +21,6 @@ def _body(encoder: MultipartEncoder) -> bytes:
         return b"".join([piece async for piece in encoder.chunks()])
 
     return asyncio.run(collect())
-
-
-def parse_form(content_type: str, body: bytes) -> list[tuple[str, str | None, str | None, bytes]]:
-    """Parse a multipart/form-data body with the stdlib: (name, filename, type, payload)."""
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
-    )
-    assert message.is_multipart()
-    parts = []
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        filename = part.get_param("filename", header="content-disposition")
-        ctype = part.get("content-type")
-        parts.append((name, filename, None if ctype is None else str(ctype),
-                      part.get_payload(decode=True)))
-    return parts
 
 
 def _escaped(name: str) -> str:
