@@ -43,6 +43,7 @@ from ._errors import TransportError as TransportError
 from ._errors import UsageError as UsageError
 from ._errors import WriteError as WriteError
 from ._errors import WriteTimeout as WriteTimeout
+from ._fetch import BodySink as BodySink
 from ._fetch import FetchResult as FetchResult
 from ._fetch import fetch_all as fetch_all
 from ._fetch import fetch_iter as fetch_iter
@@ -94,6 +95,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionClosed",
     "DecodeError",
+    "BodySink",
     "FetchResult",
     "FlowControlProtocol",
     "HTTPStatusError",

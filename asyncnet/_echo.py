@@ -31,6 +31,7 @@ from ._flow import (
     ReceiveBuffer,
     WaterMarks,
 )
+from ._text import describe_error
 
 __all__ = [
     "BulkResult",
@@ -509,7 +510,7 @@ async def start_echo_server(
             )
     except OSError as exc:
         where = path if path is not None else f"{host}:{port}"
-        raise ConnectError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
+        raise ConnectError(f"cannot listen on {where}: {describe_error(exc)}") from exc
     return server
 
 
@@ -733,7 +734,11 @@ async def open_echo_client(
     except TimeoutError as exc:
         raise ConnectTimeout(f"connecting to {where} took longer than {connect_timeout}s") from exc
     except OSError as exc:
-        raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+        reason = describe_error(exc)
+        if ssl is not None and not str(exc):
+            # Only a TLS handshake fails with a bare ConnectionResetError().
+            reason = f"TLS handshake failed: {reason}"
+        raise ConnectError(f"cannot connect to {where}: {reason}") from exc
     transport.set_write_buffer_limits(high=marks.high, low=marks.low)
     client = EchoClient(transport, protocol)
     try:

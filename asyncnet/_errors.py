@@ -43,6 +43,8 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from ._text import escape
+
 __all__ = [
     "AsyncNetError",
     "UsageError",
@@ -263,6 +265,11 @@ class HTTPStatusError(AsyncNetError):
         super().__init__(message)
         self.request = request
         self.response = response
+
+    def __str__(self) -> str:
+        # The message quotes the server's reason phrase: shown escaped, so
+        # printing the exception cannot drive the terminal.
+        return escape(super().__str__())
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self),))

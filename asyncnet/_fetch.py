@@ -4,14 +4,19 @@
 worker tasks that pull URLs from the caller's iterable one at a time, so
 memory does not grow with the number of URLs: 100,000 URLs cost 100,000
 results in the returned list (and nothing at all with :func:`fetch_iter`),
-never 100,000 tasks. Every failure of one URL (bad URL, refused connection,
+never 100,000 tasks. The URLs may also come from an async iterable (lines
+arriving on a pipe), pulled as workers free up. Bodies are kept in
+:attr:`FetchResult.body`, or with ``sink=`` streamed to where the caller says
+(a file, a hash) or counted and dropped, so memory does not grow with body
+size either. Every failure of one URL (bad URL, refused connection,
 timeout, malformed response, redirect loop) is caught into that URL's
 :class:`FetchResult`; only cancellation and the caller's own errors (an
 ``on_result`` callback or the URL iterable raising) leave the call.
 
 The life of one call::
 
-    start workers -> [worker: next URL -> host slot -> request (-> retry)* -> emit]*
+    start workers -> [worker: next URL -> host slot -> request -> body: keep | sink
+                       (-> retry)* -> emit]*
                   -> input exhausted: workers return -> close own client -> return
     deadline      -> cancel requests in flight, each emits a TotalTimeout result;
                      URLs not yet started emit TotalTimeout without a request
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import email.utils
 import inspect
 import math
@@ -30,6 +36,8 @@ import re
 import time
 from collections.abc import (
     AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
     Awaitable,
     Callable,
     Iterable,
@@ -38,6 +46,7 @@ from collections.abc import (
     Sized,
 )
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ._errors import InvalidURL, TotalTimeout, TransportError, UsageError
 from ._errors import TimeoutError as AsyncNetTimeoutError
@@ -46,7 +55,7 @@ from ._http._headers import Headers
 from ._http._models import Limits, Response, Timeout
 from ._http._url import URL, parse_url
 
-__all__ = ["DEFAULT_TIMEOUT", "FetchResult", "fetch_all", "fetch_iter"]
+__all__ = ["DEFAULT_TIMEOUT", "BodySink", "FetchResult", "SinkFactory", "fetch_all", "fetch_iter"]
 
 #: Per-request timeouts used when the caller gives none: long enough for a
 #: slow but working server, short enough that one dead host cannot hold a
@@ -94,7 +103,8 @@ class FetchResult:
     reason: str
     #: The final response headers, or ``None`` when no response arrived.
     headers: Headers | None
-    #: The body (content-decoded), possibly cut at ``max_body`` bytes.
+    #: The body (content-decoded), possibly cut at ``max_body`` bytes; empty
+    #: when ``sink=`` took it (see :attr:`size`).
     body: bytes
     #: Seconds from the first attempt's start to the end, retries included.
     elapsed: float
@@ -108,6 +118,37 @@ class FetchResult:
     index: int = 0
     #: The URL of the final response after redirects, or ``None``.
     final_url: str | None = field(default=None)
+    #: Body bytes received (content-decoded): ``len(body)`` when the body is
+    #: kept, the count streamed to the sink (or dropped) with ``sink=``.
+    size: int = 0
+
+
+class BodySink(Protocol):
+    """Where one response body goes when ``sink=`` is given, instead of memory.
+
+    Both methods run in the event loop between reads, so they should be
+    quick (a buffered file write is). ``write`` gets each piece of the
+    content-decoded body in order; ``finish`` is called exactly once, with
+    ``None`` after the last piece, or with the exception that ended the body
+    early (a lost connection, a timeout, the deadline's cancellation), so a
+    file sink can keep a complete file and delete a partial one. An
+    exception raised by either method becomes that URL's error.
+    """
+
+    def write(self, data: bytes) -> None:
+        """Take the next piece of the body."""
+
+    def finish(self, error: BaseException | None) -> None:
+        """The body ended: completely (``error is None``) or not."""
+
+
+#: ``sink(url, response)`` is called once per attempt when the final response
+#: head has arrived (``url`` as given, ``response`` not yet read); it returns
+#: the :class:`BodySink` for this body, or ``None`` to count it and drop it.
+SinkFactory = Callable[[str, Response], BodySink | None]
+
+#: URLs as a plain iterable, or an async one whose items arrive over time.
+URLSource = Iterable[str] | AsyncIterable[str]
 
 
 OnResult = Callable[[FetchResult], Awaitable[None] | None]
@@ -244,7 +285,7 @@ class _Engine:
 
     def __init__(
         self,
-        urls: Iterable[str],
+        urls: URLSource,
         emit: Callable[[FetchResult], Awaitable[None]],
         *,
         client: HTTPClient | None,
@@ -258,6 +299,7 @@ class _Engine:
         max_body: int | None,
         retry_backoff: float,
         retry_after_max: float,
+        sink: SinkFactory | None = None,
         size_hint: int | None = None,
     ) -> None:
         if concurrency < 1:
@@ -274,7 +316,16 @@ class _Engine:
             raise UsageError(f"retry_after_max must be 0 or more seconds, not {retry_after_max}")
         if max_body is not None and max_body < 0:
             raise UsageError(f"max_body must be 0 or more, not {max_body}")
-        self._items: Iterator[tuple[int, str]] = enumerate(urls)
+        # Exactly one of the two is set: the caller's iterator, plain or async.
+        self._items: Iterator[str] | None = None
+        self._async_items: AsyncIterator[str] | None = None
+        if isinstance(urls, AsyncIterable):
+            self._async_items = aiter(urls)
+        else:
+            self._items = iter(urls)
+        # An async iterator must not be advanced by two workers at once.
+        self._pull_lock = asyncio.Lock()
+        self._pulled = 0
         # No more workers than URLs when the input says how many there are.
         self._workers = concurrency if size_hint is None else max(1, min(concurrency, size_hint))
         self._emit = emit
@@ -288,6 +339,7 @@ class _Engine:
         self._method = method.upper()
         self._headers = headers
         self._max_body = max_body
+        self._sink = sink
         self._retry_backoff = retry_backoff
         self._retry_after_max = retry_after_max
         self._expired = False
@@ -337,17 +389,31 @@ class _Engine:
             if owned:
                 await client.aclose()
 
-    def _pull(self) -> tuple[int, str] | None:
-        """The next URL from the caller's iterable, or ``None`` once it is exhausted."""
+    async def _pull(self) -> tuple[int, str] | None:
+        """The next URL (with its input position), or ``None`` once the input is exhausted.
+
+        An async source is awaited under a lock: a worker waiting here for
+        the next line of a pipe holds no request slot, and results already
+        fetched keep flowing out meanwhile.
+        """
         if self._exhausted:
             return None
         try:
-            return next(self._items)
-        except StopIteration:
+            if self._items is not None:
+                url = next(self._items)
+            else:
+                assert self._async_items is not None
+                # Workers queued here after the end see StopAsyncIteration again.
+                async with self._pull_lock:
+                    url = await anext(self._async_items)
+        except (StopIteration, StopAsyncIteration):
             self._exhausted = True
             return None
+        index = self._pulled
+        self._pulled += 1
+        return index, url
 
-    def _pick(self, last_key: str | None) -> tuple[int, str] | None:
+    async def _pick(self, last_key: str | None) -> tuple[int, str] | None:
         """Choose the next URL for a worker that just finished one on ``last_key``.
 
         With ``per_host``, a URL whose host is already at its limit is parked
@@ -356,12 +422,12 @@ class _Engine:
         first. Without ``per_host`` this is just the next URL in input order.
         """
         if self._hosts is None:
-            return self._pull()
+            return await self._pull()
         if last_key is not None:
             parked = self._parked.get(last_key)
             if parked:
                 return self._unpark(last_key)
-        while (item := self._pull()) is not None:
+        while (item := await self._pull()) is not None:
             key = _host_key(item[1])
             if self._expired or not self._hosts.full(key) or self._parked_count >= self._park_limit:
                 return item
@@ -384,7 +450,7 @@ class _Engine:
         task = asyncio.current_task()
         assert task is not None
         last_key: str | None = None
-        while (item := self._pick(last_key)) is not None:
+        while (item := await self._pick(last_key)) is not None:
             index, url = item
             key = _host_key(url) if self._hosts is not None else ""
             last_key = key
@@ -457,16 +523,24 @@ class _Engine:
         assert self._client is not None
         truncated = False
         try:
-            if self._max_body is None:
+            if self._max_body is None and self._sink is None:
                 response = await self._client.request(
                     self._method, work.url, headers=self._headers, timeout=self._timeout
                 )
                 body = response.content
+                size = len(body)
             else:
                 async with self._client.stream(
                     self._method, work.url, headers=self._headers, timeout=self._timeout
                 ) as response:
-                    body, truncated = await self._read_capped(response, self._max_body)
+                    if self._sink is None:
+                        assert self._max_body is not None
+                        body, truncated = await self._read_capped(response, self._max_body)
+                        size = len(body)
+                    else:
+                        target = self._sink(work.url, response)
+                        size, truncated = await self._read_into(response, target)
+                        body = b""
         except Exception as exc:
             return _failure(work, exc)
         return FetchResult(
@@ -482,6 +556,7 @@ class _Engine:
             truncated=truncated,
             index=work.index,
             final_url=str(response.url),
+            size=size,
         )
 
     @staticmethod
@@ -505,6 +580,44 @@ class _Engine:
                 await aclose()
 
 
+    async def _read_into(self, response: Response, target: BodySink | None) -> tuple[int, bool]:
+        """Stream the body to ``target`` (or drop it), up to ``max_body``; (bytes, truncated).
+
+        ``target.finish`` runs exactly once: with ``None`` when every byte
+        up to the end (or the cap) was written, else with what stopped it.
+        """
+        limit = self._max_body
+        size = 0
+        truncated = False
+        chunks = response.aiter_bytes()
+        try:
+            async for chunk in chunks:
+                if limit is not None and len(chunk) > limit - size:
+                    chunk = chunk[: limit - size]
+                    truncated = True
+                size += len(chunk)
+                if target is not None:
+                    target.write(chunk)
+                if truncated:
+                    break
+        except BaseException as exc:
+            if target is not None:
+                # The body's own error is the one to report, not a second
+                # failure while the sink cleans up after it.
+                with contextlib.suppress(Exception):
+                    target.finish(exc)
+            raise
+        finally:
+            # Leaving early must finalize the iterator now, not whenever the
+            # garbage collector gets to it.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if target is not None:
+            target.finish(None)
+        return size, truncated
+
+
 async def _call(on_result: OnResult | None, result: FetchResult) -> None:
     if on_result is not None:
         ret = on_result(result)
@@ -513,7 +626,7 @@ async def _call(on_result: OnResult | None, result: FetchResult) -> None:
 
 
 async def fetch_all(
-    urls: Iterable[str],
+    urls: URLSource,
     *,
     client: HTTPClient | None = None,
     concurrency: int = 10,
@@ -527,6 +640,7 @@ async def fetch_all(
     on_result: OnResult | None = None,
     retry_backoff: float = 0.1,
     retry_after_max: float = 30.0,
+    sink: SinkFactory | None = None,
 ) -> list[FetchResult]:
     """Fetch every URL with at most ``concurrency`` requests in flight; one result each, in order.
 
@@ -538,25 +652,36 @@ async def fetch_all(
     errors, timeouts, 429, 502, 503 and 504, waiting with exponential backoff
     from ``retry_backoff`` seconds (with jitter) or as ``Retry-After`` asks, up
     to ``retry_after_max`` seconds. ``max_body`` keeps at most that many bytes
-    of each body. ``on_result`` (a function or coroutine function) sees each
+    of each body. ``sink`` (see :class:`~asyncnet.BodySink`) streams each
+    body elsewhere instead of keeping it, so memory does not depend on body
+    sizes: ``sink=lambda url, response: None`` only counts the bytes
+    (:attr:`FetchResult.size`). ``urls`` may be an async iterable; its URLs
+    are pulled as workers free up. ``on_result`` (a function or coroutine function) sees each
     result as it lands. Without ``client``, one :class:`~asyncnet.HTTPClient`
     sized for the limits is created and closed; ``timeout`` applies to every
     request either way.
     """
     results: list[FetchResult | None] = []
 
+    # Reserve each URL's slot as it is pulled, so the list keeps input order.
     def take(items: Iterable[str]) -> Iterator[str]:
-        # Reserve each URL's slot as it is pulled, so the list keeps input order.
         for url in items:
             results.append(None)
             yield url
+
+    async def take_async(items: AsyncIterable[str]) -> AsyncIterator[str]:
+        async for url in items:
+            results.append(None)
+            yield url
+
+    source = take_async(urls) if isinstance(urls, AsyncIterable) else take(urls)
 
     async def emit(result: FetchResult) -> None:
         results[result.index] = result
         await _call(on_result, result)
 
     engine = _Engine(
-        take(urls),
+        source,
         emit,
         size_hint=len(urls) if isinstance(urls, Sized) else None,
         client=client,
@@ -570,8 +695,15 @@ async def fetch_all(
         max_body=max_body,
         retry_backoff=retry_backoff,
         retry_after_max=retry_after_max,
+        sink=sink,
     )
-    await engine.run()
+    try:
+        await engine.run()
+    finally:
+        # Finalize our wrapper now, not when the loop shuts down.
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
     done: list[FetchResult] = []
     for result in results:
         assert result is not None
@@ -580,7 +712,7 @@ async def fetch_all(
 
 
 async def fetch_iter(
-    urls: Iterable[str],
+    urls: URLSource,
     *,
     client: HTTPClient | None = None,
     concurrency: int = 10,
@@ -594,6 +726,7 @@ async def fetch_iter(
     on_result: OnResult | None = None,
     retry_backoff: float = 0.1,
     retry_after_max: float = 30.0,
+    sink: SinkFactory | None = None,
 ) -> AsyncGenerator[FetchResult, None]:
     """Like :func:`fetch_all`, but yield each result as it finishes and keep none.
 
@@ -625,6 +758,7 @@ async def fetch_iter(
         max_body=max_body,
         retry_backoff=retry_backoff,
         retry_after_max=retry_after_max,
+        sink=sink,
     )
 
     async def run() -> None:

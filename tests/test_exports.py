@@ -55,6 +55,7 @@ EXPECTED = {
     "Timeout",
     "__version__",
     "FetchResult",
+    "BodySink",
     "fetch_all",
     "fetch_iter",
     "Auth",

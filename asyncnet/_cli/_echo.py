@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from typing import Any
 from .._echo import EchoServer, open_echo_client, start_echo_server
 from .._errors import AsyncNetError
 from .._flow import DEFAULT_HIGH
+from .._text import escape
 from ._args import positive_float, positive_int
 
 __all__ = ["add_parser", "parse_size"]
@@ -172,6 +175,69 @@ def add_parser(subparsers: Any) -> None:
 # -- server ------------------------------------------------------------------------------
 
 
+class _PathTaken(Exception):
+    """``--unix PATH`` belongs to something else: a live server or a file that is no socket."""
+
+
+def _claim_unix_path(path: str) -> None:
+    """Make ``path`` free for a new socket, or raise :class:`_PathTaken` and touch nothing.
+
+    asyncio's ``create_unix_server`` unlinks any socket file at the path
+    before binding, even one another server is listening on, which would
+    silently steal that server's address. So the path is checked first:
+    absent is fine; a socket file is removed only when a connection attempt
+    is refused (ECONNREFUSED: a stale file left by a process that died);
+    anything else (someone listening, a full backlog, no permission, a
+    regular file or directory) is refused and never deleted. A server that
+    starts between this check and asyncio's bind is a race this cannot
+    close without binding the socket here; the window is one system call.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise _PathTaken(f"{path} exists and is not a socket; not replacing it")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        # Non-blocking: a listener with a full backlog answers EAGAIN at
+        # once instead of making us wait, and it is alive all the same.
+        probe.setblocking(False)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            pass  # stale: nobody listens
+        except FileNotFoundError:
+            return  # removed meanwhile: free
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINPROGRESS):
+                raise _PathTaken(f"a server is already listening on {path}") from exc
+            raise _PathTaken(f"cannot check the socket {path}: {exc.strerror or exc}") from exc
+        else:
+            raise _PathTaken(f"a server is already listening on {path}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _socket_identity(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the socket file at ``path``; ``None`` if it is none."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISSOCK(info.st_mode) else None
+
+
+def _release_unix_path(path: str, created: tuple[int, int] | None) -> None:
+    """Unlink ``path`` only if it is still the socket file this process created.
+
+    Another server may have replaced it since (after our file was removed by
+    hand, say); its socket must survive our shutdown.
+    """
+    if created is not None and _socket_identity(path) == created:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def _describe(server: EchoServer) -> str:
     name = server.sockets[0].getsockname()
     if isinstance(name, str):
@@ -201,6 +267,7 @@ async def _serve(args: argparse.Namespace) -> int:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(args.certfile, args.keyfile)
     if args.unix:
+        _claim_unix_path(args.unix)
         server = await start_echo_server(
             path=args.unix,
             high_water=args.high_water,
@@ -220,15 +287,17 @@ async def _serve(args: argparse.Namespace) -> int:
             ssl=ssl_context,
             reuse_port=args.reuse_port,
         )
-    print(f"listening on {_describe(server)}", flush=True)
+    # Taken right after binding, so shutdown can tell our file from a successor's.
+    created = _socket_identity(args.unix) if args.unix else None
+    print(f"listening on {escape(_describe(server))}", flush=True)
     try:
         await stop.wait()
     finally:
         await server.shutdown(args.grace)
         if args.unix:
-            # asyncio leaves the socket file behind; it would block a restart.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(args.unix)
+            # asyncio (before 3.13) leaves the socket file behind; it would
+            # block a restart. Removed only while it is still ours.
+            _release_unix_path(args.unix, created)
     stats = server.statistics()
     print(
         f"stopped: {stats.total_connections} connections, {stats.bytes_received} bytes "
@@ -246,8 +315,8 @@ def run_server(args: argparse.Namespace) -> int:
         return _run_workers(args)
     try:
         return asyncio.run(_serve(args))
-    except (AsyncNetError, ValueError, OSError) as exc:
-        print(f"echo-server: {exc}", file=sys.stderr)
+    except (AsyncNetError, ValueError, OSError, _PathTaken) as exc:
+        print(f"echo-server: {escape(str(exc))}", file=sys.stderr)
         return 1
 
 
@@ -401,7 +470,7 @@ async def _client(args: argparse.Namespace) -> int:
     for exc in failures:
         if not isinstance(exc, Exception):
             raise exc
-        print(f"echo-client: connection failed: {exc}", file=sys.stderr)
+        print(f"echo-client: connection failed: {escape(str(exc))}", file=sys.stderr)
     mode = "bulk" if args.bulk else "round trips"
     rate = messages / elapsed if elapsed > 0 else 0.0
     mib = echoed / elapsed / 1024**2 if elapsed > 0 else 0.0

@@ -1,9 +1,11 @@
 """The ``fetch`` subcommand: many URLs at once, a table or JSON lines, a clear exit status.
 
 The formatting helpers are pure functions (a result in, a line out) so they
-are tested without a network; :func:`run` wires them to :func:`fetch_iter`,
-which holds no results, so the command's memory does not grow with the
-number of URLs.
+are tested without a network; :func:`run` wires them to :func:`fetch_iter`.
+Memory stays bounded however many URLs and however large the bodies:
+fetch_iter holds no results, URLs are read as workers free up (so ``-i -``
+answers while its producer is still writing), and bodies are never kept:
+they are counted, and with ``--output`` streamed to their files.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from .._fetch import FetchResult, fetch_iter
-from .._http._models import Timeout
-from ._args import non_negative_int, positive_float, positive_int
+from .._fetch import BodySink, FetchResult, SinkFactory, fetch_iter
+from .._http._models import Response, Timeout
+from .._text import escape
+from ._args import non_negative_float, non_negative_int, positive_float, positive_int
 
 __all__ = [
     "add_parser",
@@ -32,6 +36,7 @@ __all__ = [
     "format_row",
     "format_size",
     "format_summary",
+    "iter_urls",
     "json_line",
     "read_urls",
     "run",
@@ -46,21 +51,36 @@ _MAX_ERROR = 200
 # Progress is redrawn at most this often (seconds): enough to look live,
 # rare enough to cost nothing.
 _PROGRESS_EVERY = 0.1
+# Default --max-time (seconds) for one request, body included: curl has none,
+# but a fetcher of many URLs must not let one server that drips a byte just
+# inside --timeout hold a worker for ever; a minute fits any page or file a
+# healthy server sends at a sane rate.
+DEFAULT_MAX_TIME = 60.0
+# Longest line read from standard input: a URL list line longer than this is
+# not a URL, and reading it whole would let the producer set our memory.
+_MAX_LINE = 64 * 1024
+
+
+def iter_urls(lines: Iterable[str]) -> Iterator[str]:
+    """Yield the URLs in ``lines`` one at a time; blank lines and ``#`` comments are skipped."""
+    for line in lines:
+        text = line.strip()
+        if text and not text.startswith("#"):
+            yield text
 
 
 def read_urls(lines: Iterable[str]) -> list[str]:
     """Return the URLs in ``lines``, one per line; blank lines and ``#`` comments are skipped."""
-    urls = []
-    for line in lines:
-        text = line.strip()
-        if text and not text.startswith("#"):
-            urls.append(text)
-    return urls
+    return list(iter_urls(lines))
 
 
 def short_error(error: BaseException) -> str:
-    """One line naming the error: ``"ConnectError: connection refused"``."""
-    message = " ".join(str(error).split())
+    """One line naming the error: ``"ConnectError: connection refused"``.
+
+    The message may quote what a server sent; it is escaped (see
+    :func:`asyncnet._text.escape`) after runs of whitespace are joined.
+    """
+    message = escape(" ".join(str(error).split()))
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     if len(text) > _MAX_ERROR:
         text = text[: _MAX_ERROR - 3] + "..."
@@ -80,12 +100,16 @@ def format_size(size: int) -> str:
 
 
 def format_row(result: FetchResult) -> str:
-    """One table line: status (or error class), size, time, URL, then the error message."""
+    """One table line: status (or error class), size, time, URL, then the error message.
+
+    The URL comes from the caller's list and the message from a server:
+    both are escaped, so the line cannot drive the terminal.
+    """
     head = type(result.error).__name__ if result.error is not None else f"{result.status}"
-    size = "-" if result.error is not None else format_size(len(result.body))
+    size = "-" if result.error is not None else format_size(result.size)
     if result.truncated:
         size += "+"
-    line = f"{head:<16} {size:>10} {result.elapsed:>8.3f}s  {result.url}"
+    line = f"{head:<16} {size:>10} {result.elapsed:>8.3f}s  {escape(result.url)}"
     if result.error is not None:
         line += f"  ({short_error(result.error)})"
     elif result.attempts > 1:
@@ -100,7 +124,7 @@ def json_line(result: FetchResult) -> str:
             "url": result.url,
             "ok": result.ok,
             "status": result.status,
-            "bytes": len(result.body),
+            "bytes": result.size,
             "elapsed": round(result.elapsed, 6),
             "error": None if result.error is None else short_error(result.error),
             "attempts": result.attempts,
@@ -118,10 +142,11 @@ def format_summary(ok: int, failed: int, total_bytes: int, wall: float) -> str:
     )
 
 
-def format_progress(done: int, total: int, failed: int, wall: float) -> str:
-    """The live progress line drawn on a terminal."""
+def format_progress(done: int, total: int | None, failed: int, wall: float) -> str:
+    """The live progress line drawn on a terminal (``total`` is None while input still flows)."""
     rate = done / wall if wall > 0 else 0.0
-    return f"{done}/{total} done, {failed} failed, {rate:.1f}/s"
+    count = f"{done}/{total}" if total is not None else f"{done}"
+    return f"{count} done, {failed} failed, {rate:.1f}/s"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -157,8 +182,8 @@ def safe_filename(url: str) -> str:
     return name
 
 
-def _write_body(directory: str, url: str, body: bytes) -> str:
-    """Write ``body`` under ``directory`` with a fresh safe name; returns the path."""
+def _create_file(directory: str, url: str) -> tuple[str, BinaryIO]:
+    """Create a new file for ``url``'s body under ``directory``; never replaces one."""
     name = safe_filename(url)
     stem, dot, ext = name.rpartition(".")
     if not dot:
@@ -172,12 +197,39 @@ def _write_body(directory: str, url: str, body: bytes) -> str:
         if os.path.dirname(path) != root:
             raise ValueError(f"refusing to write outside {root}: {candidate!r}")
         try:
-            with open(path, "xb") as f:
-                f.write(body)
+            # Closed by _FileSink.finish, which owns it from here.
+            return path, open(path, "xb")
         except FileExistsError:
             continue
-        return path
-    raise FileExistsError(f"no free file name for {url} in {root}")
+    raise FileExistsError(f"no free file name for {escape(url)} in {root}")
+
+
+class _FileSink:
+    """Streams one body into a new file; a body that ends early leaves no file behind."""
+
+    def __init__(self, path: str, file: BinaryIO) -> None:
+        self._path = path
+        self._file = file
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def finish(self, error: BaseException | None) -> None:
+        self._file.close()
+        if error is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
+
+
+def _body_sink(directory: str | None) -> SinkFactory:
+    """The ``sink=`` for fetch_iter: successful bodies to files in ``directory``, or none kept."""
+
+    def sink(url: str, response: Response) -> BodySink | None:
+        if directory is None or response.status >= 400:
+            return None  # counted and dropped
+        return _FileSink(*_create_file(directory, url))
+
+    return sink
 
 
 @dataclass
@@ -229,6 +281,13 @@ def add_parser(subparsers: Any) -> None:
         help="connect, read and write timeout per request in seconds (default 30)",
     )
     parser.add_argument(
+        "--max-time", type=non_negative_float, default=DEFAULT_MAX_TIME, metavar="S",
+        help=(
+            "total time for one request, body included, however steadily the server "
+            f"drips (default {DEFAULT_MAX_TIME:g}; 0 for none); each retry gets its own"
+        ),
+    )
+    parser.add_argument(
         "--deadline", type=positive_float, default=None, metavar="S",
         help="stop everything after S seconds; unfinished URLs fail with a timeout",
     )
@@ -242,7 +301,10 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--output", metavar="DIR",
-        help="write each successful body to a new file in DIR, named safely from its URL",
+        help=(
+            "stream each successful body to a new file in DIR, named safely from its URL "
+            "(without it bodies are counted, never kept)"
+        ),
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true",
@@ -251,36 +313,102 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run, _parser=parser)
 
 
-def _collect_urls(args: argparse.Namespace, stdin: IO[str]) -> list[str]:
-    urls = list(args.urls)
+class _BadInput(Exception):
+    """The URL list cannot be read on (a line beyond ``_MAX_LINE``): the run stops."""
+
+
+async def _stdin_urls(stdin: IO[str]) -> AsyncIterator[str]:
+    """Yield URLs from standard input as its lines arrive, without blocking the loop.
+
+    A pipe, socket or terminal is read through the event loop, so results
+    are printed while the producer is still writing; the reader's buffer
+    bounds what is read ahead. A regular file or ``/dev/null`` cannot block
+    (and the loop's readiness polling refuses them), so it is read directly.
+    """
+    fd = stdin.fileno()
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (stat.S_ISCHR(mode) and os.isatty(fd))):
+        for url in iter_urls(stdin):
+            yield url
+        return
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_MAX_LINE)
+    was_blocking = os.get_blocking(fd)
+    # A duplicate, so closing the transport leaves sys.stdin's descriptor open.
+    pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), pipe
+    )
+    try:
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:  # the reader's limit: no newline within _MAX_LINE bytes
+                raise _BadInput(
+                    f"a line of standard input is longer than {_MAX_LINE} bytes"
+                ) from None
+            if not line:
+                break
+            for url in iter_urls([line.decode("utf-8", "replace")]):
+                yield url
+    finally:
+        transport.close()
+        # The file description is shared with whoever gave us stdin (a
+        # shell's terminal): leave it blocking, as it was.
+        os.set_blocking(fd, was_blocking)
+
+
+def _open_input(args: argparse.Namespace) -> IO[str] | None:
+    """Open ``--input FILE`` now, so a missing file is a usage error before any request."""
+    if args.input is None or args.input == "-":
+        return None
+    return open(args.input, encoding="utf-8", errors="replace")
+
+
+async def _url_source(
+    args: argparse.Namespace, listing: IO[str] | None, stdin: IO[str]
+) -> AsyncIterator[str]:
+    """The URLs given as arguments, then those of ``--input``, read lazily."""
+    for url in args.urls:
+        yield url
     if args.input == "-":
-        urls += read_urls(stdin)
-    elif args.input is not None:
-        with open(args.input, encoding="utf-8") as f:
-            urls += read_urls(f)
-    return urls
+        async for url in _stdin_urls(stdin):
+            yield url
+    elif listing is not None:
+        for url in iter_urls(listing):
+            yield url
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fetch`` with parsed arguments; returns the exit status."""
     parser: argparse.ArgumentParser = args._parser
-    try:
-        urls = _collect_urls(args, sys.stdin)
-    except OSError as exc:
-        parser.error(f"cannot read URLs from {args.input}: {exc.strerror or exc}")
-    if not urls:
+    if not args.urls and args.input is None:
         parser.error("no URLs given (pass them as arguments or with -i FILE)")
     if args.output is not None and not os.path.isdir(args.output):
         parser.error(f"--output {args.output}: not a directory")
     try:
-        tally = asyncio.run(_fetch(args, urls, sys.stdout, sys.stderr))
+        listing = _open_input(args)
+    except OSError as exc:
+        parser.error(f"cannot read URLs from {args.input}: {exc.strerror or exc}")
+    try:
+        tally = asyncio.run(_fetch(args, listing, sys.stdin, sys.stdout, sys.stderr))
     except KeyboardInterrupt:
         return 130
+    except _BadInput as exc:
+        print(f"fetch: cannot read URLs: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if listing is not None:
+            listing.close()
     return 0 if tally.failed == 0 else 1
 
 
 async def _fetch(
-    args: argparse.Namespace, urls: list[str], out: IO[str], err: IO[str]
+    args: argparse.Namespace,
+    listing: IO[str] | None,
+    stdin: IO[str],
+    out: IO[str],
+    err: IO[str],
 ) -> _Tally:
     tally = _Tally()
     show_progress = not args.quiet and err.isatty()
@@ -290,30 +418,31 @@ async def _fetch(
     drawn = False
     started = last_draw = time.perf_counter()
     timeout = Timeout(
-        connect=args.timeout, read=args.timeout, write=args.timeout, pool=None, total=None
+        connect=args.timeout,
+        read=args.timeout,
+        write=args.timeout,
+        pool=None,
+        total=args.max_time or None,
     )
+    # The total is known only when every URL was given on the command line.
+    total = len(args.urls) if args.input is None else None
     results = fetch_iter(
-        urls,
+        _url_source(args, listing, stdin),
         concurrency=args.concurrency,
         per_host=args.per_host,
         timeout=timeout,
         deadline=args.deadline,
         retries=args.retries,
+        sink=_body_sink(args.output),
     )
     async with contextlib.aclosing(results):
         async for result in results:
             ok = result.ok
-            if args.output is not None and ok:
-                try:
-                    _write_body(args.output, result.url, result.body)
-                except (OSError, ValueError) as exc:
-                    ok = False
-                    print(f"cannot write the body of {result.url}: {exc}", file=err)
             if ok:
                 tally.ok += 1
             else:
                 tally.failed += 1
-            tally.total_bytes += len(result.body)
+            tally.total_bytes += result.size
             line = None
             if args.json:
                 line = json_line(result)
@@ -324,13 +453,13 @@ async def _fetch(
                     err.write("\r\x1b[K")
                     err.flush()
                     drawn = False
-                print(line, file=out)
-                if shared_screen:
-                    out.flush()
+                # Flushed row by row: a pipeline reading our output sees each
+                # result as it lands, not when a buffer fills.
+                print(line, file=out, flush=True)
             now = time.perf_counter()
             if show_progress and (not drawn or now - last_draw >= _PROGRESS_EVERY):
                 done = tally.ok + tally.failed
-                progress = format_progress(done, len(urls), tally.failed, now - started)
+                progress = format_progress(done, total, tally.failed, now - started)
                 err.write("\r\x1b[K" + progress)
                 err.flush()
                 drawn = True

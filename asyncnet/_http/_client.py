@@ -35,6 +35,7 @@ from .._errors import (
     UsageError,
     WriteError,
 )
+from .._text import describe_error
 from .._version import __version__
 from ._auth import Auth, BasicAuth
 from ._connection import DEFAULT_BODY_BUFFER, HTTPConnection
@@ -876,11 +877,16 @@ class HTTPClient:
                 raise ConnectTimeout(
                     f"connecting to {url.host_header} took longer than {timeouts.connect} seconds"
                 ) from exc
-            raise ConnectError(f"cannot connect to {url.host_header}: {exc}") from exc
+            reason = describe_error(exc)
+            raise ConnectError(f"cannot connect to {url.host_header}: {reason}") from exc
         except _ssl.SSLCertVerificationError as exc:
             raise ConnectError(
                 f"TLS certificate of {url.host_header} failed verification: {exc.verify_message}"
             ) from exc
         except (OSError, _ssl.SSLError) as exc:
-            raise ConnectError(f"cannot connect to {url.host_header}: {exc}") from exc
+            reason = describe_error(exc)
+            if ssl_context is not None and not str(exc):
+                # Only a TLS handshake fails with a bare ConnectionResetError().
+                reason = f"TLS handshake failed: {reason}"
+            raise ConnectError(f"cannot connect to {url.host_header}: {reason}") from exc
         return conn

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._errors import BodyTooLarge, HTTPStatusError, StreamClosed, StreamConsumed, UsageError
+from .._text import escape
 from ._decoders import ContentDecoder, make_decoder
 from ._headers import Headers
 from ._lines import DEFAULT_MAX_LINE, LineSplitter
@@ -293,7 +294,8 @@ class Response:
         self._max_body: int | None = None
 
     def __repr__(self) -> str:
-        return f"<Response [{self.status} {self.reason}]>"
+        # The reason phrase is the server's text (obs-text allows C1 controls).
+        return f"<Response [{self.status} {escape(self.reason)}]>"
 
     # -- metadata -------------------------------------------------------------
 

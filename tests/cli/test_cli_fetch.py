@@ -39,7 +39,9 @@ def result(**kw: object) -> FetchResult:
         "status": 200,
         "reason": "OK",
         "headers": None,
-        "body": b"x" * 1536,
+        # What the command sees: bodies are counted, never kept (size, no body).
+        "body": b"",
+        "size": 1536,
         "elapsed": 0.0123,
         "attempts": 1,
         "error": None,

@@ -18,9 +18,12 @@ def chunked(*pieces: bytes, headers: str = "") -> bytes:
 
 async def test_aiter_lines_splits_lf_and_crlf_across_chunks() -> None:
     reply = chunked(b"first\r", b"\nsec", b"ond\nthird\r\n\xc3", b"\xa9 last")
-    async with RawServer(responses=[reply]) as srv, HTTPClient() as client:
-        async with client.stream("GET", srv.url("/")) as resp:
-            lines = [line async for line in resp.aiter_lines()]
+    async with (
+        RawServer(responses=[reply]) as srv,
+        HTTPClient() as client,
+        client.stream("GET", srv.url("/")) as resp,
+    ):
+        lines = [line async for line in resp.aiter_lines()]
     assert lines == ["first", "second", "third", "é last"]
 
 
@@ -41,7 +44,7 @@ async def test_a_line_over_max_line_raises_and_closes_the_connection() -> None:
 
 
 async def test_aiter_text_decodes_incrementally_with_the_charset() -> None:
-    text = "naïve café – ünïcode"
+    text = "naïve café — ünïcode ✓"
     body = text.encode("utf-16")
     pieces = [body[i : i + 3] for i in range(0, len(body), 3)]  # splits every character
     reply = chunked(*pieces, headers="Content-Type: text/plain; charset=utf-16\r\n")
@@ -62,9 +65,12 @@ SSE = (
 async def test_aiter_events_reads_server_sent_events_in_odd_pieces() -> None:
     reply = chunked(*[SSE[i : i + 7] for i in range(0, len(SSE), 7)],
                     headers="Content-Type: text/event-stream\r\n")
-    async with RawServer(responses=[reply]) as srv, HTTPClient() as client:
-        async with client.stream("GET", srv.url("/events")) as resp:
-            events = [event async for event in resp.aiter_events()]
+    async with (
+        RawServer(responses=[reply]) as srv,
+        HTTPClient() as client,
+        client.stream("GET", srv.url("/events")) as resp,
+    ):
+        events = [event async for event in resp.aiter_events()]
     assert events == [
         ServerSentEvent("greeting", "hi\nthere", "1", 2500),
         ServerSentEvent("message", '{"n": 2}', "1", None),
@@ -73,11 +79,14 @@ async def test_aiter_events_reads_server_sent_events_in_odd_pieces() -> None:
 
 async def test_an_event_over_the_limit_raises() -> None:
     reply = chunked(b"data: " + b"x" * 5000 + b"\n\n")
-    async with RawServer(responses=[reply]) as srv, HTTPClient() as client:
-        async with client.stream("GET", srv.url("/")) as resp:
-            with pytest.raises(RemoteProtocolError, match="larger than 1000 bytes"):
-                async for _ in resp.aiter_events(max_event_size=1000):
-                    pass
+    async with (
+        RawServer(responses=[reply]) as srv,
+        HTTPClient() as client,
+        client.stream("GET", srv.url("/")) as resp,
+    ):
+        with pytest.raises(RemoteProtocolError, match="larger than 1000 bytes"):
+            async for _ in resp.aiter_events(max_event_size=1000):
+                pass
 
 
 async def test_a_content_length_over_max_body_fails_before_reading() -> None:
