@@ -10,7 +10,7 @@ timeouts are :class:`TimeoutError`, lost or refused connections are
     │   ├── InvalidURL                       bad scheme, host, port or characters
     │   ├── InvalidHeader                    bad header name or value (CR, LF, NUL...)
     │   ├── InvalidMethod                    method is not a token
-    │   └── BodyNotReplayable                307/308 redirect with a one-shot body
+    │   └── BodyNotReplayable                a one-shot body needed again (307/308, Digest 401)
     ├── ProtocolError                        the conversation broke its protocol's rules
     │   ├── RemoteProtocolError              the peer sent malformed or forbidden data
     │   │   ├── FrameTooLarge                a frame over the framer's size limit
