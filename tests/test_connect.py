@@ -131,12 +131,32 @@ async def test_both_families() -> None:
             assert sock.family == V6
 
 
+async def _wait_for_server(srv: RawServer, completed: int) -> None:
+    """Assert that the server saw the ``completed`` connections and every connection closed.
+
+    Bounded well under the test ceiling, so a leaked socket fails here with
+    the counts rather than as a bare timeout.
+    """
+
+    def settled(s: RawServer) -> bool:
+        return s.connections >= completed and s.active_connections == 0
+
+    with suppress(TimeoutError):
+        async with asyncio.timeout(10):
+            await srv.wait_until(settled)
+    assert srv.connections >= completed, (srv.connections, completed)
+    assert srv.active_connections == 0, (
+        f"{srv.active_connections} of {srv.connections} connections still open at the server"
+    )
+
+
 @pytest.mark.parametrize("delay", [None, 0.25])
 async def test_cancel_at_any_point_leaks_no_socket(delay: float | None) -> None:
     # Cancelled at every early loop turn: the server must see every connection
     # closed, and no ResourceWarning may follow (warnings are errors here).
     async with RawServer(_echo_until_eof) as srv:
         infos = [_info("127.0.0.1", srv.port)] * 3
+        cancelled = completed = 0
         for turn in range(15):
             task = asyncio.create_task(race_connect(infos, delay=delay))
             for _ in range(turn):
@@ -145,10 +165,13 @@ async def test_cancel_at_any_point_leaks_no_socket(delay: float | None) -> None:
             try:
                 sock = await task
             except asyncio.CancelledError:
-                pass
+                cancelled += 1
             else:
+                completed += 1
                 sock.close()
-        await srv.wait_until(lambda s: s.active_connections == 0)
+        # Both outcomes happened, so both paths were exercised.
+        assert cancelled > 0 and completed > 0, (cancelled, completed)
+        await _wait_for_server(srv, completed)
 
 
 async def test_open_connection_cancelled_at_random_points_with_tls() -> None:
@@ -156,6 +179,7 @@ async def test_open_connection_cancelled_at_random_points_with_tls() -> None:
     async with RawServer(
         responses=[response(200, b"x")], repeat=True, ssl=server_ssl_context()
     ) as srv:
+        cancelled = completed = 0
         for _ in range(60):
             task = asyncio.create_task(
                 open_connection(
@@ -169,10 +193,12 @@ async def test_open_connection_cancelled_at_random_points_with_tls() -> None:
             try:
                 transport, _ = await task
             except asyncio.CancelledError:
-                pass
+                cancelled += 1
             else:
+                completed += 1
                 transport.abort()
-        await srv.wait_until(lambda s: s.active_connections == 0)
+        assert cancelled > 0 and completed > 0, (cancelled, completed)
+        await _wait_for_server(srv, completed)
 
 
 async def test_open_connection_gives_a_working_tls_transport() -> None:

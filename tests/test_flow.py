@@ -25,8 +25,9 @@ from asyncnet._flow import (
 
 def test_defaults() -> None:
     marks = WaterMarks()
-    assert marks.high == DEFAULT_HIGH
-    assert marks.low == DEFAULT_HIGH // 4
+    # The documented defaults: 64 KiB, and a low mark a quarter of it.
+    assert marks.high == DEFAULT_HIGH == 64 * 1024
+    assert marks.low == 16 * 1024
     assert not marks.paused
     assert WaterMarks(100).low == 25
 
@@ -161,8 +162,9 @@ async def test_receive_buffer_hysteresis_with_fake_transport() -> None:
 
 async def test_receive_buffer_default_limit() -> None:
     buf = ReceiveBuffer()
-    assert buf.limit == DEFAULT_RECEIVE_LIMIT
-    assert buf.low == DEFAULT_RECEIVE_LIMIT // 4
+    # The documented defaults: 64 KiB, and a low mark a quarter of it.
+    assert buf.limit == DEFAULT_RECEIVE_LIMIT == 64 * 1024
+    assert buf.low == 16 * 1024
 
 
 async def test_receive_buffer_never_waits_while_paused() -> None:

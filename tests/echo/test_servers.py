@@ -131,13 +131,25 @@ async def test_raw_server_tls_and_ipv6() -> None:
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", srv.port, ssl=client_ssl_context(), server_hostname="localhost"
         )
+        # The client verified the test server's certificate for localhost.
+        assert ("DNS", "localhost") in writer.get_extra_info("peercert")["subjectAltName"]
         writer.write(GET)
         assert await reader.readexactly(len(response(200, b"secure"))) == response(200, b"secure")
+        # The server decrypted the request: it logged the plaintext.
+        assert srv.request_log == [GET]
         writer.close()
-        with pytest.raises((ssl.SSLError, ConnectionError)):
-            # The server may abort before the client's close_notify exchange completes.
+        # The server may abort before the client's close_notify exchange
+        # completes, so closing may report a TLS or connection error.
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
             await writer.wait_closed()
-            raise ConnectionError("closed cleanly")
+        assert writer.transport.is_closing()
+        # Plain HTTP to the TLS port gets no HTTP reply and logs no request.
+        try:
+            plain = await _exchange(srv.port, GET)
+        except ConnectionError:
+            plain = b""
+        assert not plain.startswith(b"HTTP/")
+        assert srv.request_log == [GET]
     if not ipv6_available():
         pytest.skip("::1 not available")
     async with RawServer(

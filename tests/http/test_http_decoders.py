@@ -256,9 +256,11 @@ def test_gzip_bomb_raises_with_memory_flat() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # Stopped just past the ratio floor, in steps of at most DEFAULT_STEP...
-    assert produced <= DEFAULT_RATIO_FLOOR + DEFAULT_STEP
-    assert largest <= DEFAULT_STEP
+    # Stopped just past the documented 8 MiB ratio floor (not before it), in
+    # steps of at most the documented 64 KiB...
+    assert (DEFAULT_RATIO_FLOOR, DEFAULT_STEP) == (8 * 1024 * 1024, 64 * 1024)
+    assert 8 * 1024 * 1024 - 64 * 1024 <= produced <= 8 * 1024 * 1024 + 64 * 1024
+    assert largest == 64 * 1024
     # ...and at most a few steps were ever alive at once.
     assert peak < 8 * DEFAULT_STEP, peak
 

@@ -654,7 +654,7 @@ def test_unsolicited_bytes_while_idle_are_refused() -> None:
     assert parser.state is ParserState.ERROR
     with pytest.raises(RemoteProtocolError, match="already failed"):
         parser.next_event()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="while the parser is ERROR"):
         parser.start_response("GET")
 
 
@@ -689,7 +689,7 @@ def test_bytes_behind_a_response_make_it_unreusable_but_keep_it_intact() -> None
     assert events[1:] == [Data(b"ok"), EndOfMessage(Headers())]
     assert not parser.keep_alive
     assert parser.trailing_data == extra
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="while the parser is CLOSED"):
         parser.start_response("GET")
 
 
@@ -712,7 +712,7 @@ def test_eof_after_keep_alive_response_closes_quietly() -> None:
     assert parser.next_event() is NEED_DATA
     assert parser.state is ParserState.CLOSED
     assert not parser.keep_alive
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match="while the parser is CLOSED"):
         parser.start_response("GET")
 
 
@@ -760,9 +760,9 @@ def test_direct_body_bytes_are_offered_only_for_an_unbuffered_length_body() -> N
     assert parser.direct_body_bytes == 7
     assert parser.consume_direct_body(3) is None
     assert parser.direct_body_bytes == 4
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match=r"cannot consume 5 .*\(4 may be\)"):
         parser.consume_direct_body(5)
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match=r"cannot consume 0 .*\(4 may be\)"):
         parser.consume_direct_body(0)
     end = parser.consume_direct_body(4)
     assert isinstance(end, EndOfMessage)
@@ -789,7 +789,7 @@ def test_no_direct_body_without_content_length(raw: bytes) -> None:
     parser.start_response("GET")
     parser.events(raw)
     assert parser.direct_body_bytes == 0
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match=r"cannot consume 1 .*\(0 may be\)"):
         parser.consume_direct_body(1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import itertools
 import sys
 from collections.abc import Awaitable, Callable
@@ -53,10 +54,22 @@ async def _request(conn: HTTPConnection, method: str = "GET", *, read_whole: boo
     await conn.receive_head()
 
 
-async def _started(task: asyncio.Task[bytes]) -> None:
-    """Let ``task`` run up to its first wait (read_all picks its path before waiting)."""
-    await asyncio.sleep(0)
-    assert not task.done()
+async def _started(*tasks: asyncio.Task[bytes]) -> None:
+    """Wait until every task has run up to its first wait (read_all picks its path before).
+
+    A coroutine that has begun and is waiting is CORO_SUSPENDED; one not yet
+    run is CORO_CREATED, and one that finished is CORO_CLOSED. Bounded in
+    loop turns, so a task that never starts or ends early fails here.
+    """
+
+    def states() -> list[str]:
+        return [inspect.getcoroutinestate(task.get_coro()) for task in tasks]  # type: ignore[arg-type]
+
+    for _ in range(100):
+        if all(state == inspect.CORO_SUSPENDED for state in states()):
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"read_all did not reach its first wait: {states()}")
 
 
 async def _read_all_started(conn: HTTPConnection) -> asyncio.Task[bytes]:
@@ -206,7 +219,7 @@ async def test_budget_bounds_direct_bodies_in_flight_and_every_body_is_intact(
             for conn in conns:
                 await _request(conn)
             tasks = [asyncio.ensure_future(conn.read_all()) for conn in conns]
-            await asyncio.sleep(0)
+            await _started(*tasks)
             direct = sum(conn.direct_bodies for conn in conns)
             assert direct == 4
             assert _live_direct_bytes() == direct * size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -149,6 +151,55 @@ def test_target_encoding(text: str, target: str) -> None:
     assert parse_url(text).target == target
 
 
+# The rule each rejected URL below must trip (a pattern of its message), so a
+# second check behind the intended one cannot hide a regression of the first.
+REJECTED_BECAUSE: dict[str, list[str]] = {
+    "not an absolute URL": ["", "example.com", "/path", "//example.com/"],
+    "scheme must be http or https": [
+        "ftp://example.com/", "file:///etc/passwd", "javascript:alert(1)",
+    ],
+    "URL has no host": [
+        "http:/example.com", "http:example.com", "http://", "http:///path", "http://:80/",
+        "http://user@/",
+    ],
+    "forbidden character": [
+        " http://example.com/", "http://example.com/ ", "\thttp://example.com/",
+        "http://exa\tmple.com/", "http://example.com/\r\nX-Injected: 1",
+        "http://example.com/a\nb", "http://example.com/a\x00b", "http://example.com/a b",
+        "http://example.com/?a=b c", "http://example.com/\x7f", "http://example.com/\x85",
+        "http://exam ple.com/", "http://example.com\r\n/", "http://example.com/\x1b[0m",
+        "http://user:pa ss@example.com/",
+    ],
+    "backslash": ["http://ex\\ample.com/", "http://example.com\\@evil.com/"],
+    "invalid port": [
+        "http://h:65536/", "http://h:99999/", "http://h:-1/", "http://h:+80/", "http://h:8_0/",
+        "http://h:0x50/", "http://h:\uff18\uff10/", "http://h:80:80/", "http://h:a/",
+        "http://h:123456/",
+    ],
+    "invalid host": [
+        "http://exa_mple!.com/", "http://a..b/", "http://.a/", "http://a*b/", "http://a%2eb/",
+    ],
+    "host name is longer than 253 octets": [
+        "http://" + "a." * 126 + "bc/", "http://" + "a" * 254 + "/",
+    ],
+    "host name label is longer than 63 octets": ["http://" + "a" * 64 + ".com/"],
+    "unterminated IPv6": ["http://[::1/"],
+    "junk after IPv6": ["http://[::1]x/"],
+    "invalid IPv6 address": ["http://[not-ipv6]/", "http://[127.0.0.1]/"],
+    "zone identifiers": ["http://[::1%25eth0]/"],
+    "would be changed by IDNA": [
+        "http://\u2024.com/", "http://exa\u00admple.com/", "http://exa\u200bmple.com/",
+        "http://\uff45xample.com/", "http://stra\u00dfe.de/",
+    ],
+    "userinfo is not UTF-8": ["http://us%ffer@h/"],
+    "ambiguous numeric host": [
+        "http://127.1/", "http://0x7f.0.0.1/", "http://0177.0.0.1/", "http://2130706433/",
+        "http://127.0.0.01/", "http://256.0.0.1/", "http://1.2.3.4.5/", "http://a.0x1/",
+        "http://example.123/",
+    ],
+}
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -226,7 +277,9 @@ def test_target_encoding(text: str, target: str) -> None:
     ],
 )
 def test_rejected(text: str) -> None:
-    with pytest.raises(InvalidURL):
+    rules = [rule for rule, texts in REJECTED_BECAUSE.items() if text in texts]
+    assert len(rules) == 1, f"name the one rule {text!r} must trip in REJECTED_BECAUSE"
+    with pytest.raises(InvalidURL, match=re.escape(rules[0])):
         parse_url(text)
 
 
@@ -262,7 +315,18 @@ def test_parse_url_passes_url_through_and_caches() -> None:
     ],
 )
 def test_direct_construction_is_checked(kwargs: dict[str, object]) -> None:
-    with pytest.raises(InvalidURL):
+    # Each case spoils a field of a valid URL (ftp's port 21 aside); the error
+    # must name that field's rule.
+    valid = {"scheme": "http", "host": "h", "port": 80, "target": "/"}
+    fields = ("scheme", "host", "port", "target")
+    spoiled = next(name for name in fields if kwargs[name] != valid[name])
+    rule = {
+        "scheme": "scheme must be http or https",
+        "host": "invalid (host|IPv6 address)",
+        "port": "port out of range",
+        "target": "invalid request target",
+    }[spoiled]
+    with pytest.raises(InvalidURL, match=rule):
         URL(**kwargs)  # type: ignore[arg-type]
 
 
@@ -355,6 +419,26 @@ def test_join_encodes_spaces_in_path_and_query() -> None:
     assert str(base.join("http://b/p q")) == "http://b/p%20q"
 
 
+# The rule each rejected reference below must trip (a pattern of its message).
+JOIN_REJECTED_BECAUSE: dict[str, str] = {
+    "ftp://a/": "unsupported scheme 'ftp'",
+    "javascript:alert(1)": "unsupported scheme 'javascript'",
+    "mailto:x@y": "unsupported scheme 'mailto'",
+    "data:text/plain,hi": "unsupported scheme 'data'",
+    "https:g": "absolute URL without a host",
+    "/a\r\nSet-Cookie: x": "forbidden character '\\\\r'",
+    "/a\tb": "forbidden character '\\\\t'",
+    " /a": "forbidden character ' ' at index 0",
+    "/a ": "forbidden character ' ' at index 2",
+    "//ho st/": "forbidden character ' '",
+    "http://ho st/": "forbidden character ' '",
+    "//": "URL has no host",
+    "//h:99999/": "invalid port '99999'",
+    "http://": "URL has no host",
+    "\\\\evil.com/": "backslash",
+}
+
+
 @pytest.mark.parametrize(
     "ref",
     [
@@ -376,7 +460,7 @@ def test_join_encodes_spaces_in_path_and_query() -> None:
     ],
 )
 def test_join_rejects(ref: str) -> None:
-    with pytest.raises(InvalidURL):
+    with pytest.raises(InvalidURL, match=JOIN_REJECTED_BECAUSE[ref]):
         parse_url("http://a/b").join(ref)
 
 
