@@ -108,7 +108,7 @@ class InvalidMethod(UsageError):
 
 
 class BodyNotReplayable(UsageError):
-    """A redirect or an auth challenge needs the request body again, but it was a one-shot stream."""
+    """A redirect or an auth challenge needs the request body again; it was a one-shot stream."""
 
 
 # -- protocol ------------------------------------------------------------------

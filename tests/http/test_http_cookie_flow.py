@@ -9,29 +9,8 @@ import pytest
 
 from asyncnet import HTTPClient, TooManyRedirects
 from tests.support.servers import RawServer, read_request, response
-
-
-def _cookie(request: bytes) -> str | None:
-    for line in request.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
-        name, _, value = line.partition(b": ")
-        if name.lower() == b"cookie":
-            return value.decode("latin-1")
-    return None
-
-
-async def login_site(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """/login sets a session cookie and redirects to /home, which wants it or sends you back."""
-    while request := await read_request(reader):
-        target = request.split(b" ", 2)[1]
-        if target == b"/login":
-            reply = response(302, b"", [("Location", "/home"),
-                                        ("Set-Cookie", "sid=s3ss10n; Path=/; HttpOnly")])
-        elif _cookie(request) == "sid=s3ss10n":
-            reply = response(200, b"welcome")
-        else:
-            reply = response(302, b"", [("Location", "/login")])
-        writer.write(reply)
-        await writer.drain()
+from tests.support.sites import cookie_of as _cookie
+from tests.support.sites import login_site
 
 
 async def test_a_site_that_sets_a_cookie_and_redirects_to_itself_works() -> None:
