@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from .._errors import InvalidURL
+from .._errors import InvalidURL, UsageError
 from .._fetch import BodySink, FetchResult, SinkFactory, fetch_iter
+from .._http._auth import BasicAuth
 from .._http._client import HTTPClient
 from .._http._models import Limits, Response, Timeout
 from .._http._proxy import parse_proxy_url, proxies_from_env
+from .._http._request import validate_header_items, validate_method
+from .._http._rules import IDEMPOTENT_METHODS
 from .._text import escape
 from ._args import non_negative_float, non_negative_int, positive_float, positive_int
 
@@ -257,7 +260,9 @@ def add_parser(subparsers: Any) -> None:
             "examples:\n"
             "  python -m asyncnet fetch http://127.0.0.1:8000/ http://127.0.0.1:8000/a\n"
             "  python -m asyncnet fetch -i urls.txt --concurrency 50 --json\n"
-            "  cat urls.txt | python -m asyncnet fetch -i - --output pages/"
+            "  cat urls.txt | python -m asyncnet fetch -i - --output pages/\n"
+            "  python -m asyncnet fetch -X PUT -H 'Content-Type: application/json' \\\n"
+            "      --data-binary @doc.json -u alice:s3cret http://127.0.0.1:8000/doc"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -313,7 +318,41 @@ def add_parser(subparsers: Any) -> None:
         "-q", "--quiet", action="store_true",
         help="no progress line, and in the table only failed URLs and the summary",
     )
-    route = parser.add_mutually_exclusive_group()
+    request = parser.add_argument_group("request (curl's spellings)")
+    request.add_argument(
+        "-X", "--method", metavar="METHOD", default=None,
+        help="request method (default GET, or POST with -d/--data-binary)",
+    )
+    request.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+        help="send this header with every request (repeatable)",
+    )
+    request.add_argument(
+        "-d", "--data", action="append", default=None, metavar="DATA",
+        help=(
+            "send DATA as an application/x-www-form-urlencoded body (repeatable, joined "
+            "with '&'); @FILE reads it from FILE without its line breaks"
+        ),
+    )
+    request.add_argument(
+        "--data-binary", metavar="DATA", default=None,
+        help="send DATA, or the bytes of @FILE exactly, as the body",
+    )
+    request.add_argument(
+        "-u", "--user", metavar="USER:PASSWORD", default=None,
+        help="HTTP Basic credentials, sent only to each URL's own origin",
+    )
+    request.add_argument(
+        "--cookies", action="store_true",
+        help="keep cookies in one jar for the run: every URL and redirect hop uses it",
+    )
+    request.add_argument(
+        "--max-body", type=non_negative_int, default=None, metavar="BYTES",
+        help="keep or write at most BYTES of each body; the rest is discarded (marked '+')",
+    )
+    route = parser.add_argument_group(
+        "where connections go (curl's spellings)"
+    ).add_mutually_exclusive_group()
     route.add_argument(
         "--proxy", metavar="URL",
         help=(
@@ -402,11 +441,84 @@ async def _url_source(
             yield url
 
 
+# Framing headers are the client's to write: one given by hand would
+# contradict the body it frames.
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host"})
+
+
+def _read_data(value: str, parser: argparse.ArgumentParser, option: str, binary: bool) -> bytes:
+    """A ``-d``/``--data-binary`` value: the text itself, or ``@FILE``'s bytes."""
+    if not value.startswith("@"):
+        return value.encode("utf-8")
+    path = value[1:]
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as exc:
+        parser.error(f"{option} {escape(value)}: {exc.strerror or exc}")
+    # curl's -d @FILE drops CR and LF; --data-binary keeps every byte.
+    return data if binary else data.replace(b"\r", b"").replace(b"\n", b"")
+
+
+def _request_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Check the request options together and turn them into fetch_iter's arguments.
+
+    Sets ``args.request_method``, ``args.request_headers``, ``args.body`` and
+    ``args.auth``; a bad value or a contradictory combination exits 2.
+    """
+    if args.data is not None and args.data_binary is not None:
+        parser.error("-d/--data and --data-binary cannot be combined: pick one body")
+    body: bytes | None = None
+    if args.data is not None:
+        body = b"&".join(_read_data(v, parser, "-d", binary=False) for v in args.data)
+    elif args.data_binary is not None:
+        body = _read_data(args.data_binary, parser, "--data-binary", binary=True)
+    method = args.method or ("POST" if body is not None else "GET")
+    try:
+        method = validate_method(method)
+    except UsageError as exc:
+        parser.error(f"-X/--method: {exc}")
+    if body is not None and method in ("GET", "HEAD"):
+        parser.error(f"-X {method} sends no body: drop -d/--data-binary or use POST or PUT")
+    headers: list[tuple[str, str]] = []
+    for raw in args.header:
+        name, colon, value = raw.partition(":")
+        if not colon or not name.strip():
+            parser.error(f"-H {escape(raw)!r}: expected 'Name: value'")
+        if name.strip().lower() in _FRAMING_HEADERS:
+            parser.error(f"-H {escape(name.strip())}: that header is set by the client")
+        headers.append((name.strip(), value.strip()))
+    try:
+        headers = validate_header_items(headers)
+    except UsageError as exc:
+        parser.error(f"-H: {escape(str(exc))}")
+    if body is not None and args.data is not None and not any(
+        name.lower() == "content-type" for name, _ in headers
+    ):
+        headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+    auth = None
+    if args.user is not None:
+        user, colon, password = args.user.partition(":")
+        if not colon:
+            parser.error("-u/--user needs USER:PASSWORD (there is no password prompt)")
+        try:
+            auth = BasicAuth(user, password)
+        except UsageError as exc:
+            parser.error(f"-u/--user: {escape(str(exc))}")
+    if args.retries and method not in IDEMPOTENT_METHODS:
+        parser.error(f"--retries would resend a {method}, which is not idempotent")
+    args.request_method = method
+    args.request_headers = headers or None
+    args.body = body
+    args.auth = auth
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``fetch`` with parsed arguments; returns the exit status."""
     parser: argparse.ArgumentParser = args._parser
     if not args.urls and args.input is None:
         parser.error("no URLs given (pass them as arguments or with -i FILE)")
+    _request_options(args, parser)
     if args.output is not None and not os.path.isdir(args.output):
         parser.error(f"--output {args.output}: not a directory")
     try:
@@ -414,7 +526,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         parser.error(f"cannot read URLs from {args.input}: {exc.strerror or exc}")
     try:
-        # Built now, outside the loop, so a bad proxy URL (given, or in the
+        # Checked now, outside the loop, so a bad proxy URL (given, or in the
         # environment) is a usage error before any request.
         routing = _routing(args, os.environ)
     except InvalidURL as exc:
@@ -437,8 +549,10 @@ def run(args: argparse.Namespace) -> int:
 def _routing(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
     """The client's ``proxy``/``trust_env``/``uds`` arguments from the options.
 
-    Checks the proxy settings now (raising :class:`~asyncnet.InvalidURL`),
-    so that the client built later cannot fail on them.
+    Like curl, the command honours the proxy environment unless told
+    otherwise. The proxy settings are checked now (raising
+    :class:`~asyncnet.InvalidURL`), so that building the client cannot fail
+    on them later.
     """
     if args.unix_socket is not None:
         return {"uds": args.unix_socket}
@@ -458,6 +572,13 @@ async def _fetch(
     err: IO[str],
     routing: dict[str, Any] | None = None,
 ) -> _Tally:
+    tally = _Tally()
+    show_progress = not args.quiet and err.isatty()
+    # When rows and the progress line share one terminal, the progress line
+    # is wiped before each row and drawn again after it.
+    shared_screen = show_progress and out.isatty()
+    drawn = False
+    started = last_draw = time.perf_counter()
     timeout = Timeout(
         connect=args.timeout,
         read=args.timeout,
@@ -467,9 +588,9 @@ async def _fetch(
     )
     # The total is known only when every URL was given on the command line.
     total = len(args.urls) if args.input is None else None
-    # The client fetch_iter would make, plus where connections go (like curl,
-    # the command honours the proxy environment unless told otherwise).
+    # The client fetch_iter would make, plus where its connections go.
     client = HTTPClient(
+        cookies=args.cookies,
         timeout=timeout,
         limits=Limits(
             max_connections=args.concurrency,
@@ -477,28 +598,6 @@ async def _fetch(
         ),
         **(routing if routing is not None else {"trust_env": False}),
     )
-    async with client:
-        return await _report(args, listing, stdin, out, err, client, timeout, total)
-
-
-async def _report(
-    args: argparse.Namespace,
-    listing: IO[str] | None,
-    stdin: IO[str],
-    out: IO[str],
-    err: IO[str],
-    client: HTTPClient,
-    timeout: Timeout,  # noqa: ASYNC109 - per-request timeouts, passed on
-    total: int | None,
-) -> _Tally:
-    """Fetch with ``client`` and print each result as it lands."""
-    tally = _Tally()
-    show_progress = not args.quiet and err.isatty()
-    # When rows and the progress line share one terminal, the progress line
-    # is wiped before each row and drawn again after it.
-    shared_screen = show_progress and out.isatty()
-    drawn = False
-    started = last_draw = time.perf_counter()
     results = fetch_iter(
         _url_source(args, listing, stdin),
         client=client,
@@ -508,8 +607,13 @@ async def _report(
         deadline=args.deadline,
         retries=args.retries,
         sink=_body_sink(args.output),
+        method=args.request_method,
+        headers=args.request_headers,
+        body=args.body,
+        auth=args.auth,
+        max_body=args.max_body,
     )
-    async with contextlib.aclosing(results):
+    async with client, contextlib.aclosing(results):
         async for result in results:
             ok = result.ok
             if ok:

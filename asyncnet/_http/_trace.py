@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from .._text import escape
-from ._connection import HTTPConnection
+from ._connection import HTTPConnection, RequestState, ResponseState
 from ._parser import ParserLimits, ResponseHead
 from ._request import RequestBody
 
@@ -272,9 +272,14 @@ class TracedConnection(HTTPConnection):
         self.connection_id = next(_connection_ids)
         self._close_reason: str | None = None
         self._body_reported = False
+        self._traced_method = ""
 
     def _emit_body_complete(self) -> None:
-        if not self._body_reported and self._eom and self._error is None:
+        if (
+            not self._body_reported
+            and self._response is ResponseState.DONE
+            and self._error is None
+        ):
             self._body_reported = True
             self.tracer.emit(ResponseBodyComplete(Tracer.now(), self.connection_id))
 
@@ -285,16 +290,27 @@ class TracedConnection(HTTPConnection):
         write_timeout: float | None,
         deadline: float | None,
         read_whole: bool = False,
+        *,
+        close_after: bool = False,
     ) -> None:
-        super().begin(method, read_timeout, write_timeout, deadline, read_whole)
+        super().begin(
+            method, read_timeout, write_timeout, deadline, read_whole, close_after=close_after
+        )
         self._body_reported = False
+        self._traced_method = method
 
-    def write_head(self, head: bytes, body: bytes | None = None) -> None:
-        super().write_head(head, body)
+    def write_head(
+        self, head: bytes, body: bytes | None = None, *, body_follows: bool = False
+    ) -> None:
+        super().write_head(head, body, body_follows=body_follows)
         tracer = self.tracer
-        tracer.emit(RequestHeadSent(Tracer.now(), self.connection_id, self._method))
+        tracer.emit(RequestHeadSent(Tracer.now(), self.connection_id, self._traced_method))
         if body:
             tracer.emit(RequestBodySent(Tracer.now(), self.connection_id))
+
+    def write_body(self, body: bytes) -> None:
+        super().write_body(body)
+        self.tracer.emit(RequestBodySent(Tracer.now(), self.connection_id))
 
     async def send_body(self, body: RequestBody, *, chunked: bool) -> None:
         await super().send_body(body, chunked=chunked)
@@ -323,14 +339,16 @@ class TracedConnection(HTTPConnection):
         return data
 
     def release(self) -> None:
-        if not self._active:
+        if self._request is RequestState.IDLE:
             return
         if self._error is not None:
             reason = f"the exchange failed: {type(self._error).__name__}: {self._error}"
-        elif not self._eom or self._chunks:
+        elif self._response is not ResponseState.DONE or self._chunks:
             reason = "the response was not read to its end"
-        elif not self._keep_alive:
-            reason = "the response ended the connection (Connection: close or a body read to EOF)"
+        elif self._request is not RequestState.SENT:
+            reason = "the request was not sent whole"
+        elif self._close_after or not self._parser.keep_alive:
+            reason = "the exchange ended the connection (Connection: close or a body read to EOF)"
         else:
             reason = "not taken back by the pool"
         before = self._close_reason
@@ -338,15 +356,15 @@ class TracedConnection(HTTPConnection):
             # Recorded first: the release below aborts a connection it cannot keep.
             self._close_reason = reason
         super().release()
-        transport = self._transport
-        if not self._lost and transport is not None and not transport.is_closing():
+        transport = self.transport
+        if not self._closed and transport is not None and not transport.is_closing():
             self._close_reason = before
             self.tracer.emit(ConnectionReleased(Tracer.now(), self.connection_id))
 
     def abort(self) -> None:
         if self._close_reason is None:
             self._close_reason = (
-                "aborted during an exchange" if self._active
+                "aborted during an exchange" if self._request is not RequestState.IDLE
                 else "dropped by the client (stale, evicted to make room, or client closed)"
             )
         super().abort()
