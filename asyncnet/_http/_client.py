@@ -13,21 +13,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import json as _json
-import logging
 import netrc
 import os
 import ssl as _ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from http.cookiejar import CookieJar
 from types import TracebackType
 from typing import Any, Final, TypeAlias, TypedDict, Unpack
 
-from .._connect import (
-    DEFAULT_DNS_CACHE_TTL,
-    DEFAULT_MAX_DNS_LOOKUPS,
-    Resolver,
-    numeric_addrinfos,
-)
+from .._connect import DEFAULT_DNS_CACHE_TTL, DEFAULT_MAX_DNS_LOOKUPS, Resolver
 from .._deadline import wait_end
 from .._errors import (
     AsyncNetError,
@@ -47,7 +41,7 @@ from .._text import describe_error
 from .._version import __version__
 from ._auth import Auth, BasicAuth
 from ._connection import DEFAULT_BODY_BUFFER, HTTPConnection
-from ._connector import Connector, TCPConnector, UnixConnector
+from ._connector import Connector, connector_for
 from ._cookies import CookieStore, cookie_pairs, new_jar
 from ._decoders import ACCEPT_ENCODING
 from ._headers import Headers
@@ -56,7 +50,7 @@ from ._models import ClientStatistics, Limits, Response, Timeout
 from ._multipart import FilesInput, MultipartEncoder
 from ._parser import ParserLimits
 from ._pool import ConnectionPool
-from ._proxy import Proxy, ProxySelector, parse_proxy_url, proxies_from_env
+from ._proxy import Proxy, proxy_selector
 from ._query import QueryInput, encode_form, query_pairs, with_params
 from ._redirects import next_request
 from ._request import (
@@ -70,8 +64,16 @@ from ._request import (
 )
 from ._rules import IDEMPOTENT_METHODS, METHODS_WITH_CONTENT
 from ._tls import ssl_context_for
-from ._trace import ConnectionCreated, ConnectionReused, TraceCallback, TracedConnection, Tracer
-from ._trace import logger as _logger
+from ._trace import (
+    ConnectionCreated,
+    ConnectionReused,
+    TraceCallback,
+    TracedConnection,
+    Tracer,
+    connection_factory,
+    debug_tracer,
+    origin_name,
+)
 from ._url import URL, parse_url
 
 __all__ = ["HTTPClient", "RequestOptions"]
@@ -388,8 +390,8 @@ class HTTPClient:
             raise UsageError("pass either uds= or proxy=, not both: the socket is the destination")
         # With a Unix socket every request goes to it: the environment's
         # proxies cannot apply.
-        self._proxies = None if uds is not None else _proxy_selector(proxy, trust_env)
-        self._connector = _connector(
+        self._proxies = None if uds is not None else proxy_selector(proxy, trust_env, os.environ)
+        self._connector = connector_for(
             transport, uds, local_addr, self._resolver, happy_eyeballs_delay, ssl, parser_limits
         )
         if trace is not None and not callable(trace):
@@ -870,7 +872,7 @@ class HTTPClient:
                 self._requests_reused += 1
                 if isinstance(conn, TracedConnection):
                     conn.tracer.emit(
-                        ConnectionReused(Tracer.now(), conn.connection_id, _origin(url, key[4]))
+                        ConnectionReused(Tracer.now(), conn.connection_id, origin_name(url, key[4]))
                     )
             try:
                 conn.begin(
@@ -982,25 +984,8 @@ class HTTPClient:
         """
         end = wait_end(timeouts.connect, deadline, asyncio.get_running_loop().time)
         when, is_total = (None, False) if end is None else end
-        parser_limits = self._parser_limits
-        body_buffer = self._body_buffer
-        tracer = self._tracer
-        if tracer is None and _logger.isEnabledFor(logging.DEBUG):
-            tracer = _LOG_TRACER
-        factory: Callable[[], HTTPConnection]
-        if tracer is None:
-
-            def factory() -> HTTPConnection:
-                return HTTPConnection(parser_limits=parser_limits, body_buffer=body_buffer)
-
-        else:
-            traced_by = tracer
-
-            def factory() -> HTTPConnection:
-                return TracedConnection(
-                    traced_by, parser_limits=parser_limits, body_buffer=body_buffer
-                )
-
+        tracer = self._tracer or debug_tracer()
+        factory = connection_factory(tracer, self._parser_limits, self._body_buffer)
         cm = asyncio.timeout_at(when)
         try:
             async with cm:
@@ -1031,70 +1016,6 @@ class HTTPClient:
             raise ConnectError(f"cannot connect to {url.host_header}: {reason}") from exc
         if isinstance(conn, TracedConnection):
             conn.tracer.emit(
-                ConnectionCreated(Tracer.now(), conn.connection_id, _origin(url, proxy))
+                ConnectionCreated(Tracer.now(), conn.connection_id, origin_name(url, proxy))
             )
         return conn
-# Emits DEBUG log lines for clients without a trace callback.
-_LOG_TRACER: Final = Tracer(None)
-
-
-def _origin(url: URL, proxy: Proxy | None) -> str:
-    """How trace events name where a connection goes."""
-    origin = f"{url.scheme}://{url.host_header}"
-    return origin if proxy is None else f"{origin} via {proxy}"
-
-
-def _proxy_selector(proxy: str | None, trust_env: bool) -> ProxySelector | None:
-    """The client's proxy choice: ``proxy=``, then the environment when trusted."""
-    explicit = parse_proxy_url(proxy) if proxy is not None else None
-    if not trust_env:
-        return None if explicit is None else ProxySelector(http=explicit, https=explicit)
-    http, https, no_proxy = proxies_from_env(os.environ)
-    if explicit is not None:
-        http = https = explicit
-    selector = ProxySelector(http=http, https=https, no_proxy=no_proxy)
-    return selector if selector.active else None
-
-
-def _connector(
-    transport: Connector | None,
-    uds: str | None,
-    local_addr: tuple[str, int] | None,
-    resolver: Resolver,
-    happy_eyeballs_delay: float | None,
-    ssl: _ssl.SSLContext | bool | None,
-    parser_limits: ParserLimits | None,
-) -> Connector:
-    """The client's connector from ``transport=``, ``uds=`` and ``local_addr=``."""
-    if transport is not None:
-        if uds is not None:
-            raise UsageError("pass either transport= or uds=, not both")
-        if not isinstance(transport, Connector):
-            raise UsageError(
-                f"transport must be a connector such as asyncnet.testing.MockTransport, "
-                f"not {transport!r}"
-            )
-        return transport
-    if uds is not None:
-        if not isinstance(uds, (str, os.PathLike)):
-            raise UsageError(f"uds must be a path, not {uds!r}")
-        if local_addr is not None:
-            raise UsageError("local_addr has no meaning with uds=")
-        return UnixConnector(os.fspath(uds))
-    if local_addr is not None and (
-        not isinstance(local_addr, tuple)
-        or len(local_addr) != 2
-        or not isinstance(local_addr[0], str)
-        or isinstance(local_addr[1], bool)
-        or not isinstance(local_addr[1], int)
-        or not 0 <= local_addr[1] <= 65535
-        or numeric_addrinfos(local_addr[0], local_addr[1]) is None
-    ):
-        raise UsageError(f"local_addr must be (ip address, port), not {local_addr!r}")
-    return TCPConnector(
-        resolver=resolver,
-        happy_eyeballs_delay=happy_eyeballs_delay,
-        local_addr=local_addr,
-        proxy_ssl=ssl,
-        parser_limits=parser_limits,
-    )

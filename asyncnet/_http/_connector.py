@@ -29,6 +29,7 @@ the HTTP connection takes the transport over only when it is a clean pipe)::
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from .._connect import (
     numeric_addrinfos,
     race_connect,
 )
-from .._errors import ConnectError, ProxyError
+from .._errors import ConnectError, ProxyError, UsageError
 from .._text import describe_error
 from ._connection import HTTPConnection
 from ._parser import ParserLimits
@@ -58,7 +59,7 @@ from ._trace import (
 )
 from ._url import URL
 
-__all__ = ["Connector", "ProtocolFactory", "TCPConnector", "UnixConnector"]
+__all__ = ["Connector", "ProtocolFactory", "TCPConnector", "UnixConnector", "connector_for"]
 
 #: Builds the connection object for a new transport.
 ProtocolFactory = Callable[[], HTTPConnection]
@@ -424,3 +425,47 @@ class UnixConnector(Connector):
         if tracer is not None:
             tracer.emit(ConnectEnd(Tracer.now(), self.path))
         return conn
+
+
+def connector_for(
+    transport: Connector | None,
+    uds: str | None,
+    local_addr: tuple[str, int] | None,
+    resolver: Resolver,
+    happy_eyeballs_delay: float | None,
+    ssl_setting: SSLSetting,
+    parser_limits: ParserLimits | None,
+) -> Connector:
+    """A client's connector from its ``transport=``, ``uds=`` and ``local_addr=`` arguments."""
+    if transport is not None:
+        if uds is not None:
+            raise UsageError("pass either transport= or uds=, not both")
+        if not isinstance(transport, Connector):
+            raise UsageError(
+                f"transport must be a connector such as asyncnet.testing.MockTransport, "
+                f"not {transport!r}"
+            )
+        return transport
+    if uds is not None:
+        if not isinstance(uds, (str, os.PathLike)):
+            raise UsageError(f"uds must be a path, not {uds!r}")
+        if local_addr is not None:
+            raise UsageError("local_addr has no meaning with uds=")
+        return UnixConnector(os.fspath(uds))
+    if local_addr is not None and (
+        not isinstance(local_addr, tuple)
+        or len(local_addr) != 2
+        or not isinstance(local_addr[0], str)
+        or isinstance(local_addr[1], bool)
+        or not isinstance(local_addr[1], int)
+        or not 0 <= local_addr[1] <= 65535
+        or numeric_addrinfos(local_addr[0], local_addr[1]) is None
+    ):
+        raise UsageError(f"local_addr must be (ip address, port), not {local_addr!r}")
+    return TCPConnector(
+        resolver=resolver,
+        happy_eyeballs_delay=happy_eyeballs_delay,
+        local_addr=local_addr,
+        proxy_ssl=ssl_setting,
+        parser_limits=parser_limits,
+    )

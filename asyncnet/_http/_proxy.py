@@ -47,6 +47,7 @@ __all__ = [
     "connect_request",
     "parse_proxy_url",
     "proxies_from_env",
+    "proxy_selector",
 ]
 
 #: Default port per proxy scheme when the URL names none. HTTP proxies use the
@@ -339,6 +340,20 @@ class ProxySelector:
         if no_proxy is not None and no_proxy.matches(url.host, url.port):
             return None
         return proxy
+
+
+def proxy_selector(
+    proxy: str | None, trust_env: bool, environ: Mapping[str, str]
+) -> ProxySelector | None:
+    """A client's proxy choice: ``proxy=``, then ``environ`` when trusted; None for none."""
+    explicit = parse_proxy_url(proxy) if proxy is not None else None
+    if not trust_env:
+        return None if explicit is None else ProxySelector(http=explicit, https=explicit)
+    http, https, no_proxy = proxies_from_env(environ)
+    if explicit is not None:
+        http = https = explicit
+    selector = ProxySelector(http=http, https=https, no_proxy=no_proxy)
+    return selector if selector.active else None
 
 
 # -- HTTP CONNECT -------------------------------------------------------------------

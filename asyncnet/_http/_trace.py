@@ -34,12 +34,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from .._text import escape
 from ._connection import HTTPConnection, RequestState, ResponseState
 from ._parser import ParserLimits, ResponseHead
+from ._proxy import Proxy
 from ._request import RequestBody
+from ._url import URL
 
 __all__ = [
     "ConnectEnd",
@@ -61,7 +63,10 @@ __all__ = [
     "TraceEvent",
     "TracedConnection",
     "Tracer",
+    "connection_factory",
+    "debug_tracer",
     "logger",
+    "origin_name",
 ]
 
 #: The library's logger; DEBUG lines describe each traced step.
@@ -248,6 +253,42 @@ class Tracer:
                 )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s", event.describe())
+
+
+# Emits DEBUG log lines for clients without a trace callback.
+_LOG_TRACER: Final = Tracer(None)
+
+
+def debug_tracer() -> Tracer | None:
+    """The tracer that only logs, when the ``asyncnet`` logger wants DEBUG lines, else None.
+
+    Asked once per new connection, so turning DEBUG on affects connections
+    opened from then on.
+    """
+    return _LOG_TRACER if logger.isEnabledFor(logging.DEBUG) else None
+
+
+def origin_name(url: URL, proxy: Proxy | None) -> str:
+    """How trace events name where a connection goes."""
+    origin = f"{url.scheme}://{url.host_header}"
+    return origin if proxy is None else f"{origin} via {proxy}"
+
+
+def connection_factory(
+    tracer: Tracer | None, parser_limits: ParserLimits | None, body_buffer: int
+) -> Callable[[], HTTPConnection]:
+    """What builds a client's connections: plain ones, or traced ones when someone listens."""
+    if tracer is None:
+
+        def plain() -> HTTPConnection:
+            return HTTPConnection(parser_limits=parser_limits, body_buffer=body_buffer)
+
+        return plain
+
+    def traced() -> HTTPConnection:
+        return TracedConnection(tracer, parser_limits=parser_limits, body_buffer=body_buffer)
+
+    return traced
 
 
 class TracedConnection(HTTPConnection):
