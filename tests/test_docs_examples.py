@@ -36,6 +36,7 @@ import dataclasses
 import doctest
 import inspect
 import io
+import itertools
 import json
 import os
 import re
@@ -44,7 +45,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +64,9 @@ PAGE_TIMEOUT = 120
 # One shell command of a session.
 COMMAND_TIMEOUT = 60
 
-_DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\.\s+(?:code-block|code|sourcecode)::\s*(?P<lang>\S*)\s*$")
+_DIRECTIVE = re.compile(
+    r"^(?P<indent>\s*)\.\.\s+(?:code-block|code|sourcecode)::\s*(?P<lang>\S*)\s*$"
+)
 _OTHER_DIRECTIVE = re.compile(r"^\s*\.\.\s+\S+::")
 _OPTION = re.compile(r"^\s*:(?P<name>[\w-]+):\s*(?P<value>.*)$")
 
@@ -150,7 +152,9 @@ def parse_page(path: Path) -> list[Block]:
 def _is_python_code(text: str) -> bool:
     """True for text that compiles as Python and does something (imports, calls, assigns...)."""
     try:
-        tree = compile(text, "<block>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        tree = compile(
+            text, "<block>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        )
     except SyntaxError:
         return False
     doing = (
@@ -163,7 +167,9 @@ def _is_python_code(text: str) -> bool:
 
 ALL_BLOCKS = {page.name: parse_page(page) for page in PAGES}
 RUNNABLE_PAGES = sorted(
-    name for name, blocks in ALL_BLOCKS.items() if any(b.kind in ("python", "doctest") for b in blocks)
+    name
+    for name, blocks in ALL_BLOCKS.items()
+    if any(b.kind in ("python", "doctest") for b in blocks)
 )
 
 
@@ -235,7 +241,9 @@ def _run_page(name: str, tmp_path: Path) -> tuple[list[Block], list[dict[str, st
     blocks = [b for b in ALL_BLOCKS[name] if b.kind in ("python", "doctest")]
     spec = tmp_path / "spec.json"
     result = tmp_path / "result.json"
-    spec.write_text(json.dumps([{"name": b.name, "kind": b.kind, "source": b.text} for b in blocks]))
+    spec.write_text(
+        json.dumps([{"name": b.name, "kind": b.kind, "source": b.text} for b in blocks])
+    )
     work = tmp_path / "cwd"
     work.mkdir()
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1", COLUMNS="80")
@@ -265,7 +273,7 @@ def test_python_blocks_run_and_print_what_the_page_shows(name: str, tmp_path: Pa
     assert stderr == "", stderr
     outputs = {r["name"]: r["output"] for r in results}
     page = ALL_BLOCKS[name]
-    for before, block in zip(page, page[1:], strict=False):
+    for before, block in itertools.pairwise(page):
         if block.kind != "output":
             continue
         got = outputs[before.name] or ""
@@ -280,7 +288,7 @@ def test_output_blocks_follow_a_python_block(name: str) -> None:
     for before, block in zip([None, *page], page, strict=False):
         if block.kind == "output":
             assert before is not None and before.kind == "python", (
-                f"{block.name}: an Output block must come right after the Python block it belongs to"
+                f"{block.name}: an Output block must directly follow the Python block it shows"
             )
 
 
@@ -332,7 +340,15 @@ def _session(block: Block) -> list[Command]:
 
 CONSOLE_BLOCKS = [b for blocks in ALL_BLOCKS.values() for b in blocks if b.kind == "console"]
 # Commands a session may contain and still be run by the test: loopback only.
-_LOOPBACK_COMMANDS = ("python -m asyncnet", "asyncnet", "python -m http.server", "mkdir", "printf", "echo", "cat")
+_LOOPBACK_COMMANDS = (
+    "python -m asyncnet",
+    "asyncnet",
+    "python -m http.server",
+    "mkdir",
+    "printf",
+    "echo",
+    "cat",
+)
 
 
 def _asyncnet_argvs(command: str) -> list[list[str]]:
@@ -519,5 +535,7 @@ def test_public_dataclasses_document_every_field() -> None:
 def test_fetching_page_explains_every_result_field() -> None:
     text = (DOCS / "fetching.rst").read_text(encoding="utf-8")
     section = text.split("What a result holds")[1].split("\nLimits\n")[0]
-    missing = [f.name for f in dataclasses.fields(asyncnet.FetchResult) if f"``{f.name}``" not in section]
+    missing = [
+        f.name for f in dataclasses.fields(asyncnet.FetchResult) if f"``{f.name}``" not in section
+    ]
     assert missing == []

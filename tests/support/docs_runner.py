@@ -83,7 +83,9 @@ def _execute(code: Any, namespace: dict[str, Any], page: list[_PageLoop | None])
         exec(code, namespace)
 
 
-def _run_python(block: dict[str, Any], ns: dict[str, Any], page: list[_PageLoop | None]) -> dict[str, Any]:
+def _run_python(
+    block: dict[str, Any], ns: dict[str, Any], page: list[_PageLoop | None]
+) -> dict[str, Any]:
     out = io.StringIO()
     error = None
     try:
@@ -95,7 +97,9 @@ def _run_python(block: dict[str, Any], ns: dict[str, Any], page: list[_PageLoop 
     return {"name": block["name"], "output": out.getvalue(), "error": error}
 
 
-def _run_doctest(block: dict[str, Any], ns: dict[str, Any], page: list[_PageLoop | None]) -> dict[str, Any]:
+def _run_doctest(
+    block: dict[str, Any], ns: dict[str, Any], page: list[_PageLoop | None]
+) -> dict[str, Any]:
     """Run ``>>>`` examples like the REPL and compare each with the output shown."""
     checker = doctest.OutputChecker()
     flags = doctest.ELLIPSIS
