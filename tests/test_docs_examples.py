@@ -230,6 +230,68 @@ def test_page_parser_finds_every_block(tmp_path: Path) -> None:
     assert [_is_python_code(b.text) for b in blocks if b.kind == "literal"] == [True, True]
 
 
+def _run_spec(blocks: list[dict[str, str]], tmp_path: Path) -> list[dict[str, str | None]]:
+    spec, result = tmp_path / "spec.json", tmp_path / "result.json"
+    spec.write_text(json.dumps(blocks))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, str(RUNNER), str(spec), str(result)],
+        capture_output=True, text=True, timeout=PAGE_TIMEOUT, cwd=tmp_path, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    results: list[dict[str, str | None]] = json.loads(result.read_text())
+    return results
+
+
+def test_runner_shares_one_namespace_and_one_loop_and_checks_doctests(tmp_path: Path) -> None:
+    ok = _run_spec(
+        [
+            {"name": "a", "kind": "python", "source": "import asyncio\nx = 2\nprint(x)\n"},
+            {
+                "name": "b",
+                "kind": "python",
+                "source": "ev = asyncio.Event()\nawait asyncio.sleep(0)\n",
+            },
+            {"name": "c", "kind": "python", "source": "ev.set()\nprint(await ev.wait(), x)\n"},
+            {"name": "d", "kind": "doctest", "source": ">>> await asyncio.sleep(0, result=x)\n2\n"},
+        ],
+        tmp_path,
+    )
+    assert [(r["output"], r["error"]) for r in ok] == [
+        ("2\n", None),
+        ("", None),
+        ("True 2\n", None),
+        ("", None),
+    ]
+
+
+def test_runner_reports_wrong_doctests_failing_blocks_and_leftover_tasks(tmp_path: Path) -> None:
+    [wrong] = _run_spec([{"name": "d", "kind": "doctest", "source": ">>> 1 + 1\n3\n"}], tmp_path)
+    assert wrong["error"] is not None and "expected:\n3" in wrong["error"]
+    (tmp_path / "2").mkdir()
+    failed = _run_spec(
+        [
+            {"name": "a", "kind": "python", "source": "raise ValueError('boom')\n"},
+            {"name": "b", "kind": "python", "source": "print('never')\n"},
+        ],
+        tmp_path / "2",
+    )
+    assert len(failed) == 1 and "ValueError: boom" in (failed[0]["error"] or "")
+    (tmp_path / "3").mkdir()
+    source = (
+        "import asyncio\nt = asyncio.ensure_future(asyncio.sleep(60))\nawait asyncio.sleep(0)\n"
+    )
+    left = _run_spec([{"name": "a", "kind": "python", "source": source}], tmp_path / "3")
+    assert left[-1]["name"] == "end of page" and "tasks left running" in (left[-1]["error"] or "")
+
+
+def test_output_comparison_allows_ellipsis_only_where_written() -> None:
+    assert _check_output("200 ... bytes\n", "200 1234 bytes\n")
+    assert _check_output("a\n...\n", "a\nb\nc\n")
+    assert not _check_output("200 12 bytes\n", "200 1234 bytes\n")
+    assert not _check_output("a\nb\n", "a\n")
+
+
 def test_the_docs_have_examples_to_run() -> None:
     assert {"index.rst", "quickstart.rst", "http-client.rst", "fetching.rst"} <= set(RUNNABLE_PAGES)
 
