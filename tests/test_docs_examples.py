@@ -24,8 +24,9 @@ The convention (also stated in ``docs/development.rst``):
   that is Python code fails this test, so that no example escapes it.
 
 Examples included with ``literalinclude`` are files under ``docs/examples/``,
-run by ``tests/test_guide_examples.py`` and
-``tests/framing/test_protocol_examples.py``.
+run by ``tests/test_guide_examples.py`` (which checks that every file there
+is run by some test), ``tests/framing/test_protocol_examples.py`` and
+``tests/http/test_http_client_examples.py``.
 """
 
 from __future__ import annotations
