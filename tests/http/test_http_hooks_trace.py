@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +185,25 @@ async def test_no_tracing_means_plain_connections() -> None:
     ):
         assert type(resp._source) is HTTPConnection
         assert not isinstance(resp._source, TracedConnection)
+
+
+def test_the_latency_histogram_example_runs_on_loopback() -> None:
+    examples = Path(__file__).resolve().parents[2] / "docs" / "examples"
+    env = dict(os.environ, PYTHONPATH=str(examples.parent.parent), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "trace_histogram.py"],
+        capture_output=True, text=True, timeout=60, cwd=examples, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stderr = [line for line in proc.stderr.splitlines()
+              if not (line.startswith("Executing <") and " took " in line)]
+    assert stderr == []
+    summaries = [line for line in proc.stdout.splitlines() if not line.startswith("  ")]
+    assert [re.sub(r"median \d+ us", "median N us", line) for line in summaries] == [
+        "connect: 1 samples, median N us",
+        "ttfb: 200 samples, median N us",
+        "body: 200 samples, median N us",
+        "request: 200 samples, median N us",
+    ]
+    bars = [line for line in proc.stdout.splitlines() if line.startswith("  ")]
+    assert bars and all(re.fullmatch(r"  < +\d+ us  #+ \d+", line) for line in bars)

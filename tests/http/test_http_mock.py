@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +146,15 @@ def test_bad_mock_responses_are_usage_errors(
 ) -> None:
     with pytest.raises(asyncnet.UsageError):
         MockResponse(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_pytest_recipe_in_the_docs_passes() -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         str(root / "docs" / "examples" / "test_mock_recipe.py")],
+        capture_output=True, text=True, timeout=120, cwd=root, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 passed" in proc.stdout
