@@ -100,6 +100,7 @@ class Peer:
         tmp: tempfile.TemporaryDirectory[str],
         ready: str | None = None,
         stop_signal: int = signal.SIGTERM,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.argv = list(argv)
         self.port = port
@@ -108,6 +109,7 @@ class Peer:
         self.tmp = Path(tmp.name)
         self._ready = re.compile(ready) if ready else None
         self._stop_signal = stop_signal
+        self._env = env
         self._proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
         self._seen = threading.Event()
@@ -128,25 +130,33 @@ class Peer:
         self._seen.set()  # the program ended: stop waiting
 
     def __enter__(self) -> Peer:
-        self._proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            cwd=self.tmp,
-            # Its own process group (numbered by its PID), so that children it
-            # forks (socat's per-connection processes, squid's helpers) are
-            # stopped with it and cannot hold its output pipe open.
-            start_new_session=True,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                cwd=self.tmp,
+                env=None if self._env is None else {**os.environ, **self._env},
+                # Its own process group (numbered by its PID), so that children it
+                # forks (socat's per-connection processes, squid's helpers) are
+                # stopped with it and cannot hold its output pipe open.
+                start_new_session=True,
+            )
+        except BaseException:
+            self._tmp.cleanup()
+            raise
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         try:
             self._wait_ready()
         except BaseException:
-            self._stop()
+            try:
+                self._stop()
+            finally:
+                self._tmp.cleanup()
             raise
         return self
 
