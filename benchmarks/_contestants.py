@@ -28,8 +28,12 @@ Two jobs:
     with ``?i=N``), fetched at ``--concurrency`` (``fetch_origins.py``,
     ``soak.py``). Libraries: ``asyncnet`` (``fetch_all``), ``asyncnet-loop``
     (a bare ``HTTPClient`` loop of ``--concurrency`` workers), ``aiohttp``
-    and ``httpx`` (one session or client, ``gather`` and a ``Semaphore``).
-    Prints the wall time, the CPU time per request, the failures by
+    and ``httpx`` (one session or client, ``gather`` and a ``Semaphore``),
+    and ``asyncio-bare``: the floor of any asyncio HTTP client, a minimal
+    ``asyncio.Protocol`` per URL on a new connection (``create_connection``,
+    one write of a fixed request, bytes counted up to the expected response
+    length, close; no parsing, no pool, no timeouts), also under
+    ``--uvloop``. Prints the wall time, the CPU time per request, the failures by
     exception type, and peak RSS before and after. The soft ``RLIMIT_NOFILE``
     is raised to the hard one first.
 """
@@ -328,11 +332,67 @@ async def _spread_httpx(urls: list[str], concurrency: int) -> list[Outcome]:
         return list(await asyncio.gather(*(fetch(u) for u in urls)))
 
 
+class _BareProtocol(asyncio.Protocol):
+    """One request on its own connection: write it, count the answer's bytes, close."""
+
+    def __init__(self, request: bytes, need: int, done: asyncio.Future[int]) -> None:
+        self.request = request
+        self.need = need
+        self.got = 0
+        self.done = done
+        self.transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.got += len(data)
+        if self.got >= self.need and self.transport is not None:
+            self.transport.close()
+            if not self.done.done():
+                self.done.set_result(self.got)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(self.got)
+
+
+# Bytes of a whole response the bare client counts to: set from --response-size.
+_BARE_RESPONSE_SIZE = [0]
+
+
+async def _spread_asyncio_bare(urls: list[str], concurrency: int) -> list[Outcome]:
+    loop = asyncio.get_running_loop()
+    sem = asyncio.Semaphore(concurrency)
+    need = _BARE_RESPONSE_SIZE[0]
+
+    async def fetch(url: str) -> Outcome:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        request = f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+        done: asyncio.Future[int] = loop.create_future()
+        try:
+            async with sem:
+                await loop.create_connection(
+                    lambda: _BareProtocol(request, need, done), host, port
+                )
+                got = await done
+        except OSError as exc:
+            return 0, 0, type(exc).__name__
+        # No parsing: a whole response of the expected size counts as a 200 with its body.
+        return (200, -1, "") if got == need else (0, got, "short response")
+
+    return list(await asyncio.gather(*(fetch(u) for u in urls)))
+
+
 SPREADERS: dict[str, Callable[[list[str], int], Awaitable[list[Outcome]]]] = {
     "asyncnet": _spread_asyncnet,
     "asyncnet-loop": _spread_asyncnet_loop,
     "aiohttp": _spread_aiohttp,
     "httpx": _spread_httpx,
+    "asyncio-bare": _spread_asyncio_bare,
 }
 
 
@@ -346,6 +406,7 @@ def _run_spread(args: argparse.Namespace) -> dict[str, Any]:
     n = len(origins)
     urls = [f"{origins[i % n]}{path}?i={i}" for i in range(args.count)]
     spreader = SPREADERS[args.library]
+    _BARE_RESPONSE_SIZE[0] = args.response_size
     importlib.import_module(args.library.split("-")[0])
     rss_before = _maxrss_kib()
     c0 = _cpu()
@@ -353,6 +414,8 @@ def _run_spread(args: argparse.Namespace) -> dict[str, Any]:
     outcomes = asyncio.run(spreader(urls, args.concurrency))
     wall = time.perf_counter() - t0
     cpu = _cpu() - c0
+    # The bare client does not parse: a whole response stands for a right body.
+    outcomes = [(s, args.expect if n == -1 else n, e) for s, n, e in outcomes]
     ok = sum(1 for status, size, _ in outcomes if status == 200 and size == args.expect)
     errors: dict[str, int] = {}
     for status, size, error in outcomes:
@@ -422,7 +485,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="one benchmark contestant (internal)")
     parser.add_argument("job", choices=["load", "fetch", "spread"])
     parser.add_argument(
-        "library", choices=["asyncnet", "asyncnet-loop", "aiohttp", "httpx", "http.client"]
+        "library",
+        choices=["asyncnet", "asyncnet-loop", "aiohttp", "httpx", "http.client", "asyncio-bare"],
     )
     parser.add_argument("--url", required=True, help="the URL (spread: the path)")
     parser.add_argument("--origins-file", help="spread: origin URLs, one a line")
@@ -436,6 +500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument(
+        "--response-size", type=int, default=0,
+        help="spread, asyncio-bare: bytes of one whole response (head and body)",
+    )
     parser.add_argument(
         "--proxy", default=None, help="proxy URL (load job, asyncnet and aiohttp only)"
     )

@@ -29,7 +29,17 @@ this process and so in every child (contestants, nginx, the held server).
     connections wait for SYN retries, not for the client). Columns: wall
     time and its ratio to the 1 s floor, and memory per request in flight:
     peak RSS growth of the contestant over its RSS after imports, divided
-    by the number of requests.
+    by the number of requests. The ceilings, for this suite only:
+    ``asyncio-bare`` (a minimal ``asyncio.Protocol`` per request, see
+    ``_contestants.py``; the least any asyncio client does per new
+    connection), the same under uvloop (``asyncio-bare+uvloop``) and ``ab``
+    (``--inflight / 10`` at once from each of 10 ``ab`` processes, one per
+    port, all pinned to the client CPU; the held server then closes each
+    connection after its response, since ``ab`` reads to the end of the
+    connection). Columns add the CPU seconds of the held server (from
+    ``/proc``), which bounds the wall of every contestant: with 10,000 new
+    connections the server's accepts and answers are themselves most of a
+    second of Python on its core.
 
 ::
 
@@ -54,7 +64,6 @@ from typing import Any
 
 from _harness import (
     BENCHVENV_PYTHON,
-    CONTESTANTS_PY,
     Contestant,
     ContestantFailed,
     asyncnet_env,
@@ -69,6 +78,9 @@ from _nginx import BODIES, NginxServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOLD_SERVER_PY = os.path.join(HERE, "_hold_server.py")
+# Bytes of one whole keep-alive response of _hold_server.py (head and body),
+# which the bare client counts to.
+HOLD_RESPONSE_SIZE = 166
 
 
 def raise_fd_limit() -> None:
@@ -99,16 +111,22 @@ def contestants(names: str | None) -> list[Contestant]:
 
 
 def spread(
-    c: Contestant, origins: list[str], count: int, concurrency: int, cpus: str, timeout: float
+    c: Contestant,
+    origins: list[str],
+    count: int,
+    concurrency: int,
+    cpus: str,
+    timeout: float,
+    extra: Sequence[str] = (),
 ) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="asyncnet-origins-") as f:
         f.write("\n".join(origins) + "\n")
         f.flush()
         options = [
             "--origins-file", f.name, "--url", "/100b", "--expect", str(BODIES["/100b"]),
-            "--count", str(count), "--concurrency", str(concurrency),
+            "--count", str(count), "--concurrency", str(concurrency), *extra,
         ]
-        argv = [c.python, CONTESTANTS_PY, "spread", c.library, *options]
+        argv = c.argv("spread", options)
         result, rss = run_json(pinned(argv, cpus), env=c.env, timeout=timeout)
     result["maxrss_wait4_kib"] = rss
     return result
@@ -137,11 +155,59 @@ def run_ab(url: str, count: int, concurrency: int, cpus: str) -> dict[str, Any]:
     }
 
 
+def run_ab_parallel(origins: list[str], count: int, cpus: str) -> dict[str, Any]:
+    """``count / len(origins)`` requests at once from one ``ab`` per origin, started together."""
+    each = count // len(origins)
+    outs: list[Any] = []
+    procs = []
+    cpu = 0.0
+    failed = 0
+    complete = 0
+    started = time.perf_counter()
+    try:
+        for origin in origins:
+            outs.append(tempfile.TemporaryFile())  # noqa: SIM115 - closed in the finally
+            argv = ["ab", "-q", "-s", "60", "-n", str(each), "-c", str(each), origin + "/x"]
+            procs.append(
+                subprocess.Popen(pinned(argv, cpus), stdout=outs[-1], stderr=subprocess.STDOUT)
+            )
+        for proc, out in zip(procs, outs, strict=True):
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            cpu += usage.ru_utime + usage.ru_stime
+            out.seek(0)
+            text = out.read().decode(errors="replace")
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise ContestantFailed("ab: " + " | ".join(text.strip().splitlines()[-3:]))
+            complete += int(re.search(r"Complete requests:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
+            failed += int(re.search(r"Failed requests:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
+    finally:
+        for out in outs:
+            out.close()
+    wall = time.perf_counter() - started
+    return {
+        "rps": count / wall,
+        "wall": wall,
+        "ok": complete - failed,
+        "urls": each * len(origins),
+        "errors": {"failed": failed} if failed else {},
+        "cpu_per_request_us": cpu / count * 1e6,
+    }
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a running process, from ``/proc``."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class HoldServer:
     """``_hold_server.py`` in a pinned subprocess."""
 
-    def __init__(self, cpus: str, ports: int, hold: float) -> None:
+    def __init__(self, cpus: str, ports: int, hold: float, close_after: int = 0) -> None:
         argv = [sys.executable, HOLD_SERVER_PY, "--ports", str(ports), "--hold", str(hold)]
+        if close_after:
+            argv += ["--close-after", str(close_after)]
         self.proc = subprocess.Popen(
             pinned(argv, cpus), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
@@ -283,48 +349,87 @@ def suite_newconn(args: argparse.Namespace, who: list[Contestant]) -> None:
     print("   target (issue 19): asyncnet ahead of aiohttp")
 
 
+def inflight_ceilings(names: str | None) -> list[Contestant]:
+    """The floors of the in-flight suite: bare asyncio, bare asyncio on uvloop."""
+    found = [
+        Contestant("asyncio-bare", "asyncio-bare"),
+        Contestant("asyncio-bare+uvloop", "asyncio-bare", python=BENCHVENV_PYTHON, uvloop=True),
+    ]
+    if names:
+        found = [c for c in found if c.name in names.split(",")]
+    runnable = []
+    for c in found:
+        probe = Contestant(c.name, "asyncio", python=c.python, uvloop=c.uvloop)
+        reason = available(probe)
+        if reason:
+            print(f"skipping {c.name}: {reason}", file=sys.stderr)
+        else:
+            runnable.append(c)
+    return runnable
+
+
 def suite_inflight(args: argparse.Namespace, who: list[Contestant]) -> None:
     n = args.inflight
     print(f"\n== inflight: {n} requests at once, each response held 1 s ==")
     results: dict[str, list[dict[str, Any]]] = {}
+    entrants: list[Contestant | str] = [*who, *inflight_ceilings(args.only)]
+    if shutil.which("ab") and (args.only is None or "ab" in args.only.split(",")):
+        entrants.append("ab")
     for rep in range(args.reps):
-        for c in rotate(who, rep):
-            # A fresh server per run: no connection of a previous contestant lingers.
-            server = HoldServer(args.server_cpus, ports=10, hold=1.0)
+        for c in rotate(entrants, rep):
+            name = c if isinstance(c, str) else c.name
+            # A fresh server per run: no connection of a previous contestant
+            # lingers. ab reads each response to the end of its connection.
+            server = HoldServer(
+                args.server_cpus, ports=10, hold=1.0, close_after=1 if c == "ab" else 0
+            )
             try:
-                r = spread(c, server.origins, n, n, args.client_cpus, 900)
+                cpu0 = proc_cpu_seconds(server.proc.pid)
+                if isinstance(c, str):
+                    r = run_ab_parallel(server.origins, n, args.client_cpus)
+                else:
+                    extra = ["--response-size", str(HOLD_RESPONSE_SIZE)]
+                    r = spread(c, server.origins, n, n, args.client_cpus, 900, extra)
+                r["server_cpu_s"] = proc_cpu_seconds(server.proc.pid) - cpu0
             except ContestantFailed as exc:
-                print(f"  {c.name}: FAILED {exc}", file=sys.stderr)
+                print(f"  {name}: FAILED {exc}", file=sys.stderr)
                 continue
             finally:
                 server.stop()
-            r["kib_per_request"] = (r["maxrss_wait4_kib"] - r["maxrss_before_kib"]) / n
-            results.setdefault(c.name, []).append(r)
+            if "maxrss_wait4_kib" in r:
+                r["kib_per_request"] = (r["maxrss_wait4_kib"] - r["maxrss_before_kib"]) / n
+            results.setdefault(name, []).append(r)
             print(
-                f"  inflight rep {rep + 1} {c.name:<14} wall {r['wall']:.2f}s"
-                f" {r['kib_per_request']:.2f} KiB/request ok {r['ok']}",
+                f"  inflight rep {rep + 1} {name:<20} wall {r['wall']:.2f}s"
+                f" {r['cpu_per_request_us']:.0f} us CPU/req"
+                f" server {r['server_cpu_s']:.2f} s CPU"
+                f" {r.get('kib_per_request', 0):.2f} KiB/request ok {r['ok']}",
                 file=sys.stderr,
                 flush=True,
             )
     print(
-        f"     {'contestant':<15}{'req/s':>9}{'CPU us':>10}"
-        f"{'wall s':>8}{'vs 1 s':>8}{'KiB/req':>9}"
+        f"     {'contestant':<20}{'req/s':>9}{'CPU us':>10}"
+        f"{'wall s':>8}{'vs 1 s':>8}{'KiB/req':>9}{'server CPU s':>14}"
     )
-    for c in who:
-        runs = results.get(c.name, [])
+    for c in entrants:
+        name = c if isinstance(c, str) else c.name
+        runs = results.get(name, [])
         extra = ""
         if runs:
             wall = median([r["wall"] for r in runs])
-            kib = median([r["kib_per_request"] for r in runs])
-            extra = f"{wall:8.2f}{wall / 1.0:7.2f}x{kib:9.2f}"
-        show_row(c.name, runs, extra)
-    for b in ("aiohttp", "httpx"):
+            kib = median([r.get("kib_per_request", 0.0) for r in runs])
+            server = median([r["server_cpu_s"] for r in runs])
+            extra = f"{wall:8.2f}{wall / 1.0:7.2f}x{kib:9.2f}{server:14.2f}"
+        show_row(f"{name:<20}", runs, extra)
+    for b in ("aiohttp", "httpx", "asyncio-bare", "asyncio-bare+uvloop", "ab"):
         if "asyncnet" in results and b in results:
-            print(
-                f"     asyncnet / {b}: wall {paired(results, 'asyncnet', b, 'wall')}"
-                f"  memory per request {paired(results, 'asyncnet', b, 'kib_per_request')}"
-            )
+            line = f"     asyncnet / {b}: wall {paired(results, 'asyncnet', b, 'wall')}"
+            line += f"  CPU/request {paired(results, 'asyncnet', b, 'cpu_per_request_us')}"
+            if b in ("aiohttp", "httpx"):
+                line += f"  memory per request {paired(results, 'asyncnet', b, 'kib_per_request')}"
+            print(line)
     print("   targets (issue 19): less memory per request than aiohttp; wall within 1.2x of 1 s")
+    print("   (the ceilings' walls are the floor this machine and this server allow)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
