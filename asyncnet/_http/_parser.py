@@ -45,7 +45,7 @@ two at every split position (``StepParser`` in ``tests/support/parser_helpers.py
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from ._events import NEED_DATA, Data, EndOfMessage, Event, NeedData, ResponseHead
@@ -96,6 +96,12 @@ __all__ = [
     "ResponseParser",
 ]
 
+# The limits of every parser given none: one frozen object for all of them
+# rather than one per connection (which the garbage collector would walk
+# for each connection alive).
+_DEFAULT_LIMITS: Final = ParserLimits()
+
+
 class ResponseParser:
     """Turn the bytes of HTTP/1.1 responses into events, strictly and within limits.
 
@@ -126,7 +132,7 @@ class ResponseParser:
     )
 
     def __init__(self, limits: ParserLimits | None = None) -> None:
-        self._limits = limits if limits is not None else ParserLimits()
+        self._limits = limits if limits is not None else _DEFAULT_LIMITS
         self._buf: bytes | bytearray = b""
         self._pos = 0  # bytes of _buf already consumed
         self._scan = 0  # bytes after _pos already checked in a pending head, trailer or size line

@@ -49,6 +49,11 @@ _MAX_LABEL: Final = 63
 _MAX_NAME: Final = 253
 _PORT = re.compile(r"[0-9]{1,5}")
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+# The canonical dotted quad: four decimal octets of 0 to 255 without leading
+# zeros, exactly what ipaddress.IPv4Address accepts, at a tenth of its cost
+# (a crawl parses every URL, most often with the same kind of host).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 # A percent sign that does not start a %XX escape.
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # What may appear unescaped in a path (RFC 3986 pchar plus "/" and the "%" of
@@ -330,15 +335,12 @@ def _normalize_host(host: str, text: str) -> str:
     if problem is not None:
         raise InvalidURL(f"{problem}: {text!r}")
     name = host[:-1] if host.endswith(".") else host
-    if _NUMERIC_LABEL.fullmatch(name.rpartition(".")[2]):
-        # A name ending in a numeric label is an IPv4 address to resolvers,
-        # which also read "127.1", "0x7f.0.0.1", "0177.0.0.1" and "2130706433"
-        # as 127.0.0.1. Only the canonical dotted quad is accepted, so the
-        # host a caller (or an allow-list) sees is the address connected to.
-        try:
-            ipaddress.IPv4Address(name)
-        except ValueError:
-            raise InvalidURL(f"ambiguous numeric host {host!r}: {text!r}") from None
+    # A name ending in a numeric label is an IPv4 address to resolvers,
+    # which also read "127.1", "0x7f.0.0.1", "0177.0.0.1" and "2130706433"
+    # as 127.0.0.1. Only the canonical dotted quad is accepted, so the
+    # host a caller (or an allow-list) sees is the address connected to.
+    if _NUMERIC_LABEL.fullmatch(name.rpartition(".")[2]) and not _DOTTED_QUAD.fullmatch(name):
+        raise InvalidURL(f"ambiguous numeric host {host!r}: {text!r}")
     return host
 
 

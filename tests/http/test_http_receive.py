@@ -827,3 +827,35 @@ def test_any_split_of_a_valid_response_arrives_intact_on_every_receive_path(path
     # Every path this way of reading can take was taken at least once.
     assert seen["plain"]
     assert seen["bulk" if path == "chunks" else "direct"], seen
+
+
+async def test_connections_share_the_read_views_and_default_limits_and_read_intact() -> None:
+    """Per-connection objects stay few (the cyclic GC walks each one of 10,000 open).
+
+    Twenty connections open at once, each answered with its own body, all
+    reading through the thread's one buffer and its two views, with one
+    default ``ParserLimits`` object among them (before: three views and a
+    limits object per connection).
+    """
+    n = 20
+    responses = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(b"body %d" % i), b"body %d" % i)
+        for i in range(n)
+    ]
+    async with RawServer(responses=responses) as srv:
+        conns = [await _open(srv) for _ in range(n)]
+        try:
+            await srv.wait_until(lambda s: s.connections == n)
+            bodies = []
+            for conn in conns:
+                await _request(conn)
+                bodies.append(await conn.read_all())
+                conn.release()
+            assert sorted(bodies) == sorted(b"body %d" % i for i in range(n))
+            assert len({id(c._rbuf) for c in conns}) == 1
+            assert len({id(c._short_view) for c in conns}) == 1
+            assert len({id(c._parser.limits) for c in conns}) == 1
+            assert conns[0]._rbuf.obj is _http_receive.read_buffer()
+        finally:
+            for conn in conns:
+                conn.abort()

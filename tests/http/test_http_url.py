@@ -809,3 +809,35 @@ def test_url_with_userinfo_never_enters_the_process_wide_cache(text: str) -> Non
     # The cache was never asked (no hit, no miss), so it cannot hold the URL.
     assert (after.hits, after.misses) == (before.hits, before.misses)
     assert first is not second
+
+
+_octet_text = st.one_of(
+    st.integers(0, 999).map(str),
+    st.integers(0, 99).map(lambda i: f"0{i}"),
+    st.sampled_from(["", "0x7f", "00"]),
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(_octet_text, min_size=1, max_size=5))
+def test_numeric_hosts_accepted_exactly_as_ipaddress_reads_a_dotted_quad(parts: list[str]) -> None:
+    """The fast dotted-quad check decides like ``ipaddress.IPv4Address`` (the reference).
+
+    One trailing dot (the absolute form of a name) is allowed and ignored.
+    """
+    import ipaddress
+
+    host = ".".join(parts)
+    try:
+        ipaddress.IPv4Address(host.removesuffix("."))
+    except ValueError:
+        canonical = False
+    else:
+        canonical = True
+    try:
+        url = parse_url(f"http://{host}/")
+    except InvalidURL:
+        assert not canonical
+    else:
+        assert canonical
+        assert url.host == host
