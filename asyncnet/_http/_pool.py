@@ -102,6 +102,11 @@ class ConnectionPool:
         self._closing: set[HTTPConnection] = set()
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._closed = False
+        # The callbacks every connection gets, bound once: two objects per
+        # pool rather than two per connection for the cyclic garbage
+        # collector to walk (10,000 connections open: 20,000 fewer).
+        self._on_release: Callable[[HTTPConnection], None] = self._release
+        self._on_lost: Callable[[HTTPConnection], None] = self._lost
         self.connections_opened = 0
         self._gone_read_pauses = 0
         self._gone_peak_buffered = 0
@@ -232,8 +237,8 @@ class ConnectionPool:
 
     def _adopt(self, conn: HTTPConnection, key: Hashable) -> None:
         conn.key = key
-        conn.on_release = self._release
-        conn.on_lost = self._lost
+        conn.on_release = self._on_release
+        conn.on_lost = self._on_lost
         self._all.add(conn)
         self.connections_opened += 1
         if conn.is_lost:
