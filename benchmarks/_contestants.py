@@ -64,6 +64,16 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _schedstat() -> tuple[float, float]:
+    """Seconds on a CPU and waiting in a run queue for one (Linux; zeros elsewhere)."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            ran, waited, _slices = f.read().split()
+    except OSError:
+        return 0.0, 0.0
+    return int(ran) / 1e9, int(waited) / 1e9
+
+
 def _maxrss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -410,10 +420,12 @@ def _run_spread(args: argparse.Namespace) -> dict[str, Any]:
     importlib.import_module(args.library.split("-")[0])
     rss_before = _maxrss_kib()
     c0 = _cpu()
+    ran0, waited0 = _schedstat()
     t0 = time.perf_counter()
     outcomes = asyncio.run(spreader(urls, args.concurrency))
     wall = time.perf_counter() - t0
     cpu = _cpu() - c0
+    ran1, waited1 = _schedstat()
     # The bare client does not parse: a whole response stands for a right body.
     outcomes = [(s, args.expect if n == -1 else n, e) for s, n, e in outcomes]
     ok = sum(1 for status, size, _ in outcomes if status == 200 and size == args.expect)
@@ -430,6 +442,10 @@ def _run_spread(args: argparse.Namespace) -> dict[str, Any]:
         "wall": wall,
         "rps": len(urls) / wall,
         "cpu_per_request_us": cpu / len(urls) * 1e6,
+        # The wall split: running, runnable but waiting for a CPU (the
+        # machine's other load), and the rest: idle, waiting for the server.
+        "ran_s": ran1 - ran0,
+        "runqueue_s": waited1 - waited0,
         "maxrss_before_kib": rss_before,
         "maxrss_kib": _maxrss_kib(),
     }

@@ -285,7 +285,10 @@ def suite_origins(args: argparse.Namespace, who: list[Contestant]) -> None:
                         print(
                             f"  origins={n} c={conc} rep {rep + 1} {c.name:<14}"
                             f" {r['rps']:7.0f} req/s {r['cpu_per_request_us']:5.0f} us CPU/req"
-                            f" {r['conns_per_request']:.3f} conn/req",
+                            f" {r['conns_per_request']:.3f} conn/req"
+                            f"  wall {r['wall']:.2f} s = on CPU {r.get('ran_s', 0):.2f}"
+                            f" + waiting for a CPU {r.get('runqueue_s', 0):.2f}"
+                            f" + idle {r['wall'] - r.get('ran_s', 0) - r.get('runqueue_s', 0):.2f}",
                             file=sys.stderr,
                             flush=True,
                         )

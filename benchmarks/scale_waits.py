@@ -16,7 +16,10 @@ them: connections nginx accepted per request (``stub_status``), the
 kernel's SYN retransmissions and listen-queue overflows during the run
 (``nstat``; the whole network namespace, so another program's can show up),
 the client's CPU time per request and the part of it spent in the cyclic
-garbage collector (``gc.callbacks``, per generation).
+garbage collector (``gc.callbacks``, per generation), nginx's CPU time per
+request (``/proc``), and the client's wall time split into running, waiting
+for a CPU (``/proc/self/schedstat``: the machine's other load) and idle
+(waiting for the server).
 
 ::
 
@@ -56,6 +59,26 @@ def kernel_counters() -> dict[str, int]:
         if parts and parts[0] in KERNEL:
             found[parts[0]] = int(parts[1])
     return found
+
+
+def schedstat() -> tuple[float, float]:
+    """Seconds this process ran on a CPU and waited in a run queue (``/proc/self/schedstat``)."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            ran, waited, _slices = f.read().split()
+    except OSError:
+        return 0.0, 0.0
+    return int(ran) / 1e9, int(waited) / 1e9
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU seconds of another process (``/proc/PID/stat``), 0 if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds() -> float:
@@ -132,9 +155,10 @@ def child(args: argparse.Namespace) -> None:
             gc_runs[info["generation"]] += 1
 
     gc.callbacks.append(on_gc)
-    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    cpu0, t0, (ran0, waited0) = cpu_seconds(), time.perf_counter(), schedstat()
     records, stats = asyncio.run(traced_fetch(urls, args.concurrency))
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    ran, waited = (b - a for a, b in zip((ran0, waited0), schedstat(), strict=True))
     gc.callbacks.remove(on_gc)
     n = len(urls)
     out = {
@@ -144,6 +168,11 @@ def child(args: argparse.Namespace) -> None:
         "gc_us": sum(gc_time) / n * 1e6,
         "gc_runs": gc_runs,
         "opened": stats.connections_opened,
+        # Wall time split: on a CPU, runnable but waiting for one, and idle
+        # (waiting for the network or the server).
+        "ran_s": ran,
+        "runqueue_s": waited,
+        "idle_s": max(0.0, wall - ran - waited),
         "phases": {k: sorted(v) for k, v in phases(records).items()},
     }
     print(json.dumps(out))
@@ -153,6 +182,11 @@ def show(result: dict[str, Any], count: int) -> None:
     print(
         f"   ok {result['ok']}/{count}  client CPU {result['cpu_us']:.0f} us/request,"
         f" of it GC {result['gc_us']:.0f} (collections per generation {result['gc_runs']})"
+    )
+    print(
+        f"   wall {result['wall']:.2f} s: on CPU {result['ran_s']:.2f}, waiting for a CPU"
+        f" {result['runqueue_s']:.2f}, idle {result['idle_s']:.2f};"
+        f" nginx CPU {result['server_cpu_us']:.0f} us/request"
     )
     print(
         f"   connections: opened {result['opened']}, nginx accepted"
@@ -201,6 +235,7 @@ def main() -> int:
             argv = [sys.executable, os.path.abspath(__file__), "--child", "--origins-file",
                     f.name, "--count", str(args.count), "--concurrency", str(args.concurrency)]
             accepted, kernel = server.accepted(), kernel_counters()
+            server_cpu = process_cpu_seconds(server.pid)
             proc = subprocess.run(
                 pinned(argv, args.client_cpus), capture_output=True, text=True,
                 env={**os.environ, **asyncnet_env()}, timeout=900, check=False,
@@ -209,6 +244,9 @@ def main() -> int:
                 print(proc.stderr[-2000:], file=sys.stderr)
                 return 1
             result = json.loads(proc.stdout.strip().splitlines()[-1])
+            result["server_cpu_us"] = (
+                (process_cpu_seconds(server.pid) - server_cpu) / args.count * 1e6
+            )
             result["conns_per_request"] = (server.accepted() - accepted) / args.count
             after = kernel_counters()
             result["kernel"] = {k: after[k] - kernel[k] for k in after if after[k] != kernel[k]}
