@@ -422,6 +422,24 @@ async def test_connection_lost_without_error() -> None:
     assert info.value.__cause__ is None
 
 
+async def test_no_waiter_queue_is_made_until_a_drain_waits() -> None:
+    """A connection that never waits for a drain carries no queue (one object fewer each)."""
+    proto = FlowControlProtocol()
+    proto.connection_made(FakeWriteTransport())
+    await proto.drain()
+    proto.resume_writing()
+    assert proto._drain_waiters is None
+    proto.pause_writing()
+    waiting = asyncio.create_task(proto.drain())
+    await asyncio.sleep(0)
+    assert proto._drain_waiters is not None and len(proto._drain_waiters) == 1
+    proto.resume_writing()
+    await waiting
+    assert not proto._drain_waiters
+    proto.connection_lost(None)
+    assert proto.is_closed
+
+
 async def test_cancelled_waiter_leaves_nothing_behind() -> None:
     proto = FlowControlProtocol()
     proto.connection_made(FakeWriteTransport())
