@@ -96,10 +96,7 @@ __all__ = [
     "ResponseParser",
 ]
 
-# The limits of every parser given none: one frozen object for all of them
-# rather than one per connection (which the garbage collector would walk
-# for each connection alive).
-_DEFAULT_LIMITS: Final = ParserLimits()
+_DEFAULT_LIMITS: Final = ParserLimits()  # frozen: one for all parsers given none
 
 
 class ResponseParser:
