@@ -20,8 +20,9 @@ import re
 import stat
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -29,13 +30,24 @@ from .._fetch import BodySink, FetchResult, SinkFactory, fetch_iter
 from .._http._models import Response, Timeout
 from .._text import escape
 from ._args import non_negative_float, non_negative_int, positive_float, positive_int
+from ._progress import (
+    LatencyHistogram,
+    Style,
+    format_duration,
+    format_size,
+    outcome_label,
+    plural,
+    progress_line,
+    shorten_middle,
+    summary_lines,
+    truncate,
+)
 
 __all__ = [
     "add_parser",
-    "format_progress",
+    "error_detail",
     "format_row",
     "format_size",
-    "format_summary",
     "iter_urls",
     "json_line",
     "read_urls",
@@ -48,9 +60,21 @@ __all__ = [
 _MAX_NAME = 120
 # Longest error message in a table row or a JSON line: one line, readable.
 _MAX_ERROR = 200
-# Progress is redrawn at most this often (seconds): enough to look live,
-# rare enough to cost nothing.
-_PROGRESS_EVERY = 0.1
+# The progress line is redrawn this often (seconds), whether or not a URL
+# finished: about five times a second looks live and costs nothing.
+_PROGRESS_EVERY = 0.2
+# Width assumed when the output is not a terminal (a pipe, a file).
+_DEFAULT_WIDTH = 80
+# Columns of a table row before the URL: status or error class, size, time.
+_HEAD_WIDTH = 16
+_SIZE_WIDTH = 10
+_TIME_WIDTH = 9
+# On a terminal a URL keeps at least this many characters (or all of it)
+# when it shares the row with an error text.
+_MIN_URL = 24
+# Below this many characters left beside the URL, an error text goes on a
+# line of its own under the row instead of being cut to nothing.
+_MIN_DETAIL = 20
 # Default --max-time (seconds) for one request, body included: curl has none,
 # but a fetcher of many URLs must not let one server that drips a byte just
 # inside --timeout hold a worker for ever; a minute fits any page or file a
@@ -87,34 +111,83 @@ def short_error(error: BaseException) -> str:
     return text
 
 
-def format_size(size: int) -> str:
-    """Human-readable byte count: ``512 B``, ``1.5 KiB``, ``3.0 MiB``."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.1f} {unit}"
+def error_detail(error: BaseException, url: str) -> str:
+    """What a table row says about ``error``: its message without the class name or the URL.
+
+    The row already shows the class in its first column and the URL before
+    the message, so a message that repeats either (``InvalidURL`` quotes
+    the URL, ``ConnectError`` names its host and port) loses the repeat.
+    The text is escaped and on one line.
+    """
+    message = " ".join(str(error).split())
+    if not message:
+        return ""
+    for form in (repr(url), url):
+        message = message.replace(f": {form}", "").replace(form, "the URL")
+    try:
+        netloc = urlsplit(url).netloc.rpartition("@")[2]
+    except ValueError:
+        netloc = ""
+    if netloc:
+        for form in (netloc, netloc.lower()):
+            message = message.replace(f" to {form}:", ":").replace(f" of {form} ", " ")
+    return escape(message)
 
 
-def format_row(result: FetchResult) -> str:
-    """One table line: status (or error class), size, time, URL, then the error message.
+def format_row(
+    result: FetchResult, *, width: int | None = None, style: Style | None = None
+) -> str:
+    """One table line: status (or error class), size, time, URL, then what went wrong.
 
     The URL comes from the caller's list and the message from a server:
-    both are escaped, so the line cannot drive the terminal.
+    both are escaped, so the line cannot drive the terminal. With ``width``
+    (a terminal's) the line fits it: a long URL loses its middle and the
+    error text its end, or moves to a second, indented line when the
+    terminal is too narrow to share one; without it (a pipe) the row is one
+    line and kept in full.
     """
-    head = type(result.error).__name__ if result.error is not None else f"{result.status}"
-    size = "-" if result.error is not None else format_size(result.size)
+    style = style or Style()
+    error = result.error
+    head = type(error).__name__ if error is not None else f"{result.status}"
+    size = "-" if error is not None else format_size(result.size)
     if result.truncated:
         size += "+"
-    line = f"{head:<16} {size:>10} {result.elapsed:>8.3f}s  {escape(result.url)}"
-    if result.error is not None:
-        line += f"  ({short_error(result.error)})"
-    elif result.attempts > 1:
-        line += f"  ({result.attempts} attempts)"
-    return line
+    url = escape(result.url)
+    notes = []
+    if error is not None:
+        detail = error_detail(error, result.url)
+        if detail:
+            notes.append(detail)
+    if result.attempts > 1:
+        notes.append(plural(result.attempts, "attempt"))
+    detail = f"({'; '.join(notes)})" if notes else ""
+    if width is None and len(detail) > _MAX_ERROR:
+        detail = detail[: _MAX_ERROR - 4] + "...)"
+    took = format_duration(result.elapsed)
+    prefix = f"{head:<{_HEAD_WIDTH}} {size:>{_SIZE_WIDTH}} {took:>{_TIME_WIDTH}}  "
+    below = ""
+    if width is not None:
+        room = max(1, width - 1 - len(prefix))
+        if len(url) + (len(detail) + 2 if detail else 0) > room:
+            url_room = min(len(url), max(_MIN_URL, room // 2))
+            if detail and room - url_room - 2 < _MIN_DETAIL:
+                # Too narrow to share the row: the error text gets a line of its own.
+                below = "    " + truncate(detail, max(1, width - 5), style)
+                detail = ""
+            elif detail:
+                # The URL keeps a fair share; the error text takes the rest.
+                detail = truncate(detail, room - url_room - 2, style)
+                url_room = room - len(detail) - 2
+            url = shorten_middle(url, max(1, url_room if detail else room), style)
+    line = f"{url}  {detail}" if detail else url
+    if below:
+        line += "\n" + below
+    if style.colour:
+        role = outcome_label(result.status, error)
+        role = role if role in ("2xx", "3xx", "4xx", "5xx") else "error"
+        painted = style.paint(head, role) + " " * (_HEAD_WIDTH - len(head))
+        return painted + prefix[max(_HEAD_WIDTH, len(head)) :] + line
+    return prefix + line
 
 
 def json_line(result: FetchResult) -> str:
@@ -130,23 +203,6 @@ def json_line(result: FetchResult) -> str:
             "attempts": result.attempts,
         }
     )
-
-
-def format_summary(ok: int, failed: int, total_bytes: int, wall: float) -> str:
-    """The closing line: ok, failed, bytes, wall time and requests per second."""
-    done = ok + failed
-    rate = done / wall if wall > 0 else 0.0
-    return (
-        f"{ok} ok, {failed} failed, {format_size(total_bytes)} in {wall:.3f} s "
-        f"({rate:.1f} requests/s)"
-    )
-
-
-def format_progress(done: int, total: int | None, failed: int, wall: float) -> str:
-    """The live progress line drawn on a terminal (``total`` is None while input still flows)."""
-    rate = done / wall if wall > 0 else 0.0
-    count = f"{done}/{total}" if total is not None else f"{done}"
-    return f"{count} done, {failed} failed, {rate:.1f}/s"
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -234,9 +290,33 @@ def _body_sink(directory: str | None) -> SinkFactory:
 
 @dataclass
 class _Tally:
+    """Everything the progress line and the summary show; constant size whatever the run."""
+
+    started: float = field(default_factory=time.perf_counter)
+    #: URLs taken from the input so far (done + in flight).
+    pulled: int = 0
+    #: Known once every URL is on the command line or in a file, or stdin ended.
+    total: int | None = None
     ok: int = 0
     failed: int = 0
     total_bytes: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    #: Latencies of the URLs a server answered (errors have none worth showing).
+    latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.failed
+
+    def add(self, result: FetchResult) -> None:
+        if result.ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+        self.total_bytes += result.size
+        self.outcomes[outcome_label(result.status, result.error)] += 1
+        if result.status is not None:
+            self.latencies.add(result.elapsed)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -308,7 +388,14 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true",
-        help="no progress line, and in the table only failed URLs and the summary",
+        help="no progress line, and in the table only failed URLs and the summary's first line",
+    )
+    parser.add_argument(
+        "--no-color", action="store_true",
+        help=(
+            "no colours and plain ASCII even on a terminal (colours are also off "
+            "when NO_COLOR is set)"
+        ),
     )
     parser.set_defaults(run=run, _parser=parser)
 
@@ -365,27 +452,59 @@ def _open_input(args: argparse.Namespace) -> IO[str] | None:
     return open(args.input, encoding="utf-8", errors="replace")
 
 
+def _count_urls(listing: IO[str]) -> int | None:
+    """How many URLs a seekable ``--input`` file holds (one streaming pass), for the ETA."""
+    try:
+        if not listing.seekable():
+            return None
+        count = sum(1 for _ in iter_urls(listing))
+        listing.seek(0)
+    except (OSError, ValueError):
+        return None
+    return count
+
+
 async def _url_source(
-    args: argparse.Namespace, listing: IO[str] | None, stdin: IO[str]
+    args: argparse.Namespace, listing: IO[str] | None, stdin: IO[str], tally: _Tally
 ) -> AsyncIterator[str]:
-    """The URLs given as arguments, then those of ``--input``, read lazily."""
+    """The URLs given as arguments, then those of ``--input``, read lazily and counted."""
     for url in args.urls:
+        tally.pulled += 1
         yield url
     if args.input == "-":
         async for url in _stdin_urls(stdin):
+            tally.pulled += 1
             yield url
     elif listing is not None:
         for url in iter_urls(listing):
+            tally.pulled += 1
             yield url
+    # Once the input has ended, how many there are is no longer a guess.
+    tally.total = tally.pulled
+
+
+def _prepare_output(parser: argparse.ArgumentParser, directory: str) -> None:
+    """Create ``--output DIR`` (and its parents) unless it exists; a usage error if it cannot be."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except FileExistsError:
+        parser.error(f"--output {directory}: exists and is not a directory")
+    except OSError as exc:
+        parser.error(f"--output {directory}: cannot create it: {exc.strerror or exc}")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fetch`` with parsed arguments; returns the exit status."""
+    """Run ``fetch`` with parsed arguments; returns the exit status (130 after Ctrl-C)."""
     parser: argparse.ArgumentParser = args._parser
     if not args.urls and args.input is None:
-        parser.error("no URLs given (pass them as arguments or with -i FILE)")
-    if args.output is not None and not os.path.isdir(args.output):
-        parser.error(f"--output {args.output}: not a directory")
+        # Nothing to do is not a mistake (a script's list may be empty), but
+        # a person who typed only "fetch" is shown where the URLs go.
+        print("0 URLs")
+        print("fetch: no URLs given (pass them as arguments or with -i FILE; see --help)",
+              file=sys.stderr)
+        return 0
+    if args.output is not None:
+        _prepare_output(parser, args.output)
     try:
         listing = _open_input(args)
     except OSError as exc:
@@ -393,6 +512,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         tally = asyncio.run(_fetch(args, listing, sys.stdin, sys.stdout, sys.stderr))
     except KeyboardInterrupt:
+        # The summary is already out (see _fetch); no traceback for a Ctrl-C.
         return 130
     except _BadInput as exc:
         print(f"fetch: cannot read URLs: {exc}", file=sys.stderr)
@@ -403,6 +523,104 @@ def run(args: argparse.Namespace) -> int:
     return 0 if tally.failed == 0 else 1
 
 
+def _terminal_width(stream: IO[str]) -> int | None:
+    """Columns of the terminal ``stream`` writes to, or ``None`` when it is no terminal."""
+    try:
+        if not stream.isatty():
+            return None
+        return os.get_terminal_size(stream.fileno()).columns or _DEFAULT_WIDTH
+    except (OSError, ValueError):
+        return None
+
+
+def _style(stream: IO[str], args: argparse.Namespace) -> Style:
+    """Colours and Unicode on a terminal only; ``--no-color`` and ``NO_COLOR`` turn colours off."""
+    if args.no_color or _terminal_width(stream) is None:
+        return Style()
+    return Style(colour=not os.environ.get("NO_COLOR"), unicode=True)
+
+
+class _Screen:
+    """Rows on ``out``, the progress line on ``err`` (a terminal), and the summary.
+
+    When both go to one terminal, the progress line is wiped before each
+    row and drawn again after it; it is always wiped before the summary and
+    whenever the command ends, so the shell prompt comes back on a clean line.
+    """
+
+    def __init__(self, args: argparse.Namespace, out: IO[str], err: IO[str]) -> None:
+        self._args = args
+        self._out = out
+        self._err = err
+        self.show_progress = not args.quiet and _terminal_width(err) is not None
+        self._shared = self.show_progress and _terminal_width(out) is not None
+        self._drawn = False
+
+    def row(self, line: str) -> None:
+        self.clear()
+        # Flushed row by row: a pipeline reading our output sees each result
+        # as it lands, not when a buffer fills.
+        print(line, file=self._out, flush=True)
+
+    def row_width(self) -> int | None:
+        return _terminal_width(self._out)
+
+    def draw(self, tally: _Tally) -> None:
+        if not self.show_progress:
+            return
+        width = _terminal_width(self._err) or _DEFAULT_WIDTH
+        line = progress_line(
+            done=tally.done,
+            total=tally.total,
+            in_flight=max(0, tally.pulled - tally.done),
+            failed=tally.failed,
+            size=tally.total_bytes,
+            elapsed=time.perf_counter() - tally.started,
+            width=width,
+            style=_style(self._err, self._args),
+        )
+        self._err.write("\r\x1b[K" + line)
+        self._err.flush()
+        self._drawn = True
+
+    def clear(self) -> None:
+        if self._drawn:
+            self._err.write("\r\x1b[K")
+            self._err.flush()
+            self._drawn = False
+
+    def summary(self, tally: _Tally, *, interrupted: bool) -> None:
+        self.clear()
+        # The table's summary ends the table on stdout; with --json stdout
+        # holds only JSON, so the summary goes to a terminal on stderr or nowhere.
+        if not self._args.json:
+            target = self._out
+        elif _terminal_width(self._err) is not None:
+            target = self._err
+        else:
+            return
+        lines = summary_lines(
+            outcomes=tally.outcomes,
+            size=tally.total_bytes,
+            elapsed=time.perf_counter() - tally.started,
+            latencies=tally.latencies,
+            width=_terminal_width(target) or _DEFAULT_WIDTH,
+            style=_style(target, self._args),
+            interrupted=interrupted,
+            # Those in flight, and those never started when the total is known.
+            unfinished=max(0, (tally.pulled if tally.total is None else tally.total) - tally.done),
+            brief=self._args.quiet,
+        )
+        print("\n".join(lines), file=target, flush=True)
+
+
+async def _redraw(screen: _Screen, tally: _Tally) -> None:
+    """Redraw the progress line on a timer, so a slow URL or a stalled run still shows life."""
+    while True:
+        screen.draw(tally)
+        await asyncio.sleep(_PROGRESS_EVERY)
+
+
 async def _fetch(
     args: argparse.Namespace,
     listing: IO[str] | None,
@@ -411,12 +629,7 @@ async def _fetch(
     err: IO[str],
 ) -> _Tally:
     tally = _Tally()
-    show_progress = not args.quiet and err.isatty()
-    # When rows and the progress line share one terminal, the progress line
-    # is wiped before each row and drawn again after it.
-    shared_screen = show_progress and out.isatty()
-    drawn = False
-    started = last_draw = time.perf_counter()
+    screen = _Screen(args, out, err)
     timeout = Timeout(
         connect=args.timeout,
         read=args.timeout,
@@ -424,10 +637,13 @@ async def _fetch(
         pool=None,
         total=args.max_time or None,
     )
-    # The total is known only when every URL was given on the command line.
-    total = len(args.urls) if args.input is None else None
+    if args.input is None:
+        tally.total = len(args.urls)
+    elif listing is not None:
+        counted = _count_urls(listing)
+        tally.total = None if counted is None else len(args.urls) + counted
     results = fetch_iter(
-        _url_source(args, listing, stdin),
+        _url_source(args, listing, stdin, tally),
         concurrency=args.concurrency,
         per_host=args.per_host,
         timeout=timeout,
@@ -435,42 +651,33 @@ async def _fetch(
         retries=args.retries,
         sink=_body_sink(args.output),
     )
-    async with contextlib.aclosing(results):
-        async for result in results:
-            ok = result.ok
-            if ok:
-                tally.ok += 1
-            else:
-                tally.failed += 1
-            tally.total_bytes += result.size
-            line = None
-            if args.json:
-                line = json_line(result)
-            elif not args.quiet or not ok:
-                line = format_row(result)
-            if line is not None:
-                if shared_screen and drawn:
-                    err.write("\r\x1b[K")
-                    err.flush()
-                    drawn = False
-                # Flushed row by row: a pipeline reading our output sees each
-                # result as it lands, not when a buffer fills.
-                print(line, file=out, flush=True)
-            now = time.perf_counter()
-            if show_progress and (not drawn or now - last_draw >= _PROGRESS_EVERY):
-                done = tally.ok + tally.failed
-                progress = format_progress(done, total, tally.failed, now - started)
-                err.write("\r\x1b[K" + progress)
-                err.flush()
-                drawn = True
-                last_draw = now
-    wall = time.perf_counter() - started
-    if drawn:
-        err.write("\r\x1b[K")
-        err.flush()
-    summary = format_summary(tally.ok, tally.failed, tally.total_bytes, wall)
-    if not args.json:
-        print(summary, file=out)
-    elif err.isatty():
-        print(summary, file=err)
+    row_style = _style(out, args)
+    redraw = asyncio.create_task(_redraw(screen, tally)) if screen.show_progress else None
+    interrupted = completed = False
+    try:
+        async with contextlib.aclosing(results):
+            async for result in results:
+                tally.add(result)
+                line = None
+                if args.json:
+                    line = json_line(result)
+                elif not args.quiet or not result.ok:
+                    line = format_row(result, width=screen.row_width(), style=row_style)
+                if line is not None:
+                    screen.row(line)
+                    if screen.show_progress:
+                        screen.draw(tally)
+        completed = True
+    except asyncio.CancelledError:
+        # Ctrl-C: asyncio.run cancels us, then raises KeyboardInterrupt.
+        interrupted = True
+        raise
+    finally:
+        if redraw is not None:
+            redraw.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await redraw
+        screen.clear()
+        if completed or interrupted:
+            screen.summary(tally, interrupted=interrupted)
     return tally

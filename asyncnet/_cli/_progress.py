@@ -199,7 +199,7 @@ def progress_line(
 
     On a narrow terminal the bar goes first, then the least telling numbers.
     """
-    count = f"{done}/{plural(total, 'URL')}" if total is not None else f"{plural(done, 'URL')}"
+    count = f"{done}/{plural(total, 'URL')}" if total is not None else f"{plural(done, 'URL')} done"
     rate = format_rate(done, elapsed)
     parts: list[tuple[str, str]] = [  # (text, role); dropped from the end of this list first
         (f"{in_flight} in flight", "dim"),
@@ -211,8 +211,9 @@ def progress_line(
     if total is not None and rate is not None and done < total:
         eta = (total - done) * elapsed / done
         parts.append((f"ETA {format_clock(eta)}", "bold"))
-    # Importance order for dropping: bytes, in flight, elapsed, rate, failed, ETA.
-    drop_order = [3, 0, 4, 2, 1, 5]
+    # Dropped first on a narrow terminal: bytes, elapsed, in flight, rate;
+    # then the bar; done, failed and the ETA stay as long as anything fits.
+    drop_order = [3, 4, 0, 2]
     limit = max(1, width - 1)
     kept = list(range(len(parts)))
     sep = "  "
@@ -222,15 +223,23 @@ def progress_line(
         rest = sep.join(parts[i][0] for i in kept)
         return f"{count} {bar}{rest}".rstrip()
 
+    def bar_room() -> int:
+        return limit - len(plain(0)) - 1
+
     bar_width = 0
     if total:
-        room = limit - len(plain(0)) - 1
-        if room >= _BAR_MIN:
-            bar_width = min(_BAR_MAX, room)
+        for index in drop_order:
+            if bar_room() >= _BAR_MIN:
+                break
+            kept.remove(index)
+        if bar_room() >= _BAR_MIN:
+            bar_width = min(_BAR_MAX, bar_room())
+        else:
+            kept = list(range(len(parts)))
     for index in drop_order:
         if len(plain(bar_width)) <= limit:
             break
-        if index < len(parts) and index in kept:
+        if index in kept:
             kept.remove(index)
     text = plain(bar_width)
     if len(text) > limit:
@@ -298,7 +307,9 @@ class LatencyHistogram:
         if not self.count:
             return []
         low, high = self.min, self.max
-        if high <= low or rows < 2:
+        # Latencies within 5% of each other are one bar, not eight rows
+        # with the same label.
+        if high <= low * 1.05 or rows < 2:
             return [(high, self.count)]
         if low > 0 and high / low >= 4:
             step = (math.log(high) - math.log(low)) / rows
@@ -367,21 +378,27 @@ def summary_lines(
     width: int,
     style: Style,
     interrupted: bool = False,
+    unfinished: int = 0,
     brief: bool = False,
 ) -> list[str]:
     """The closing summary: a headline, the outcomes, latency percentiles and a histogram.
 
     The headline starts ``"N ok, M failed"`` (or is ``"0 URLs"`` for an empty
-    list); ``brief`` keeps only the headline (``--quiet``).
+    list); ``brief`` keeps only the headline (``--quiet``). After Ctrl-C
+    (``interrupted``) a first line says so, and how many URLs were cut off
+    (``unfinished``).
     """
     total = sum(outcomes.values())
     ok = outcomes.get("2xx", 0) + outcomes.get("3xx", 0)
     failed = total - ok
     lines: list[str] = []
     if interrupted:
-        lines.append(style.paint("interrupted", "error") + f" after {format_duration(elapsed)}")
+        cut = f", {plural(unfinished, 'URL')} unfinished" if unfinished else ""
+        took = format_duration(elapsed)
+        lines.append(style.paint("interrupted", "error") + f" after {took}{cut}")
     if total == 0:
-        lines.append("0 URLs")
+        if not interrupted:
+            lines.append("0 URLs")
         return lines
     rate = format_rate(total, elapsed)
     head = (

@@ -56,12 +56,16 @@ async def test_table_output_escapes_urls_and_error_texts() -> None:
         code, out, err = await _fetch_cli("-i", "-", stdin="\n".join(urls).encode())
     assert code == 1
     rows = out.splitlines()
-    assert len(rows) == 5  # four rows and the summary: no line was broken or eaten
+    # Four rows, then the summary's headline and outcomes: no line was broken or eaten.
+    assert len(rows) == 6 and rows[4].startswith("0 ok, 4 failed: 4 URLs"), rows
     assert is_terminal_safe(out.replace("\n", "")), out
     assert is_terminal_safe(err.replace("\n", "")), err
     # The URL column shows the escapes, the error text quotes them too.
-    assert any("  http://127.0.0.1:1/\\x1b[2J\\x07x  (InvalidURL: " in row for row in rows)
-    assert any("  htt\\x1bp://x/  (InvalidURL: " in row for row in rows)
+    assert any(
+        row.startswith("InvalidURL ") and "  http://127.0.0.1:1/\\x1b[2J\\x07x  (URL " in row
+        for row in rows
+    ), rows
+    assert any("  htt\\x1bp://x/  (" in row for row in rows), rows
 
 
 async def test_tls_failure_row_names_its_cause() -> None:
@@ -75,8 +79,9 @@ async def test_tls_failure_row_names_its_cause() -> None:
         code, out, _ = await _fetch_cli(f"https://127.0.0.1:{port}/")
     assert code == 1
     row = out.splitlines()[0]
+    assert row.startswith("ConnectError "), row
     assert row.endswith(
-        f"(ConnectError: cannot connect to 127.0.0.1:{port}: TLS handshake failed: "
+        f"https://127.0.0.1:{port}/  (cannot connect: TLS handshake failed: "
         "ConnectionResetError (the peer closed the connection))"
     ), row
 
