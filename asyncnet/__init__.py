@@ -145,3 +145,20 @@ __all__ = [
     "open_connection",
     "start_server",
 ]
+
+
+def _claim_public_names() -> None:
+    """Make tracebacks, reprs and the docs name ``asyncnet.X`` rather than ``asyncnet._mod.X``.
+
+    Only classes and functions defined in an asyncnet submodule are touched;
+    pickling still works, because each name is importable from here.
+    """
+    for name in __all__:
+        obj = globals()[name]
+        if (isinstance(obj, type) or callable(obj)) and getattr(obj, "__module__", "").startswith(
+            "asyncnet."
+        ):
+            obj.__module__ = __name__
+
+
+_claim_public_names()

@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import logging
 import ssl as _ssl
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from ._connect import open_connection as _open_tcp_transport
 from ._errors import (
@@ -40,13 +40,13 @@ from ._framed import (
     connection_factory,
 )
 from ._framing import Framing, Raw
+from ._lifetime import Opening, caller_site
 
 __all__ = ["Server", "ServerStatistics", "open_connection", "start_server"]
 
 logger = logging.getLogger("asyncnet")
 
 F = TypeVar("F")
-T = TypeVar("T", bound=contextlib.AbstractAsyncContextManager[Any])
 
 Handler = Callable[[Connection[Any]], Awaitable[None]]
 
@@ -330,33 +330,6 @@ class Server:
         return f"<Server sockets={names!r} {self.framing!r} connections={len(self._connections)}>"
 
 
-class Opening(Generic[T]):
-    """What ``start_server`` and ``open_connection`` return: ``await`` it, or ``async with`` it.
-
-    ``await start_server(...)`` gives the running server; ``async with
-    start_server(...) as server`` also shuts it down on exit (the same for
-    connections, which are closed). Nothing starts until one of the two.
-    """
-
-    __slots__ = ("_make", "_result")
-
-    def __init__(self, make: Callable[[], Coroutine[Any, Any, T]]) -> None:
-        self._make = make
-        self._result: T | None = None
-
-    def __await__(self) -> Generator[Any, None, T]:
-        return self._make().__await__()
-
-    async def __aenter__(self) -> T:
-        self._result = await self._make()
-        return self._result
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        result, self._result = self._result, None
-        if result is not None:
-            await result.__aexit__(*exc_info)
-
-
 def start_server(
     handler: Handler,
     host: str | None = "127.0.0.1",
@@ -471,6 +444,8 @@ def open_connection(
             ) from exc
         except OSError as exc:
             raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
-        return Connection(transport, protocol)
+        return Connection(transport, protocol, created_at=site)
 
+    # The caller's line, for the ResourceWarning of a connection never closed.
+    site = caller_site()
     return Opening(connect)

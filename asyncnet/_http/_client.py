@@ -18,7 +18,7 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from types import TracebackType
 from typing import IO, Any, Final, TypeAlias, TypedDict, Unpack
 
-from .._connect import open_connection
+from .._connect import PlainTextReply, open_connection
 from .._errors import (
     ConnectError,
     ConnectionClosed,
@@ -30,6 +30,7 @@ from .._errors import (
     UsageError,
     WriteError,
 )
+from .._lifetime import caller_site, warn_unclosed
 from .._text import describe_error
 from .._version import __version__
 from ._connection import DEFAULT_BODY_BUFFER, HTTPConnection
@@ -235,6 +236,14 @@ class HTTPClient:
         self._requests_sent = 0
         self._requests_reused = 0
         self._routes: dict[tuple[str, URL, int | None, bool], _Route] = {}
+        # The caller's line, for the ResourceWarning of a client never closed.
+        self._created_at = caller_site()
+
+    def __del__(self) -> None:
+        # Only a client that opened something can leak it; one never used
+        # holds nothing (its pool is made on the first request).
+        if not getattr(self, "_closed", True) and self._pool is not None:
+            warn_unclosed("asyncnet.HTTPClient", self._created_at, self)
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -258,10 +267,13 @@ class HTTPClient:
     def statistics(self) -> ClientStatistics:
         """Counters and the pool's current state."""
         pool = self._pool
+        # After aclose() every connection has been closed; a TLS transport
+        # may take a few more loop turns to report it, but none is open.
+        live = pool if not self._closed else None
         return ClientStatistics(
-            connections_open=pool.connections_open if pool else 0,
-            connections_idle=pool.connections_idle if pool else 0,
-            pool_waiters=pool.waiters if pool else 0,
+            connections_open=live.connections_open if live else 0,
+            connections_idle=live.connections_idle if live else 0,
+            pool_waiters=live.waiters if live else 0,
             connections_opened=pool.connections_opened if pool else 0,
             requests_sent=self._requests_sent,
             requests_reused=self._requests_reused,
@@ -588,6 +600,8 @@ class HTTPClient:
             ) from exc
         except (OSError, _ssl.SSLError) as exc:
             reason = describe_error(exc)
+            if isinstance(exc, PlainTextReply):
+                reason += "; for plain HTTP use http:// instead of https://"
             if ssl_context is not None and not str(exc):
                 # Only a TLS handshake fails with a bare ConnectionResetError().
                 reason = f"TLS handshake failed: {reason}"
