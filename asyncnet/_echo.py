@@ -768,6 +768,13 @@ def open_echo_client(
             ) from exc
         except OSError as exc:
             reason = PLAIN_TEXT_MESSAGE if is_plain_text_reply(exc) else describe_error(exc)
+            if getattr(exc, "reason", None) == "UNEXPECTED_MESSAGE":
+                # What OpenSSL says when our own ClientHello comes back: an
+                # echo server without TLS does exactly that.
+                reason = (
+                    "the server sent the TLS hello straight back: it echoes in plain text, "
+                    "not TLS (start it with --certfile, or connect without TLS)"
+                )
             if ssl is not None and not str(exc):
                 # Only a TLS handshake fails with a bare ConnectionResetError().
                 reason = f"TLS handshake failed: {reason}"
