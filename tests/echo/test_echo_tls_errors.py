@@ -10,9 +10,9 @@ reads the ClientHello and hangs up: asyncio then raises a bare
 from __future__ import annotations
 
 import asyncio
-import ssl
 import os
 import re
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
