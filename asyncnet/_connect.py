@@ -1,5 +1,21 @@
 """Opening TCP sockets: name resolution and Happy Eyeballs that leak nothing when cancelled.
 
+Resolution (:class:`Resolver`) costs as little as it can and is bounded:
+
+* an IP literal never reaches the resolver or a thread: it is turned into
+  its socket address right here (:func:`numeric_addrinfos`);
+* a name is looked up once per TTL window (a small bounded cache, like
+  aiohttp's ``ttl_dns_cache``), and concurrent lookups of one name share one
+  ``getaddrinfo`` call, whatever the port;
+* lookups run in the loop's default executor, at most ``max_lookups`` at
+  once per resolver. A ``getaddrinfo`` call cannot be interrupted, so a slot
+  stays taken until the thread really returns, not when its caller gives up
+  (the caller's connect timeout bounds only the wait). A few names whose
+  lookups hang therefore hold at most that many threads: the executor stays
+  usable by everyone else, and this resolver's other names still resolve
+  while fewer than ``max_lookups`` names hang. A lookup nobody waits for any
+  more is dropped before it starts.
+
 ``loop.create_connection(happy_eyeballs_delay=...)`` races its attempts with
 ``asyncio.staggered.staggered_race``, which (in CPython 3.11, 3.12.1 and
 3.13.0 at least) loses an already connected socket when the caller is
@@ -24,15 +40,20 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 __all__ = [
+    "DEFAULT_DNS_CACHE_TTL",
+    "DEFAULT_MAX_DNS_LOOKUPS",
     "PLAIN_TEXT_MESSAGE",
     "AddrInfo",
     "PlainTextReply",
+    "Resolver",
     "interleave_addrinfos",
     "is_plain_text_reply",
+    "numeric_addrinfos",
     "open_connection",
     "open_tcp_socket",
     "race_connect",
@@ -69,6 +90,161 @@ def is_plain_text_reply(exc: BaseException) -> bool:
     return isinstance(exc, PlainTextReply) or (
         isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _PLAIN_TEXT_REASONS
     )
+
+
+#: Seconds a resolved name is reused: aiohttp's ``ttl_dns_cache`` default. Short
+#: enough that a changed DNS record is picked up quickly, long enough that a
+#: burst of connections to one name costs one lookup.
+DEFAULT_DNS_CACHE_TTL: Final = 10.0
+#: Lookups one resolver runs at once. The default executor has
+#: ``min(32, cpus + 4)`` threads (6 on 2 cores): 4 leaves some for everyone
+#: else even if all 4 hang, and is about what aiohttp gets on such a machine.
+DEFAULT_MAX_DNS_LOOKUPS: Final = 4
+# Names the cache keeps (each a few addresses, well under 1 KiB): bounded
+# memory whatever the number of names; the least recently stored goes first.
+_DNS_CACHE_ENTRIES: Final = 1024
+_DIGITS: Final = frozenset("0123456789")
+
+
+def numeric_addrinfos(host: str, port: int) -> list[AddrInfo] | None:
+    """The address of an IP literal ``host`` without any lookup, or None for a name."""
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        pass
+    else:
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
+    if ":" in host:
+        try:
+            socket.inet_pton(socket.AF_INET6, host)
+        except OSError:
+            pass
+        else:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                     (host, port, 0, 0))]
+    if ":" in host or (host and host[-1] in _DIGITS):
+        # Other numeric forms (a zone id, "127.1"): AI_NUMERICHOST parses
+        # them without touching DNS, so it runs here instead of in a thread.
+        try:
+            found: list[AddrInfo] = [*socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
+                flags=socket.AI_NUMERICHOST,
+            )]
+        except (socket.gaierror, UnicodeError):
+            return None
+        return found
+    return None
+
+
+def _with_port(infos: list[AddrInfo], port: int) -> list[AddrInfo]:
+    return [(f, t, p, c, (addr[0], port, *addr[2:])) for f, t, p, c, addr in infos]
+
+
+class _Lookup:
+    """One ``getaddrinfo`` call shared by every caller that wants the same name."""
+
+    __slots__ = ("callers", "started", "task")
+
+    def __init__(self) -> None:
+        self.callers = 0
+        self.started = False
+        self.task: asyncio.Task[list[AddrInfo]] | None = None
+
+
+class Resolver:
+    """Name resolution for one client: literals without lookups, shared and cached lookups.
+
+    :param ttl: seconds a name's addresses are reused; ``None`` or ``0``
+        turns the cache off (concurrent lookups are still shared).
+    :param max_lookups: ``getaddrinfo`` calls running at once (see the module
+        docstring for why a slot is held until the thread returns).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: float | None = DEFAULT_DNS_CACHE_TTL,
+        max_lookups: int = DEFAULT_MAX_DNS_LOOKUPS,
+        max_entries: int = _DNS_CACHE_ENTRIES,
+    ) -> None:
+        self._ttl = ttl or None
+        self._max_entries = max_entries
+        self._slots = asyncio.Semaphore(max_lookups)
+        # Name -> (loop time it expires, addresses with port 0), oldest first.
+        self._cache: OrderedDict[str, tuple[float, list[AddrInfo]]] = OrderedDict()
+        self._lookups: dict[str, _Lookup] = {}
+        #: ``getaddrinfo`` calls made (for tests and statistics).
+        self.lookups = 0
+
+    @property
+    def cached(self) -> int:
+        """Names in the cache now (expired ones included until they are dropped)."""
+        return len(self._cache)
+
+    async def resolve(self, host: str, port: int) -> list[AddrInfo]:
+        """Return the TCP addresses of ``host`` at ``port`` (raises OSError when none)."""
+        infos = numeric_addrinfos(host, port)
+        if infos is not None:
+            return infos
+        loop = asyncio.get_running_loop()
+        entry = self._cache.get(host)
+        if entry is not None:
+            if loop.time() < entry[0]:
+                return _with_port(entry[1], port)
+            del self._cache[host]
+        lookup = self._lookups.get(host)
+        if lookup is None:
+            lookup = self._lookups[host] = _Lookup()
+            task = lookup.task = loop.create_task(self._look_up(host, lookup))
+            task.add_done_callback(lambda t: self._lookup_done(host, lookup, t))
+        assert lookup.task is not None
+        lookup.callers += 1
+        try:
+            # Shielded: one caller timing out must not cancel the lookup
+            # that the others (and the cache) are waiting for.
+            found = await asyncio.shield(lookup.task)
+        finally:
+            lookup.callers -= 1
+            if not lookup.callers and not lookup.started and not lookup.task.done():
+                # Nobody wants it any more and it never reached a thread.
+                lookup.task.cancel()
+                if self._lookups.get(host) is lookup:
+                    del self._lookups[host]
+        return _with_port(found, port)
+
+    async def _look_up(self, host: str, lookup: _Lookup) -> list[AddrInfo]:
+        loop = asyncio.get_running_loop()
+        async with self._slots:
+            lookup.started = True
+            self.lookups += 1
+            infos: list[AddrInfo] = [*await loop.getaddrinfo(
+                host, 0, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )]
+        if self._ttl is not None and infos:
+            cache = self._cache
+            now = loop.time()
+            # Entries share one TTL, so the oldest are the first to expire.
+            while cache and next(iter(cache.values()))[0] <= now:
+                cache.popitem(last=False)
+            while len(cache) >= self._max_entries:
+                cache.popitem(last=False)
+            cache[host] = (now + self._ttl, infos)
+        return infos
+
+    def _lookup_done(self, host: str, lookup: _Lookup, task: asyncio.Task[list[AddrInfo]]) -> None:
+        if self._lookups.get(host) is lookup:
+            del self._lookups[host]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure nobody waits for any more is not logged
+
+    async def aclose(self) -> None:
+        """Drop the cache and cancel lookups in flight (their threads finish on their own)."""
+        self._cache.clear()
+        tasks = [lookup.task for lookup in self._lookups.values() if lookup.task is not None]
+        self._lookups.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def interleave_addrinfos(infos: Sequence[AddrInfo]) -> list[AddrInfo]:
@@ -188,23 +364,28 @@ async def race_connect(
 
 
 async def open_tcp_socket(
-    host: str, port: int, *, happy_eyeballs_delay: float | None = 0.25
+    host: str,
+    port: int,
+    *,
+    happy_eyeballs_delay: float | None = 0.25,
+    resolver: Resolver | None = None,
 ) -> socket.socket:
-    """Resolve ``host`` and connect a TCP socket to it (see :func:`race_connect`)."""
-    loop = asyncio.get_running_loop()
-    try:
-        # An IP literal needs no resolver: AI_NUMERICHOST never touches DNS, so
-        # it is answered at once here instead of in the executor's threads.
-        infos = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
-            flags=socket.AI_NUMERICHOST,
-        )
-    except socket.gaierror:
-        infos = await loop.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    ordered = interleave_addrinfos(infos)
-    return await race_connect(ordered, delay=happy_eyeballs_delay, where=f"{host}:{port}")
+    """Resolve ``host`` and connect a TCP socket to it (see :func:`race_connect`).
+
+    ``resolver`` caches and shares lookups; without one, an IP literal is
+    still connected to without a lookup and a name is looked up every time.
+    """
+    infos = numeric_addrinfos(host, port)
+    if infos is None:
+        if resolver is not None:
+            infos = await resolver.resolve(host, port)
+        else:
+            infos = [*await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )]
+    if len(infos) > 1:
+        infos = interleave_addrinfos(infos)
+    return await race_connect(infos, delay=happy_eyeballs_delay, where=f"{host}:{port}")
 
 
 async def open_connection(
@@ -215,16 +396,20 @@ async def open_connection(
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
     happy_eyeballs_delay: float | None = 0.25,
+    resolver: Resolver | None = None,
 ) -> tuple[asyncio.Transport, _P]:
     """Open a connection (TCP, then TLS if ``ssl_context``) and return transport and protocol.
 
     Like ``loop.create_connection`` with ``happy_eyeballs_delay``, except
     that nothing leaks when it is cancelled. SNI and the host name check use
-    ``server_hostname`` (default: ``host``). A server that answers the TLS
-    handshake in plain text raises :class:`PlainTextReply`.
+    ``server_hostname`` (default: ``host``); ``resolver`` is passed to
+    :func:`open_tcp_socket`. A server that answers the TLS handshake in plain
+    text raises :class:`PlainTextReply`.
     """
     loop = asyncio.get_running_loop()
-    sock = await open_tcp_socket(host, port, happy_eyeballs_delay=happy_eyeballs_delay)
+    sock = await open_tcp_socket(
+        host, port, happy_eyeballs_delay=happy_eyeballs_delay, resolver=resolver
+    )
     try:
         transport, protocol = await loop.create_connection(
             protocol_factory,

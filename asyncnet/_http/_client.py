@@ -18,7 +18,13 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 from types import TracebackType
 from typing import IO, Any, Final, TypeAlias, TypedDict, Unpack
 
-from .._connect import PlainTextReply, open_connection
+from .._connect import (
+    DEFAULT_DNS_CACHE_TTL,
+    DEFAULT_MAX_DNS_LOOKUPS,
+    PlainTextReply,
+    Resolver,
+    open_connection,
+)
 from .._errors import (
     ConnectError,
     ConnectionClosed,
@@ -193,6 +199,14 @@ class HTTPClient:
         (:class:`~asyncnet.ParserLimits`).
     :param body_buffer: response body bytes a connection buffers for a slow
         consumer before it pauses reading from the socket.
+    :param dns_cache_ttl: seconds a host name's addresses are reused before it
+        is looked up again (like aiohttp's ``ttl_dns_cache``); ``None`` or
+        ``0`` looks names up for every new connection. IP literals are never
+        looked up.
+    :param max_dns_lookups: host name lookups running at once. Each runs in
+        a thread of the loop's default executor and holds it until the system
+        resolver answers, however long the connect timeout: this bounds how
+        many threads names that never resolve can take.
     """
 
     def __init__(
@@ -208,8 +222,22 @@ class HTTPClient:
         happy_eyeballs_delay: float | None = 0.25,
         parser_limits: ParserLimits | None = None,
         body_buffer: int = DEFAULT_BODY_BUFFER,
+        dns_cache_ttl: float | None = DEFAULT_DNS_CACHE_TTL,
+        max_dns_lookups: int = DEFAULT_MAX_DNS_LOOKUPS,
     ) -> None:
         _check_max_redirects(max_redirects)
+        if dns_cache_ttl is not None and (
+            isinstance(dns_cache_ttl, bool)
+            or not isinstance(dns_cache_ttl, (int, float))
+            or not dns_cache_ttl >= 0
+            or dns_cache_ttl == float("inf")
+        ):
+            raise UsageError(f"dns_cache_ttl must be a finite number >= 0 or None, "
+                             f"not {dns_cache_ttl!r}")
+        if isinstance(max_dns_lookups, bool) or not isinstance(max_dns_lookups, int) or (
+            max_dns_lookups < 1
+        ):
+            raise UsageError(f"max_dns_lookups must be an int >= 1, not {max_dns_lookups!r}")
         if not (ssl is None or isinstance(ssl, (bool, _ssl.SSLContext))):
             raise UsageError(f"ssl must be an ssl.SSLContext, a bool or None, not {ssl!r}")
         if not isinstance(body_buffer, int) or body_buffer < 1:
@@ -223,6 +251,7 @@ class HTTPClient:
         self._happy_eyeballs_delay = happy_eyeballs_delay
         self._parser_limits = parser_limits
         self._body_buffer = body_buffer
+        self._resolver = Resolver(ttl=dns_cache_ttl, max_lookups=max_dns_lookups)
         defaults = [("User-Agent", f"asyncnet/{__version__}"), ("Accept", "*/*")]
         if decode_content:
             defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
@@ -263,6 +292,7 @@ class HTTPClient:
         self._closed = True
         if self._pool is not None:
             await self._pool.aclose()
+        await self._resolver.aclose()
 
     def statistics(self) -> ClientStatistics:
         """Counters and the pool's current state."""
@@ -582,6 +612,7 @@ class HTTPClient:
                     ssl_context=ssl_context,
                     server_hostname=url.host,
                     happy_eyeballs_delay=self._happy_eyeballs_delay,
+                    resolver=self._resolver,
                 )
         except TimeoutError as exc:
             if cm.expired():

@@ -213,6 +213,191 @@ async def test_random_cancellation_never_leaks_slots() -> None:
     assert pool.connections_open == 0
 
 
+# -- policy at scale: LRU eviction, FIFO per key, no starvation, no residue -----
+
+
+class InstantOpener(Opener):
+    """Opens without yielding, so that acquire() returns in the turn its
+    waiter was woken: tasks then run in the order the pool served them."""
+
+    async def __call__(self) -> HTTPConnection:
+        conn = FakeConnection()
+        self.opened.append(conn)
+        return conn
+
+
+async def _served_in_order(
+    pool: ConnectionPool, keys: list[str], opener: Opener
+) -> list[tuple[str, int]]:
+    """Start one waiter per entry of ``keys`` (in that order); each returns its
+    connection right after getting it. Return (key, arrival) in service order."""
+    served: list[tuple[str, int]] = []
+
+    async def user(i: int, key: str) -> None:
+        conn = await _acquire(pool, key, opener)
+        served.append((key, i))
+        await asyncio.sleep(0)
+        assert isinstance(conn, FakeConnection)
+        conn.finish()
+
+    tasks = [asyncio.ensure_future(user(i, key)) for i, key in enumerate(keys)]
+    await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    return served
+
+
+async def test_eviction_closes_the_least_recently_used_idle_connection() -> None:
+    pool = ConnectionPool(Limits(max_connections=3))
+    opener = Opener()
+    a, b, c = [await _acquire(pool, key, opener) for key in "abc"]
+    assert isinstance(a, FakeConnection) and isinstance(b, FakeConnection)
+    assert isinstance(c, FakeConnection)
+    b.finish()
+    a.finish()
+    c.finish()
+    # Reusing `b` makes it the most recently used: the order is now a, c, b.
+    again = await _acquire(pool, "b", opener)
+    assert again is b
+    b.finish()
+    d = asyncio.ensure_future(_acquire(pool, "d", opener))
+    await _settle()
+    assert (a.aborted, c.aborted, b.aborted) == (True, False, False)
+    e = asyncio.ensure_future(_acquire(pool, "e", opener))
+    await _settle()
+    assert (c.aborted, b.aborted) == (True, False)
+    await asyncio.gather(d, e)
+    assert pool.connections_open == 3
+    await pool.aclose()
+
+
+async def test_a_key_is_not_starved_behind_another_keys_queue() -> None:
+    # Key "a" holds every slot and has a long queue; one waiter for "b"
+    # arrives after the first ten of them: it must be served before any "a"
+    # waiter that came after it, not after the whole queue.
+    pool = ConnectionPool(Limits(max_connections=4, max_per_host=None))
+    opener = InstantOpener()
+    keys = ["a"] * 10 + ["b"] + ["a"] * 500
+    served = await _served_in_order(pool, keys, opener)
+    position = served.index(("b", 10))
+    later_a_before_b = [i for key, i in served[:position] if i > 10]
+    assert later_a_before_b == []
+    await pool.aclose()
+
+
+# Round-robin over ten keys: at most one turn per other key (and the slots in
+# flight when a key joins the line) before a waiting key is served again.
+_ROUNDS_BOUND = 2 * 10
+
+
+async def test_2000_waiters_served_fifo_per_key_and_no_key_starves() -> None:
+    import random
+
+    rng = random.Random(20)
+    # A skewed mix: half the requests go to one key, the rest to nine others.
+    keys = [rng.choice("aaaaaaaaabcdefghij") for _ in range(2000)]
+    for limits in (
+        Limits(max_connections=4, max_per_host=None),
+        Limits(max_connections=6, max_per_host=2),
+    ):
+        pool = ConnectionPool(limits)
+        opener = InstantOpener()
+        served = await _served_in_order(pool, keys, opener)
+        assert sorted(i for _, i in served) == list(range(2000))
+        for key in set(keys):
+            arrivals = [i for k, i in served if k == key]
+            assert arrivals == sorted(arrivals), f"key {key} not served in arrival order"
+        # No key starves: while a key still has waiters, the other keys are
+        # served only a bounded number of times in a row before it is.
+        max_total = limits.max_connections
+        assert max_total is not None
+        for key in set(keys):
+            last = max(p for p, (k, _) in enumerate(served) if k == key)
+            gap = longest = 0
+            for k, _ in served[:last]:
+                gap = 0 if k == key else gap + 1
+                longest = max(longest, gap)
+            assert longest <= _ROUNDS_BOUND, f"key {key}: {longest} others served in a row"
+        assert pool.connections_open <= max_total
+        await pool.aclose()
+
+
+async def test_bookkeeping_returns_to_empty_after_many_keys_expire() -> None:
+    pool = ConnectionPool(Limits(max_connections=50, max_per_host=2, keepalive_expiry=0.01))
+    opener = Opener()
+    start = pool.bookkeeping()
+    assert set(start.values()) == {0}
+
+    async def use(key: str) -> None:
+        conn = await _acquire(pool, key, opener)
+        await asyncio.sleep(0)
+        assert isinstance(conn, FakeConnection)
+        conn.finish()
+
+    # 2,000 keys through 50 slots: waiters, evictions and idle connections of
+    # many keys at once.
+    await asyncio.gather(*(use(f"origin-{i}") for i in range(2000)))
+    assert pool.connections_idle > 0
+    # Wait (bounded) for the expiry timer to close every idle connection.
+    for _ in range(500):
+        if pool.connections_open == 0:
+            break
+        await asyncio.sleep(0.01)
+    await _settle()
+    assert pool.connections_open == 0
+    assert pool.bookkeeping() == start
+    await pool.aclose()
+
+
+async def test_bookkeeping_returns_to_empty_after_connections_are_lost() -> None:
+    pool = ConnectionPool(Limits(max_connections=None, max_per_host=None))
+    opener = Opener()
+    conns = await asyncio.gather(*(_acquire(pool, f"k{i}", opener) for i in range(1000)))
+    for conn in conns[::2]:
+        assert isinstance(conn, FakeConnection)
+        conn.finish()  # idle
+    for conn in conns:
+        conn.abort()  # the peer goes away, idle or not
+    await _settle()
+    assert pool.connections_open == 0
+    assert set(pool.bookkeeping().values()) == {0}
+    await pool.aclose()
+
+
+async def test_cancelling_random_waiters_of_2000_leaks_nothing() -> None:
+    import random
+
+    rng = random.Random(19)
+    pool = ConnectionPool(Limits(max_connections=8, max_per_host=3))
+    opener = Opener()
+
+    async def user(key: str) -> None:
+        conn = await _acquire(pool, key, opener)
+        for _ in range(rng.randrange(3)):
+            await asyncio.sleep(0)
+        assert isinstance(conn, FakeConnection)
+        conn.abort() if rng.random() < 0.1 else conn.finish()
+
+    tasks = [asyncio.ensure_future(user(rng.choice("abcdefghijklmnop"))) for _ in range(2000)]
+    for _ in range(400):
+        for _ in range(rng.randrange(3)):
+            await asyncio.sleep(0)
+        rng.choice(tasks).cancel()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    assert all(r is None or isinstance(r, asyncio.CancelledError) for r in results)
+    assert any(isinstance(r, asyncio.CancelledError) for r in results)
+    await _settle()
+    assert pool.waiters == 0
+    assert pool.connections_open == pool.connections_idle <= 8
+    sizes = pool.bookkeeping()
+    assert sizes["waiter_keys"] == sizes["wanting_keys"] == sizes["closing"] == 0
+    assert sizes["slot_keys"] == sizes["idle_keys"]
+    # Every slot can still be used: 8 new keys each get a connection.
+    more = [asyncio.ensure_future(_acquire(pool, f"new{i}", opener)) for i in range(8)]
+    await asyncio.wait_for(asyncio.gather(*more), 5)
+    await pool.aclose()
+    await _settle()
+    assert pool.connections_open == 0
+
+
 # -- property: any interleaving of acquire / release / abort / cancel -----------
 
 from hypothesis import example, given, settings  # noqa: E402
@@ -251,6 +436,16 @@ def test_pool_never_exceeds_limits_nor_leaks_slots(
             assert pool.connections_open <= max_total
             assert all(n <= max_host for n in pool._per_key.values())
             assert pool.connections_idle <= pool.connections_open
+            # The pool's own invariant (module docstring) and its counters.
+            queues = pool._waiters
+            assert pool.waiters == sum(len(q) for q in queues.values())
+            assert set(pool._wanting) == {k for k in queues if pool._want(k)}
+            assert pool._wanted == sum(pool._want(k) for k in queues)
+            if pool._wanting:
+                assert pool.connections_open == max_total
+            if pool._wanted > len(pool._closing):
+                assert pool.connections_idle == 0
+            assert not set(queues) & set(pool._idle_by_key)
 
         for kind, n in ops:
             if kind == "acquire":
@@ -300,5 +495,6 @@ def test_pool_never_exceeds_limits_nor_leaks_slots(
         await pool.aclose()
         await _settle()
         assert pool.connections_open == 0
+        assert set(pool.bookkeeping().values()) == {0}, pool.bookkeeping()
 
     asyncio.run(scenario())

@@ -1,0 +1,201 @@
+"""The pool under many origins and many waiters, over real loopback sockets.
+
+One asyncio server listens on many ports of 127.0.0.1 (every port is an
+origin to the client) and counts, across all of them, the connections open at
+once: the pool's limits must hold as the server sees them. The tests use 200
+origins to stay fast; the 5,000-origin case is a benchmark's job (issue 19's
+many-origins runs), not a unit test's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from types import TracebackType
+
+import asyncnet
+from asyncnet import HTTPClient, Limits
+
+_REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class _Counting(asyncio.Protocol):
+    """Answers every GET with a small keep-alive response; counts itself open or gone."""
+
+    def __init__(self, server: ManyPortServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._ended = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._server._opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while b"\r\n\r\n" in self._buffer:
+            _, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+            self._server.requests += 1
+            assert self._transport is not None
+            self._transport.write(_REPLY)
+
+    def eof_received(self) -> bool:
+        self._end()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._server._ended(self)
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class ManyPortServer:
+    """``async with ManyPortServer(n) as srv``: one HTTP responder on ``n`` ports of 127.0.0.1.
+
+    ``active`` and ``peak`` count connections open at once across every port
+    (open from ``connection_made`` until EOF or loss).
+    """
+
+    def __init__(self, ports: int) -> None:
+        self._n = ports
+        self._servers: list[asyncio.Server] = []
+        self._conns: set[_Counting] = set()
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self.ports: list[int] = []
+        self.active = 0
+        self.peak = 0
+        self.connections = 0
+        self.requests = 0
+
+    async def __aenter__(self) -> ManyPortServer:
+        loop = asyncio.get_running_loop()
+        for _ in range(self._n):
+            server = await loop.create_server(lambda: _Counting(self), "127.0.0.1", 0)
+            self._servers.append(server)
+            self.ports.append(server.sockets[0].getsockname()[1])
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for server in self._servers:
+            server.close()
+        self.abort_all()
+        for server in self._servers:
+            await server.wait_closed()
+
+    def _opened(self, conn: _Counting) -> None:
+        self._conns.add(conn)
+        self.connections += 1
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+
+    def _ended(self, conn: _Counting) -> None:
+        self._conns.discard(conn)
+        self.active -= 1
+        for condition, future in list(self._conditions):
+            if not future.done() and condition():
+                future.set_result(None)
+
+    def abort_all(self) -> None:
+        """Reset every open connection (as a server restarting would)."""
+        for conn in list(self._conns):
+            conn.abort()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` holds, checked whenever a connection ends."""
+        if condition():
+            return
+        future = asyncio.get_running_loop().create_future()
+        entry = (condition, future)
+        self._conditions.append(entry)
+        try:
+            await future
+        finally:
+            self._conditions.remove(entry)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (bounded) for a condition the client reaches on its own loop turns."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached")
+
+
+async def test_limits_hold_on_the_server_side_with_200_origins() -> None:
+    rng = random.Random(5)
+    limits = Limits(max_connections=20, max_per_host=2)
+    async with ManyPortServer(200) as srv, HTTPClient(limits=limits) as client:
+        urls = [f"http://127.0.0.1:{port}/" for port in srv.ports] * 5
+        rng.shuffle(urls)
+        peak_open = 0
+
+        async def get(url: str) -> int:
+            nonlocal peak_open
+            response = await client.get(url)
+            peak_open = max(peak_open, client.statistics().connections_open)
+            return response.status
+
+        statuses = await asyncio.gather(*(get(url) for url in urls))
+        assert statuses == [200] * len(urls)
+        assert srv.requests == len(urls)
+        assert srv.peak <= 20, f"the server saw {srv.peak} connections at once"
+        assert peak_open <= 20
+        # Every origin was used: the cap forced connections to be closed and
+        # opened again (least recently used first), not just reused.
+        assert srv.connections > 20
+
+
+async def test_pool_tables_empty_again_after_200_origins_are_gone() -> None:
+    limits = Limits(max_connections=None, max_per_host=4)
+    async with ManyPortServer(200) as srv, HTTPClient(limits=limits) as client:
+        for port in srv.ports:
+            assert (await client.get(f"http://127.0.0.1:{port}/")).status == 200
+        pool = client._pool
+        assert pool is not None
+        assert client.statistics().connections_idle == 200
+        assert pool.bookkeeping()["idle_keys"] == 200
+        srv.abort_all()  # every idle connection is reset by the server
+        await _until(lambda: client.statistics().connections_open == 0)
+        pool_sizes = pool.bookkeeping()
+        assert set(pool_sizes.values()) == {0}, pool_sizes
+
+
+async def test_many_waiters_on_many_origins_are_all_served_and_leave_nothing() -> None:
+    # 2,000 requests on 50 origins through 8 connections, a tenth of them
+    # cancelled at random points: every other one gets its response, and the
+    # pool ends with idle connections only.
+    rng = random.Random(9)
+    limits = Limits(max_connections=8, max_per_host=3)
+    async with ManyPortServer(50) as srv, HTTPClient(limits=limits) as client:
+        urls = [f"http://127.0.0.1:{rng.choice(srv.ports)}/" for _ in range(2000)]
+        tasks = [asyncio.ensure_future(client.get(url)) for url in urls]
+        for _ in range(200):
+            for _ in range(rng.randrange(4)):
+                await asyncio.sleep(0)
+            rng.choice(tasks).cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        served = [r for r in results if isinstance(r, asyncnet.Response)]
+        cancelled = [r for r in results if isinstance(r, asyncio.CancelledError)]
+        assert len(served) + len(cancelled) == len(results)
+        assert cancelled and all(r.status == 200 for r in served)
+        assert srv.peak <= 8
+        stats = client.statistics()
+        assert stats.pool_waiters == 0
+        assert stats.connections_open == stats.connections_idle <= 8
+        await srv.wait_until(lambda: srv.active == stats.connections_open)
