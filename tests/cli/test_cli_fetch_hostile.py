@@ -201,6 +201,32 @@ async def test_stdin_urls_are_fetched_while_stdin_is_still_open() -> None:
     assert rest == b""
 
 
+async def test_deadline_ends_the_run_while_stdin_stays_open() -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with RawServer(responses=[ok], repeat=True) as server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "asyncnet", "fetch", "--json", "-i", "-", "--deadline", "1",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=_env(),
+        )  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(f"{server.url('/1')}\n".encode())
+            await proc.stdin.drain()
+            # stdin is never closed: only the deadline can end the run (the
+            # bound turns a hang into a failure; it is not a timing assert).
+            async with asyncio.timeout(30):
+                out = await proc.stdout.read()
+                await proc.wait()
+        finally:
+            proc.stdin.close()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["url"] for row in rows] == [server.url("/1")]
+    assert proc.returncode in (0, 1)  # 1 only if the one URL itself hit the deadline
+
+
 # -- --max-time bounds a request however slowly the server drips --------------------------
 
 
