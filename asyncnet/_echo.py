@@ -14,14 +14,13 @@ client that also stopped reading would deadlock against a relaying server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import ssl as _ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Final, cast
 
 from ._connect import PLAIN_TEXT_MESSAGE, is_plain_text_reply
 from ._errors import ConnectError, ConnectionClosed, ConnectTimeout, ReadError, UsageError
@@ -33,6 +32,7 @@ from ._flow import (
     WaterMarks,
 )
 from ._lifetime import Opening, Site, caller_site, warn_unclosed
+from ._server_core import ServedProtocol, ServerCore, check_listen_arguments
 from ._text import describe_error
 
 __all__ = [
@@ -123,7 +123,7 @@ class _SharedReadBuffer:
 _NO_BUFFER: Final = _SharedReadBuffer.__new__(_SharedReadBuffer)
 
 
-class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
+class EchoServerProtocol(ServedProtocol, FlowControlProtocol, asyncio.BufferedProtocol):
     """Echoes every byte back to its sender, pausing reads while the sender is not reading.
 
     Usable on its own with :meth:`asyncio.loop.create_server`, or through
@@ -132,6 +132,8 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
     above high, resume at or below low); ``idle_timeout`` closes a peer that
     neither sends nor reads for that many seconds.
     """
+
+    _server: EchoServer | None
 
     def __init__(
         self,
@@ -150,12 +152,6 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         self.bytes_received = 0
         self.write_pauses = 0
         self.max_write_buffer = 0
-        self._server: EchoServer | None = None
-        self._refused = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._checked_received = 0
-        self._checked_buffer = 0
-        self._last_progress = 0.0
         self._discarded = 0
         self._transport: asyncio.Transport | None = None
         self._write: Callable[[bytes | bytearray | memoryview], None] = _not_connected
@@ -180,16 +176,8 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         self._buffered = transport.get_write_buffer_size
         if self._read_buffer is _NO_BUFFER:
             self._read_buffer = _SharedReadBuffer()
-        server = self._server
-        if server is not None and not server._admit(self):
-            self._refused = True
-            transport.close()
-            return
-        transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
-        if self.idle_timeout is not None:
-            loop = asyncio.get_running_loop()
-            self._last_progress = loop.time()
-            self._timer = loop.call_later(self.idle_timeout / 2, self._check_idle)
+        if self._start_serving(transport, self.idle_timeout):
+            transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """Return the buffer the transport reads into (one read's worth)."""
@@ -252,39 +240,8 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the idle timer and report to the server."""
         super().connection_lost(exc)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._server is not None and not self._refused:
-            self._server._forget(self)
         self._transport = None
-
-    # -- idle detection -------------------------------------------------------------
-
-    def _check_idle(self) -> None:
-        # Progress is sampled here rather than timestamped per read, which keeps
-        # the data path free of clock calls: new bytes in, or a smaller write
-        # buffer (the peer read some), both count. Checking every half timeout
-        # closes an idle peer between 1x and 1.5x idle_timeout after its last
-        # progress, and never early.
-        transport = self._transport
-        timeout = self.idle_timeout
-        if transport is None or timeout is None:
-            return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        buffered = transport.get_write_buffer_size()
-        if self.bytes_received != self._checked_received or buffered < self._checked_buffer:
-            self._last_progress = now
-        self._checked_received = self.bytes_received
-        self._checked_buffer = buffered
-        if now - self._last_progress >= timeout:
-            self._timer = None
-            if self._server is not None:
-                self._server._idle_timeouts += 1
-            self._abort()
-            return
-        self._timer = loop.call_later(timeout / 2, self._check_idle)
+        self._stop_serving()
 
     # -- used by the server -----------------------------------------------------------
 
@@ -301,7 +258,24 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
         transport = self._transport
         return transport.get_write_buffer_size() if transport is not None else 0
 
-    def _close_gracefully(self) -> None:
+    def _progress(self) -> int:
+        # Everything received is echoed, so bytes in measure both directions.
+        return self.bytes_received
+
+    def _counters(self) -> dict[str, int]:
+        transport = self._transport
+        live = transport is not None
+        # Once the connection has ended, what never went out is what we discarded.
+        unsent = self.bytes_unsent if live else self._discarded
+        return {
+            "bytes_received": self.bytes_received,
+            "bytes_sent": self.bytes_received - unsent,
+            "write_pauses": self.write_pauses,
+            "paused_connections": int(live and self.reading_paused),
+            "max_write_buffer": self.max_write_buffer,
+        }
+
+    def _shutting_down(self) -> None:
         # close() stops reading and flushes what was already echoed, then closes.
         if self._transport is not None:
             self._transport.close()
@@ -313,13 +287,18 @@ class EchoServerProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
             transport.abort()
 
 
-class EchoServer:
+class EchoServer(ServerCore[EchoServerStatistics]):
     """A running echo server: ``async with`` it, read its ``statistics()``, shut it down.
 
-    Returned by :func:`start_echo_server`, already accepting. Leaving the
-    ``async with`` block calls ``shutdown(0)``: stop accepting, flush what
-    can be flushed at once, abort the rest.
+    Returned by :func:`start_echo_server`, already accepting. On
+    ``shutdown(grace)`` each open connection stops reading and closes once
+    everything it already received has been echoed; whatever has not
+    finished after ``grace`` seconds is aborted. Leaving the ``async with``
+    block calls ``shutdown(0)``: stop accepting, flush what can be flushed
+    at once, abort the rest.
     """
+
+    _peak_counters = frozenset({"max_write_buffer"})
 
     def __init__(
         self,
@@ -331,29 +310,13 @@ class EchoServer:
         protocol_class: type[EchoServerProtocol],
     ) -> None:
         marks = WaterMarks(high_water, low_water)
-        if max_connections is not None and max_connections < 1:
-            raise UsageError(f"max_connections must be at least 1 or None, got {max_connections}")
-        if idle_timeout is not None and not idle_timeout > 0:
-            raise UsageError(f"idle_timeout must be positive or None, got {idle_timeout!r}")
+        super().__init__(
+            EchoServerStatistics, max_connections=max_connections, idle_timeout=idle_timeout
+        )
         self.high_water = marks.high
         self.low_water = marks.low
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
         self._protocol_class = protocol_class
         self._read_buffer = _SharedReadBuffer()
-        self._server: asyncio.Server | None = None
-        self._connections: set[EchoServerProtocol] = set()
-        self._no_connections = asyncio.Event()
-        self._no_connections.set()
-        self._closed = False
-        # Totals of connections that have ended; live ones are summed on demand.
-        self._total = 0
-        self._refused = 0
-        self._idle_timeouts = 0
-        self._done_received = 0
-        self._done_sent = 0
-        self._done_pauses = 0
-        self._max_write_buffer = 0
 
     def _make_protocol(self) -> EchoServerProtocol:
         protocol = self._protocol_class(
@@ -365,104 +328,9 @@ class EchoServer:
         protocol._read_buffer = self._read_buffer
         return protocol
 
-    def _admit(self, protocol: EchoServerProtocol) -> bool:
-        if self._closed or (
-            self.max_connections is not None and len(self._connections) >= self.max_connections
-        ):
-            self._refused += 1
-            return False
-        self._connections.add(protocol)
-        self._total += 1
-        self._no_connections.clear()
-        return True
-
-    def _forget(self, protocol: EchoServerProtocol) -> None:
-        self._connections.discard(protocol)
-        self._done_received += protocol.bytes_received
-        self._done_sent += protocol.bytes_received - protocol._discarded
-        self._done_pauses += protocol.write_pauses
-        self._max_write_buffer = max(self._max_write_buffer, protocol.max_write_buffer)
-        if not self._connections:
-            self._no_connections.set()
-
-    # -- public API ---------------------------------------------------------------------
-
-    @property
-    def sockets(self) -> tuple[Any, ...]:
-        """The listening sockets (empty once closed)."""
-        if self._server is None:
-            return ()
-        return tuple(self._server.sockets)
-
-    def is_serving(self) -> bool:
-        """Whether the server is accepting new connections."""
-        return self._server is not None and self._server.is_serving()
-
     def statistics(self) -> EchoServerStatistics:
         """Return a frozen snapshot of the server's counters."""
-        live = self._connections
-        received = self._done_received
-        sent = self._done_sent
-        pauses = self._done_pauses
-        peak = self._max_write_buffer
-        paused = 0
-        for conn in live:
-            received += conn.bytes_received
-            sent += conn.bytes_received - conn.bytes_unsent
-            pauses += conn.write_pauses
-            peak = max(peak, conn.max_write_buffer)
-            paused += conn.reading_paused
-        return EchoServerStatistics(
-            current_connections=len(live),
-            total_connections=self._total,
-            refused_connections=self._refused,
-            bytes_received=received,
-            bytes_sent=sent,
-            write_pauses=pauses,
-            paused_connections=paused,
-            max_write_buffer=peak,
-            idle_timeouts=self._idle_timeouts,
-        )
-
-    def close(self) -> None:
-        """Stop accepting new connections; open ones keep being served. Idempotent."""
-        self._closed = True
-        if self._server is not None:
-            self._server.close()
-
-    async def wait_closed(self) -> None:
-        """Wait until the server is closed and every connection has ended."""
-        await self._no_connections.wait()
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def shutdown(self, grace: float | None = 5.0) -> None:
-        """Stop accepting, let connections flush what they received, then abort the rest.
-
-        Each open connection stops reading and closes once everything it already
-        received has been echoed; whatever has not finished after ``grace``
-        seconds (``None``: no limit) is aborted.
-        """
-        self.close()
-        for conn in list(self._connections):
-            conn._close_gracefully()
-        if self._connections and (grace is None or grace > 0):
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace):
-                    await self._no_connections.wait()
-        for conn in list(self._connections):
-            conn._abort()
-        await self.wait_closed()
-
-    async def __aenter__(self) -> EchoServer:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.shutdown(0)
-
-    def __repr__(self) -> str:
-        names = [s.getsockname() for s in self.sockets]
-        return f"<EchoServer sockets={names!r} connections={len(self._connections)}>"
+        return self._snapshot()
 
 
 def start_echo_server(
@@ -486,10 +354,7 @@ def start_echo_server(
     a free port (see ``server.sockets``). Raises
     :class:`~asyncnet.ConnectError` if the address cannot be bound.
     """
-    if path is not None and (host != "127.0.0.1" or port != 0):
-        raise UsageError("give either host/port or path, not both")
-    if reuse_port and path is not None:
-        raise UsageError("reuse_port applies to TCP servers only")
+    check_listen_arguments(host, port, path, reuse_port)
     server = EchoServer(
         high_water=high_water,
         low_water=low_water,
@@ -499,24 +364,7 @@ def start_echo_server(
     )
 
     async def start() -> EchoServer:
-        loop = asyncio.get_running_loop()
-        try:
-            if path is not None:
-                server._server = await loop.create_unix_server(
-                    server._make_protocol, path, ssl=ssl, backlog=backlog
-                )
-            else:
-                server._server = await loop.create_server(
-                    server._make_protocol,
-                    host,
-                    port,
-                    ssl=ssl,
-                    backlog=backlog,
-                    reuse_port=reuse_port or None,
-                )
-        except OSError as exc:
-            where = path if path is not None else f"{host}:{port}"
-            raise ConnectError(f"cannot listen on {where}: {describe_error(exc)}") from exc
+        await server._listen(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
         return server
 
     return Opening(start)

@@ -1,6 +1,6 @@
 """Flow control: the water-mark rule, an awaitable drain, and a bounded receive buffer.
 
-Three small pieces that every protocol in asyncnet is built from:
+Three small pieces for asyncnet's protocols:
 
 * :class:`WaterMarks` is the pure decision (no I/O, no loop, no clock): fed the
   current buffered size, it says "pause now", "resume now" or "nothing".
@@ -13,6 +13,14 @@ Three small pieces that every protocol in asyncnet is built from:
   the water-mark decisions as ``pause_reading`` / ``resume_reading`` on the
   transport, so a consumer that falls behind stops the peer instead of
   growing memory.
+
+Every protocol that pauses reading decides with :class:`WaterMarks` and every
+one that writes much waits with :class:`FlowControlProtocol`.
+:class:`ReceiveBuffer` is the ready-made buffer for byte streams (the echo
+client's); the HTTP client connection keeps its own body buffer on the same
+rule (:class:`asyncnet._http._receive.ReceivingProtocol`), because a body
+received straight into its final object counts as buffered without being a
+chunk, and a caller reading a body whole never pauses the server.
 
 The protocol callbacks follow asyncio's documented order::
 

@@ -12,6 +12,21 @@ Run as ``python benchmarks/_echo_servers.py KIND [--uvloop]`` with KIND one of:
 * ``streams``: ``asyncio.start_server`` with ``reader.read`` / ``writer.write`` /
   ``await writer.drain()``, the way the asyncio documentation writes an echo.
 
+Line echo servers (``benchmarks/line_echo.py``), each sending back every line
+it receives as one write, and the toolkit's ``Raw()`` echoes:
+
+* ``lines-await``: ``asyncnet.start_server`` with ``framing=Lines()`` and
+  ``async for line in conn: await conn.send(line)``;
+* ``lines-callback``: an ``asyncnet.FramedProtocol`` with ``Lines()`` whose
+  ``frame_received`` calls ``send_nowait``, under ``loop.create_server``;
+* ``lines-streams``: ``asyncio.start_server`` with ``readline`` / ``write`` /
+  ``await writer.drain()``;
+* ``lines-bare``: a hand-written ``asyncio.Protocol`` line splitter (a
+  ``bytearray`` buffer, each read searched once, each line written back), no
+  flow control;
+* ``raw-await`` / ``raw-callback``: the two styles above with ``Raw()``, the
+  framing the echo server would use (compare with ``asyncnet``).
+
 The server prints ``port N`` once it accepts on 127.0.0.1. Each line
 ``stats`` on stdin is answered with one JSON line: the process's CPU time
 (user + system, seconds), its minor page faults so far, its peak RSS
@@ -25,6 +40,8 @@ import json
 import os
 import resource
 import sys
+from collections.abc import Callable
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -32,7 +49,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def _stats() -> dict[str, float]:
+def process_stats() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with open("/proc/self/statm") as f:
         rss_pages = int(f.read().split()[1])
@@ -73,35 +90,69 @@ class BufferedEcho(asyncio.BufferedProtocol):
             self.view = memoryview(bytearray(256 * 1024))
 
 
-async def _streams_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
+class BareLines(asyncio.Protocol):
+    """The baseline line echo: split by hand, write each line back, no flow control."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        # Search only the new bytes: what was buffered before has no newline.
+        start = len(buffer)
+        buffer += data
+        write = self.transport.write
+        begin = 0
+        end = buffer.find(b"\n", start)
+        while end >= 0:
+            write(buffer[begin : end + 1])
+            begin = end + 1
+            end = buffer.find(b"\n", begin)
+        if begin:
+            del buffer[:begin]
 
 
-async def main(kind: str) -> None:
+def _streams_echo(lines: bool) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
+    """The streams echo of the asyncio documentation: by chunks, or by lines (``readline``)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await (reader.readline() if lines else reader.read(65536)):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    return handler
+
+
+async def _toolkit_server(kind: str) -> object:
+    import asyncnet
+
+    # Lines() frames come without their ending; encoding puts it back.
+    framing = asyncnet.Lines() if kind.startswith("lines-") else asyncnet.Raw()
+    if kind.endswith("-await"):
+
+        async def handler(conn: asyncnet.Connection[bytes]) -> None:
+            async for frame in conn:
+                await conn.send(frame)
+
+        return await asyncnet.start_server(handler, "127.0.0.1", 0, framing=framing, backlog=1024)
+
+    class Echo(asyncnet.FramedProtocol[bytes]):
+        def frame_received(self, frame: bytes) -> None:
+            self.send_nowait(frame)
+
     loop = asyncio.get_running_loop()
-    if kind == "asyncnet":
-        import asyncnet
+    return await loop.create_server(lambda: Echo(framing), "127.0.0.1", 0, backlog=1024)
 
-        server = await asyncnet.start_echo_server("127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "bare":
-        server = await loop.create_server(BareEcho, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "buffered":
-        server = await loop.create_server(BufferedEcho, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    elif kind == "streams":
-        server = await asyncio.start_server(_streams_handler, "127.0.0.1", 0, backlog=1024)
-        sockets = server.sockets
-    else:
-        raise SystemExit(f"unknown server kind {kind!r}")
+
+async def answer_stats(stats: Callable[[], dict[str, Any]]) -> None:
+    """Answer each ``stats`` line on stdin with ``stats()`` as one JSON line; return at EOF."""
+    loop = asyncio.get_running_loop()
     done = asyncio.Event()
     pending = b""
 
@@ -116,12 +167,40 @@ async def main(kind: str) -> None:
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             if line.strip() == b"stats":
-                sys.stdout.write(json.dumps(_stats()) + "\n")
+                sys.stdout.write(json.dumps(stats()) + "\n")
                 sys.stdout.flush()
 
     loop.add_reader(0, on_stdin)
-    print(f"port {sockets[0].getsockname()[1]}", flush=True)
     await done.wait()
+
+
+# Servers that are a bare protocol class under loop.create_server.
+PROTOCOLS: dict[str, Callable[[], asyncio.BaseProtocol]] = {
+    "bare": BareEcho,
+    "buffered": BufferedEcho,
+    "lines-bare": BareLines,
+}
+
+
+async def main(kind: str) -> None:
+    loop = asyncio.get_running_loop()
+    server: Any
+    if kind in ("lines-await", "lines-callback", "raw-await", "raw-callback"):
+        server = await _toolkit_server(kind)
+    elif kind in PROTOCOLS:
+        server = await loop.create_server(PROTOCOLS[kind], "127.0.0.1", 0, backlog=1024)
+    elif kind in ("streams", "lines-streams"):
+        handler = _streams_echo(lines=kind == "lines-streams")
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=1024)
+    elif kind == "asyncnet":
+        import asyncnet
+
+        server = await asyncnet.start_echo_server("127.0.0.1", 0, backlog=1024)
+    else:
+        raise SystemExit(f"unknown server kind {kind!r}")
+    sockets = server.sockets
+    print(f"port {sockets[0].getsockname()[1]}", flush=True)
+    await answer_stats(process_stats)
     shutdown = getattr(server, "shutdown", None)
     if shutdown is not None:
         await shutdown(0)

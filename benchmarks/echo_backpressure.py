@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--no-uvloop", action="store_true")
     args = parser.parse_args()
     total = args.mib * 1024 * 1024
-    field = contestants(not args.no_uvloop)
+    field = contestants(not args.no_uvloop, None, False)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")
     print(f"python {platform.python_version()}; load average {os.getloadavg()}")
     print(f"client sends up to {args.mib} MiB and never reads; stall limit {args.stall}s")

@@ -1,6 +1,6 @@
 /* Closed-loop echo load generator for benchmarks/echo_pingpong.py.
  *
- * Usage: echo_load PORT SIZE CONNECTIONS WARMUP_S DURATION_S
+ * Usage: echo_load PORT SIZE CONNECTIONS WARMUP_S DURATION_S [lines]
  *
  * Opens CONNECTIONS TCP connections to 127.0.0.1:PORT (TCP_NODELAY), prints
  * "ready", waits for one line on stdin, then on every connection sends one
@@ -11,6 +11,9 @@
  * "messages N bytes B" (B = N * SIZE, the bytes echoed back in the window).
  * The first and the last echo of every connection are compared byte by byte
  * with what was sent. Exit status 1 on any error, with a message on stderr.
+ * With "lines" the message is one text line: SIZE - 1 letters and "\n"
+ * (for line echo servers, benchmarks/line_echo.py); otherwise its bytes are
+ * pseudo-random.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -70,10 +73,11 @@ static void pump_out(int ep, struct conn *c, const unsigned char *msg, size_t si
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s PORT SIZE CONNECTIONS WARMUP_S DURATION_S\n", argv[0]);
+    if (argc != 6 && !(argc == 7 && strcmp(argv[6], "lines") == 0)) {
+        fprintf(stderr, "usage: %s PORT SIZE CONNECTIONS WARMUP_S DURATION_S [lines]\n", argv[0]);
         return 2;
     }
+    int lines = argc == 7;
     int port = atoi(argv[1]);
     size_t size = (size_t)strtoul(argv[2], NULL, 10);
     int nconn = atoi(argv[3]);
@@ -90,7 +94,9 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < size; i++) {
         seed = seed * 1103515245u + 12345u;
         msg[i] = (unsigned char)(seed >> 16);
+        if (lines) msg[i] = (unsigned char)('a' + msg[i] % 26);
     }
+    if (lines) msg[size - 1] = '\n';
 
     int ep = epoll_create1(0);
     if (ep < 0) die("epoll_create1");

@@ -208,10 +208,15 @@ def build_c_client(directory: str) -> str | None:
 
 def measure_c(
     exe: str, server: Server, size: int, concurrency: int, warmup: float, duration: float,
-    cpu: str | None,
+    cpu: str | None, *, lines: bool = False,
 ) -> tuple[float, float, float]:  # fmt: skip
-    """Like measure(), with one C process driving every connection through epoll."""
+    """Like measure(), with one C process driving every connection through epoll.
+
+    With ``lines`` every message is a text line ending in ``\\n`` (for line echoes).
+    """
     argv = [exe, str(server.port), str(size), str(concurrency), str(warmup), str(duration)]
+    if lines:
+        argv.append("lines")
     client = subprocess.Popen(
         pinned(cpu, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )

@@ -48,6 +48,7 @@ from ._pool import ConnectionPool
 from ._redirects import next_request
 from ._request import (
     RequestBody,
+    asks_to_close,
     basic_auth,
     serialize_head,
     validate_header_items,
@@ -59,8 +60,9 @@ from ._url import URL, parse_url
 __all__ = ["HTTPClient", "RequestOptions"]
 
 # A request's pool key (scheme, host, port, TLS context), its serialized head,
-# and whether its body goes chunked.
-_Route: TypeAlias = tuple[tuple[str, str, int, "_ssl.SSLContext | None"], bytes, bool]
+# whether its body goes chunked, and whether its own headers say
+# ``Connection: close``.
+_Route: TypeAlias = tuple[tuple[str, str, int, "_ssl.SSLContext | None"], bytes, bool, bool]
 HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None
 BodyInput: TypeAlias = (
     bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None
@@ -519,7 +521,7 @@ class HTTPClient:
                 self._routes[cache_key] = route
         else:
             route = self._route(method, url, headers, payload)
-        key, head, chunked = route
+        key, head, chunked, close = route
 
         for attempt in (0, 1):
             conn = pool.take_idle(key)
@@ -535,17 +537,22 @@ class HTTPClient:
             if reused:
                 self._requests_reused += 1
             try:
-                conn.begin(method, timeouts.read, timeouts.write, deadline, read_whole)
-                conn.write_head(head, payload.data)
-                if payload.stream is not None:
+                conn.begin(
+                    method, timeouts.read, timeouts.write, deadline, read_whole, close_after=close
+                )
+                if payload.stream is None:
+                    conn.write_head(head, payload.data)
+                else:
+                    conn.write_head(head, body_follows=True)
                     await conn.send_body(payload.stream, chunked=chunked)
                 response_head = await conn.receive_head()
             except (ReadError, WriteError, RemoteProtocolError):
+                stale = not conn.received_any
                 conn.release()
                 if (
                     attempt == 0
                     and reused
-                    and not conn.received_any
+                    and stale
                     and method in _IDEMPOTENT
                     and payload.replayable
                 ):
@@ -580,7 +587,8 @@ class HTTPClient:
         if length is None and payload.stream is None and method in _BODY_METHODS:
             length = 0
         chunked = payload.stream is not None and length is None
-        return key, serialize_head(method, url, headers, length, chunked=chunked), chunked
+        head = serialize_head(method, url, headers, length, chunked=chunked)
+        return key, head, chunked, asks_to_close(headers)
 
     async def _open(
         self,

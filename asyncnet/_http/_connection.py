@@ -3,32 +3,25 @@
 The protocol writes a request, feeds every received byte to the sans-IO
 :class:`~asyncnet._http._parser.ResponseParser` as it arrives, and keeps the
 body pieces in a bounded buffer (where the bytes land on the way is
-:mod:`asyncnet._http._receive`'s job). When a
-streaming consumer falls behind, reading from the socket pauses and resumes
-once the consumer has drained the buffer, so memory stays bounded however
-large the body. Uploads wait on the write side's drain.
+:mod:`asyncnet._http._receive`'s job). When a streaming consumer falls behind,
+reading from the socket pauses and resumes once the consumer has drained the
+buffer (the rule is :class:`~asyncnet._flow.WaterMarks`), so memory stays
+bounded however large the body. Uploads wait on the write side's drain.
 
-The life of one connection::
+The life of one connection, and of one exchange on it::
 
     connection_made -> [exchange]* -> connection_lost
+    begin -> write_head [-> send_body] -> receive_head -> read_chunk*/read_all -> release
 
-and of one exchange (``begin`` ... ``finish``)::
-
-    begin -> write_head [-> send_body] -> receive_head -> read_chunk*/read_all -> finish
-
-``finish`` hands the connection back to whoever owns it (the pool) only when the
-response was read to its end and may carry another request; anything else
-(an error, a timeout, a cancelled read, an unread body) aborts the transport.
-A connection that receives bytes while no exchange is running is aborted too:
-they can never be a response to anything.
+The state of an exchange is written down in :class:`HTTPConnection`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Callable
-from typing import Any, Final, cast
+import enum
+from collections.abc import Callable, Iterable
+from typing import Any, Final, TypeAlias
 
 from .._errors import (
     ConnectionClosed,
@@ -40,7 +33,6 @@ from .._errors import (
     WriteError,
     WriteTimeout,
 )
-from .._flow import FlowControlProtocol
 from ._headers import Headers
 from ._parser import (
     NEED_DATA,
@@ -50,10 +42,16 @@ from ._parser import (
     ResponseHead,
     ResponseParser,
 )
-from ._receive import BulkReceiver, DirectBody, read_buffer
+from ._receive import ReceivingProtocol
 from ._request import LAST_CHUNK, RequestBody, encode_chunk
 
-__all__ = ["DEFAULT_BODY_BUFFER", "HTTPConnection"]
+__all__ = [
+    "DEFAULT_BODY_BUFFER",
+    "HTTPConnection",
+    "ReadMode",
+    "RequestState",
+    "ResponseState",
+]
 
 #: Body bytes a connection buffers for a slow consumer before it pauses
 #: reading: large enough that a consumer keeping up never stalls the socket
@@ -65,34 +63,83 @@ DEFAULT_BODY_BUFFER: Final = 1024 * 1024
 # ``transport.write``; larger ones are written separately to avoid the copy.
 _JOIN_BODY_LIMIT: Final = 64 * 1024
 
-# The first read of a response that will probably go direct, at most: room for
-# a head, while the body stays in the kernel until it can be received in place.
-_SHORT_FIRST_READ: Final = 8 * 1024
-
-# A first read longer than this is split after the head (see buffer_updated).
-_SPLIT_MIN: Final = 16 * 1024
-
-# While at least this much of a Content-Length body is still to come and it is
-# not received directly, the transport allocates each read (BulkReceiver).
-_BULK_MIN: Final = 128 * 1024
-
 _EMPTY_TRAILERS: Final = Headers()
+
+_Event: TypeAlias = ResponseHead | Data | EndOfMessage
 
 # Responses that a client following redirects drains piece by piece instead of
 # reading whole, so their bodies never start direct before read_all().
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 
 
-class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
+class RequestState(enum.Enum):
+    """Our side of the exchange: how much of the request reached the transport."""
+
+    IDLE = "IDLE"  #: no exchange
+    SENDING = "SENDING"  #: begun; the head or a streamed body is still to be written
+    SENT = "SENT"  #: every byte of the request was handed to the transport
+
+
+class ResponseState(enum.Enum):
+    """Their side of the exchange: how far the response has arrived."""
+
+    IDLE = "IDLE"  #: no exchange
+    WAITING = "WAITING"  #: begun; not a byte of response yet
+    HEAD = "HEAD"  #: bytes arrived, the final head is not complete
+    BODY = "BODY"  #: the final head is here, the body is arriving
+    DONE = "DONE"  #: the response ended (its body may still be buffered)
+
+
+class ReadMode(enum.Enum):
+    """How the caller takes the body, which decides where it is received."""
+
+    CHUNKS = "CHUNKS"  #: piece by piece (read_chunk): buffered, reading pauses when full
+    WHOLE = "WHOLE"  #: promised whole at begin: a long body goes direct from the head
+    ALL = "ALL"  #: read_all is taking it: never pause, wake only at the end
+
+
+# Module-level names for the hot paths: a global is one dictionary lookup;
+# an enum member through its class goes through the enum metaclass (ten times
+# slower on CPython 3.11).
+_NO_REQUEST: Final = RequestState.IDLE
+_SENDING: Final = RequestState.SENDING
+_SENT: Final = RequestState.SENT
+_IDLE: Final = ResponseState.IDLE
+_WAITING: Final = ResponseState.WAITING
+_HEAD: Final = ResponseState.HEAD
+_BODY: Final = ResponseState.BODY
+_DONE: Final = ResponseState.DONE
+_ALL: Final = ReadMode.ALL
+_WHOLE: Final = ReadMode.WHOLE
+_CHUNKS: Final = ReadMode.CHUNKS
+
+
+class HTTPConnection(ReceivingProtocol):
     """One HTTP/1.1 connection that carries one request at a time.
 
-    A buffered protocol: reads go into the thread's shared buffer, or straight
-    into a body's final ``bytes`` while ``read_all`` waits for a long one; a
-    long body that is streamed instead is read through a
-    :class:`~asyncnet._http._receive.BulkReceiver`.
-
+    Where received bytes land is :class:`~asyncnet._http._receive.ReceivingProtocol`'s
+    job; this class parses them, keeps the exchange's state, waits and sends.
     Timeouts matter only while a caller waits: one lazily re-armed timer per
     connection covers the read timeout and the exchange's total deadline.
+
+    The state of an exchange is three small enums, after h11's ``_state.py``: our
+    side, their side, and how the caller takes the body. Each moves only along
+    these arrows (one read may take the response several steps at once)::
+
+        RequestState:   IDLE -begin-> SENDING -last request byte written-> SENT
+        ResponseState:  IDLE -begin-> WAITING -a byte-> HEAD -final head-> BODY -end-> DONE
+        ReadMode:       CHUNKS, or WHOLE (begin with read_whole) -read_all-> ALL
+        release:        RequestState and ResponseState back to IDLE
+
+    A failure (malformed bytes, a timeout, the connection lost or aborted) leaves
+    the states where they are and records the error, which every later wait
+    raises; so the states still tell a stale keep-alive connection (response
+    ``WAITING``) from a broken response. ``release`` hands the connection to
+    ``on_release`` (the pool) only when both sides finished -- request ``SENT``,
+    response ``DONE``, every body byte taken -- with no error, the parser saying
+    keep-alive, the request not saying ``Connection: close``, and the transport
+    open; anything else aborts the transport. Bytes that arrive while the response
+    is ``IDLE`` or ``DONE`` answer nothing: they abort the connection too.
     """
 
     def __init__(
@@ -101,47 +148,23 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         parser_limits: ParserLimits | None = None,
         body_buffer: int = DEFAULT_BODY_BUFFER,
     ) -> None:
-        super().__init__()
-        self._loop = asyncio.get_running_loop()
-        self._transport: asyncio.Transport | None = None
-        self._parser = ResponseParser(parser_limits)
-        self._high = body_buffer
-        self._low = body_buffer // 4
-        # Exchange state.
-        self._active = False
-        self._head: ResponseHead | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._eom = False
-        self._trailers: Headers = _EMPTY_TRAILERS
+        super().__init__(ResponseParser(parser_limits), body_buffer)
+        # The exchange (see the class docstring).
+        self._request = _NO_REQUEST
+        self._response = _IDLE
+        self._mode = _CHUNKS
         self._error: BaseException | None = None
+        self._close_after = False  # the request said Connection: close
+        self._head: ResponseHead | None = None
+        self._trailers: Headers = _EMPTY_TRAILERS
+        # Waiting: the caller's future and the one timer (see _wait).
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self._wait_since = 0.0
-        self._want_all = False
-        self._read_whole = False
-        self._received_any = False
-        self._last_direct = False
-        self._direct: DirectBody | None = None  # being received
-        self._direct_done: DirectBody | None = None  # complete, for read_all to take
-        self._bulk: BulkReceiver | None = None  # set while the transport delivers bytes
-        self._rbytes = read_buffer()
-        self._rbuf = memoryview(self._rbytes)
-        # What get_buffer offers when no direct body is being received: all
-        # of the shared buffer, or its start for a short first read.
-        self._view = self._rbuf
-        self._short_view = self._rbuf[:_SHORT_FIRST_READ]
-        self._max_head = self._parser.limits.max_head_size
-        self._last_activity = 0.0
         self._read_timeout: float | None = None
         self._write_timeout: float | None = None
         self._deadline: float | None = None
-        self._method = "GET"
-        # Connection state.
-        self._lost = False
-        self._reading_paused = False
-        self._keep_alive = True
         #: Called with this connection once an exchange ends and it may be reused.
         self.on_release: Callable[[HTTPConnection], None] | None = None
         #: Called with this connection when its transport is gone.
@@ -152,95 +175,48 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         self.idle_since = 0.0
         #: Number of requests this connection has carried (including the current one).
         self.requests = 0
-        #: Times this connection paused reading for a slow consumer.
-        self.read_pauses = 0
-        #: Largest number of body bytes buffered at once (for tests and statistics).
-        self.peak_buffered = 0
-        #: Bodies received straight into their final object / through bulk reads.
-        self.direct_bodies = 0
-        self.bulk_bodies = 0
 
-    # -- asyncio.Protocol -------------------------------------------------------
+    # -- asyncio.Protocol (the receive paths are ReceivingProtocol's) -------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        # A cast, not an isinstance check: uvloop's transports implement the
-        # interface without subclassing asyncio.Transport.
-        self._transport = cast(asyncio.Transport, transport)
+    def eof_received(self) -> bool | None:
+        # Returning None closes the transport; connection_lost then feeds EOF to the parser.
+        return None
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        direct = self._direct
-        if direct is None:
-            return self._view
-        return direct.buffer()
-
-    def buffer_updated(self, nbytes: int) -> None:
-        view = self._rbuf
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._bulk = None  # the transport is gone: nothing to switch back
         if self._direct is not None:
-            self._direct.received(nbytes)
-            self._direct_received(nbytes)
-        elif nbytes <= _SPLIT_MIN or self._received_any:
-            # A view: the parser copies what it keeps, once.
-            self.data_received(view[:nbytes])
-        else:
-            # The first read of a response: the head and a long piece of body
-            # go to the parser as two objects, so the body is copied out of the
-            # buffer once instead of copied out and then sliced off the head.
-            end = self._rbytes.find(b"\r\n\r\n", 0, min(nbytes, self._max_head))
-            if end < 0:
-                self.data_received(view[:nbytes])
-            else:
-                self.data_received(view[: end + 4])
-                if self._error is None and not self._lost:
-                    self._body_received(view[end + 4 : nbytes])
-
-    def _direct_received(self, nbytes: int) -> None:
-        """Account for body bytes that went into the direct body."""
-        self._last_activity = self._loop.time()
-        self._buffered += nbytes
-        if self._buffered > self.peak_buffered:
-            self.peak_buffered = self._buffered
-        end = self._parser.consume_direct_body(nbytes)
-        if end is not None:
-            self._direct_done = self._direct
+            # Unfinished, so never readable; what is buffered stays readable.
+            self._direct.discard()
             self._direct = None
-            self._trailers = end.trailers
-            self._eom = True
-            self._keep_alive = self._parser.keep_alive
-            self._wake()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._response in (_WAITING, _HEAD, _BODY) and self._error is None:
+            if exc is None:
+                self._feed_eof()
+            else:
+                self._error = ReadError(self._lost_message(exc))
+                self._error.__cause__ = exc
+        self._wake()
+        on_lost = self.on_lost
+        self.on_lost = None
+        self.on_release = None
+        if on_lost is not None:
+            on_lost(self)
 
-    def _body_received(self, data: memoryview) -> None:
-        """Take body bytes just read into the shared buffer, after the head."""
-        if self._direct is not None:
-            # Straight from the buffer into the body's final object.
-            self._feed_direct(data)
-        else:
-            self.data_received(data)
+    # -- received bytes ---------------------------------------------------------
 
-    def _feed_direct(self, data: bytes | memoryview) -> None:
-        """Copy bytes that arrived outside :meth:`get_buffer` into the direct body."""
-        direct = self._direct
-        assert direct is not None
-        take = min(len(data), direct.size - direct.filled)
-        direct.write(data[:take])
-        self._direct_received(take)
-        if take < len(data) and self._error is None and not self._lost:
-            self.data_received(bytes(data[take:]))
-
-    def data_received(self, data: bytes | memoryview) -> None:
-        # ``data`` may be a view of the shared receive buffer: the parser and
-        # the direct body copy what they keep, and nothing else holds on to it.
-        if self._direct is not None:
-            # Bytes delivered another way (a transport without get_buffer).
-            self._feed_direct(data)
-            return
-        if not self._active or self._eom:
+    def _feed(self, data: bytes | memoryview) -> None:
+        """Parse received bytes and act on the events: buffer, wake, pause, pick a path."""
+        response = self._response
+        if response is _IDLE or response is _DONE:
             # Bytes nobody asked for: not a response to anything. The connection
             # is never reused; a response already complete stays readable.
-            self._keep_alive = False
             self.abort()
             return
-        self._received_any = True
+        if response is _WAITING:
+            self._response = _HEAD
         self._view = self._rbuf
         self._last_activity = self._loop.time()
         try:
@@ -248,24 +224,11 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         except RemoteProtocolError as exc:
             self._fail(exc)
             return
-        head: ResponseHead | None = None
-        for event in events:
-            kind = type(event)
-            if kind is Data:
-                chunk = event.data  # type: ignore[union-attr]
-                if chunk:
-                    self._chunks.append(chunk)
-                    self._buffered += len(chunk)
-            elif kind is ResponseHead:
-                self._head = head = event  # type: ignore[assignment]
-            else:
-                self._trailers = event.trailers  # type: ignore[union-attr]
-                self._eom = True
-                self._keep_alive = self._parser.keep_alive
+        head = self._take_events(events)
         if (
             head is not None
-            and self._read_whole
-            and not self._eom
+            and self._mode is not _CHUNKS
+            and self._response is not _DONE
             and head.status not in _REDIRECTS
         ):
             # The caller reads this body whole: receive the rest of it straight
@@ -278,97 +241,64 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         if (
             waiter is not None
             and self._head is not None
-            and (self._eom or not self._want_all)
+            and (self._response is _DONE or self._mode is not _ALL)
             and not waiter.done()
         ):
             waiter.set_result(None)
-        if (
-            buffered > self._high
-            and not self._reading_paused
-            and not self._want_all
-            and self._direct is None  # its memory is set aside already
-            and self._transport is not None
-        ):
-            self._reading_paused = True
-            self.read_pauses += 1
-            self._transport.pause_reading()
-        if (
-            not self._eom
-            and self._bulk is None
-            and self._direct is None
-            and self._parser.direct_body_bytes >= _BULK_MIN
-            and self._transport is not None
-        ):
-            bulk = BulkReceiver(self)
-            try:
-                self._transport.set_protocol(bulk)
-            except NotImplementedError:
-                pass  # a transport that cannot switch protocols reads into the buffer
-            else:
-                self._bulk = bulk
-                self.bulk_bodies += 1
+        if self._direct is None:  # a direct body's memory is set aside already
+            if self._mode is not _ALL and buffered > self._high:
+                self._buffer_changed()
+            if self._response is not _DONE:
+                self._bulk_if_long()
 
-    def _end_bulk(self) -> None:
-        """Receive into the shared buffer again."""
-        if self._bulk is not None:
-            self._bulk = None
-            transport = self._transport
-            if transport is not None and not self._lost:
-                transport.set_protocol(self)
+    def _at_response_start(self) -> bool:
+        return self._response is _WAITING
 
-    def eof_received(self) -> bool | None:
-        # Returning None closes the transport; connection_lost then feeds EOF to the parser.
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self._lost = True
-        self._bulk = None
-        if self._direct is not None:
-            self._direct.discard()
-            self._direct = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._keep_alive = False
-        if self._active and not self._eom and self._error is None:
-            if exc is None:
-                self._feed_eof()
-            else:
-                error = ReadError(self._lost_message(exc))
-                error.__cause__ = exc
-                self._error = error
+    def _direct_ended(self, trailers: Headers) -> None:
+        self._trailers = trailers
+        self._response = _DONE
         self._wake()
-        on_lost = self.on_lost
-        self.on_lost = None
-        self.on_release = None
-        if on_lost is not None:
-            on_lost(self)
+
+    def _take_events(self, events: Iterable[_Event]) -> ResponseHead | None:
+        """Buffer the body, keep the head and trailers; return the head if one came."""
+        head: ResponseHead | None = None
+        for event in events:
+            kind = type(event)
+            if kind is Data:
+                chunk = event.data  # type: ignore[union-attr]
+                if chunk:
+                    self._chunks.append(chunk)
+                    self._buffered += len(chunk)
+            elif kind is ResponseHead:
+                self._head = head = event  # type: ignore[assignment]
+                self._response = _BODY
+            else:
+                self._trailers = event.trailers  # type: ignore[union-attr]
+                self._response = _DONE
+        return head
 
     def _feed_eof(self) -> None:
+        """The server closed cleanly mid-exchange: end a body delimited by close, or fail."""
         parser = self._parser
+        events: list[_Event] = []
         try:
             parser.feed_eof()
-            while not self._eom:
+            while True:
                 event = parser.next_event()
                 if event is NEED_DATA:
                     break
-                if type(event) is Data:
-                    if event.data:
-                        self._chunks.append(event.data)
-                        self._buffered += len(event.data)
-                elif type(event) is ResponseHead:
-                    self._head = event
-                elif type(event) is EndOfMessage:
-                    self._trailers = event.trailers
-                    self._eom = True
+                events.append(event)
+                if type(event) is EndOfMessage:
+                    break
         except RemoteProtocolError as exc:
             self._error = exc
             return
-        if not self._eom:
+        finally:
+            self._take_events(events)
+        if self._response is not _DONE:
             self._error = RemoteProtocolError(
                 "server closed the connection without sending a response"
-                if not self._received_any
+                if self._response is _WAITING
                 else "server closed the connection before the response was complete"
             )
 
@@ -381,22 +311,21 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
 
     @property
     def is_lost(self) -> bool:
-        """True once the transport is gone."""
-        return self._lost
+        """True once the transport is gone (the same as :attr:`is_closed`)."""
+        return self._closed
 
     @property
     def received_any(self) -> bool:
         """True if the current exchange received at least one byte of response."""
-        return self._received_any
+        return self._response is not _WAITING and self._response is not _IDLE
 
     def is_reusable(self) -> bool:
         """True if an idle connection may carry another request."""
-        transport = self._transport
+        transport = self.transport
         return (
-            not self._lost
-            and not self._active
-            and self._keep_alive
+            self._request is _NO_REQUEST
             and transport is not None
+            and not self._closed
             and not transport.is_closing()
         )
 
@@ -406,25 +335,23 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         A response still in progress then fails with
         :class:`~asyncnet.ConnectionClosed` (we closed it, the server did not).
         """
-        self._keep_alive = False
-        if self._active and not self._eom and self._error is None:
+        if self._response in (_WAITING, _HEAD, _BODY) and self._error is None:
             self._error = ConnectionClosed("the connection was closed by the client")
             self._wake()
-        transport = self._transport
+        transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.abort()
 
     def shut_down(self, error: BaseException) -> None:
         """Drop the connection now; a request in flight on it fails with ``error``."""
-        if self._active:
+        if self._request is not _NO_REQUEST:
             self._fail(error)
         else:
             self.abort()
 
     def close(self) -> None:
         """Close the connection gracefully (flushing buffered writes first)."""
-        self._keep_alive = False
-        transport = self._transport
+        transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.close()
 
@@ -437,42 +364,46 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         write_timeout: float | None,
         deadline: float | None,
         read_whole: bool = False,
+        *,
+        close_after: bool = False,
     ) -> None:
         """Start an exchange: reset the response state and tell the parser a request goes out.
 
         ``read_whole`` promises that a body other than a redirect's will be
         read with :meth:`read_all`, so a long one can be received straight
         into its final object from the first byte after the head.
+        ``close_after`` says the request asks for ``Connection: close``: the
+        connection is then closed at the end of the exchange.
         """
-        if self._active:
+        if self._request is not _NO_REQUEST:
             raise LocalProtocolError("the connection is already carrying a request")
-        self._active = True
+        self._request = _SENDING
+        self._response = _WAITING
+        self._mode = _WHOLE if read_whole else _CHUNKS
+        self._error = None
+        self._close_after = close_after
         self._head = None
         self._chunks.clear()
         self._buffered = 0
-        self._eom = False
         self._trailers = _EMPTY_TRAILERS
-        self._error = None
-        self._want_all = False
-        self._read_whole = read_whole
-        self._received_any = False
-        if read_whole and self._last_direct:
-            # The last response here went direct, and this one probably will:
-            # a short first read leaves its body in the kernel to be received
-            # in place, instead of copied out of the shared buffer.
-            self._view = self._short_view
-        self._last_direct = False
+        if not read_whole:
+            self._view = self._rbuf
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
         self._deadline = deadline
-        self._method = method
         self.requests += 1
         self._parser.start_response(method)
 
-    def write_head(self, head: bytes, body: bytes | None = None) -> None:
-        """Write the request head and, when small, the whole body in the same write."""
-        transport = self._transport
-        if self._lost or transport is None or transport.is_closing():
+    def write_head(
+        self, head: bytes, body: bytes | None = None, *, body_follows: bool = False
+    ) -> None:
+        """Write the request head and, when small, the whole body in the same write.
+
+        ``body_follows``: the body is streamed next with :meth:`send_body`, so
+        the request is not complete yet.
+        """
+        transport = self.transport
+        if self._closed or transport is None or transport.is_closing():
             raise WriteError("the connection was closed before the request could be sent")
         if body:
             if len(body) <= _JOIN_BODY_LIMIT:
@@ -482,9 +413,19 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
                 transport.write(body)
         else:
             transport.write(head)
+        if not body_follows:
+            self._request = _SENT
 
     async def send_body(self, body: RequestBody, *, chunked: bool) -> None:
-        """Send a streamed body, waiting for the peer whenever the write buffer is full."""
+        """Send a streamed body, waiting for the peer whenever the write buffer is full.
+
+        Returns early, leaving the request incomplete, when the server has
+        answered and stopped taking the body (the connection broke or the
+        write timed out after a response head arrived): the caller then reads
+        that response. Any other failure, the caller's own included,
+        propagates. Either way an incomplete request closes the connection at
+        :meth:`release`.
+        """
         expected = body.length
         sent = 0
         async for piece in body.chunks():
@@ -504,15 +445,16 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             raise LocalProtocolError(
                 f"request body ended after {sent} of its declared {expected} bytes"
             )
-        if chunked:
-            self._write(LAST_CHUNK)
+        if chunked and not self._write(LAST_CHUNK):
+            return
+        self._request = _SENT
         if self.writing_paused:
             await self.wait_writable()
 
     def _write(self, data: bytes) -> bool:
         """Write, or report False when the server already answered and the write can stop."""
-        transport = self._transport
-        if self._lost or transport is None or transport.is_closing():
+        transport = self.transport
+        if self._closed or transport is None or transport.is_closing():
             if self._head is not None:
                 return False
             self._raise_peer_error()
@@ -523,9 +465,10 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
     async def wait_writable(self) -> bool:
         """Wait for the peer to drain our write buffer, bounded by the write timeout.
 
-        Returns False if the connection broke but the server has already sent
-        its response head (it answered early, e.g. 413): the caller stops
-        sending and reads that response.
+        Returns False if the connection broke or the write timeout passed but
+        the server has already sent its response head (it answered early, e.g.
+        413, and stopped reading): the caller stops sending and reads that
+        response.
         """
         when = self._when(self._write_timeout)
         try:
@@ -542,6 +485,9 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
                 exc.__cause__ or exc
             )
         except TimeoutError as exc:
+            if self._head is not None and not (when is not None and when[1]):
+                # The server answered and stopped reading: its answer stands.
+                return False
             self.abort()
             if when is not None and when[1]:
                 raise TotalTimeout("the request's total deadline passed while sending") from exc
@@ -557,7 +503,7 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         is why the connection is gone; the caller should see that.
         """
         error = self._error
-        if self._received_any and isinstance(error, RemoteProtocolError):
+        if self.received_any and isinstance(error, RemoteProtocolError):
             raise error
 
     async def receive_head(self) -> ResponseHead:
@@ -575,32 +521,28 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
             if chunks:
                 data = chunks.popleft()
                 self._buffered -= len(data)
-                if self._reading_paused and self._buffered <= self._low:
-                    self._resume_reading()
+                self._buffer_changed()
                 return data
             if self._error is not None:
                 raise self._error
-            if self._eom:
+            if self._response is _DONE:
                 return b""
-            if self._reading_paused:
-                # Never wait for data while reading is paused.
-                self._resume_reading()
+            self._resume_now()  # never wait for data while reading is paused
             await self._wait()
 
     async def read_all(self) -> bytes:
         """Return the rest of the body in one piece."""
-        self._want_all = True
-        if self._reading_paused:
-            self._resume_reading()
-        if self._direct is None and self._error is None and not self._lost:
+        self._mode = _ALL
+        self._resume_now()
+        if self._direct is None and self._error is None and not self._closed:
             self._start_direct()
-        while not self._eom:
+        while self._response is not _DONE:
             if self._error is not None:
                 raise self._error
             await self._wait()
         if self._error is not None:
             raise self._error
-        return self._take_all()
+        return self._take_body()
 
     def read_all_now(self) -> bytes | None:
         """Return the rest of the body if all of it is here, else None (then use read_all).
@@ -608,36 +550,9 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         Most small responses arrive with their head: this hands them over
         without a coroutine.
         """
-        if self._eom and self._error is None:
-            return self._take_all()
+        if self._response is _DONE and self._error is None:
+            return self._take_body()
         return None
-
-    def _take_all(self) -> bytes:
-        direct = self._direct_done
-        if direct is not None:
-            self._direct_done = None
-            self._buffered = 0
-            return direct.take()
-        chunks = self._chunks
-        if len(chunks) == 1:
-            data = chunks.popleft()
-        else:
-            data = b"".join(chunks)
-            chunks.clear()
-        self._buffered = 0
-        return data
-
-    def _start_direct(self) -> None:
-        """Receive the rest of a long ``Content-Length`` body into its final object, if allowed."""
-        left = self._parser.direct_body_bytes
-        if left:
-            direct = DirectBody.start(self._chunks, self._buffered, left)
-            if direct is not None:
-                self._chunks.clear()
-                self._direct = direct
-                self._last_direct = True
-                self.direct_bodies += 1
-                self._end_bulk()
 
     @property
     def trailers(self) -> Headers:
@@ -645,26 +560,24 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         return self._trailers
 
     def release(self) -> None:
-        """End the exchange: release the connection if the response completed, else abort."""
-        if not self._active:
+        """End the exchange: hand the connection on if both sides finished cleanly, else abort."""
+        if self._request is _NO_REQUEST:
             return
-        self._active = False
+        transport = self.transport
         reusable = (
-            self._eom
-            and not self._chunks
+            self._request is _SENT
+            and self._response is _DONE
             and self._error is None
-            and self._keep_alive
-            and not self._lost
+            and not self._chunks
+            and not self._close_after
+            and self._parser.keep_alive
+            and transport is not None
+            and not self._closed
+            and not transport.is_closing()
         )
-        self._chunks.clear()
-        self._buffered = 0
-        if self._direct is not None:
-            self._direct.discard()
-            self._direct = None
-        self._direct_done = None
-        self._end_bulk()
-        if self._reading_paused:
-            self._resume_reading()
+        self._request = _NO_REQUEST
+        self._response = _IDLE
+        self._drop_body()
         if reusable:
             release = self.on_release
             if release is not None:
@@ -747,7 +660,6 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         """The exchange cannot continue: record why, wake the waiter, drop the connection."""
         if self._error is None:
             self._error = error
-        self._keep_alive = False
         self._wake()
         self.abort()
 
@@ -755,9 +667,3 @@ class HTTPConnection(FlowControlProtocol, asyncio.BufferedProtocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def _resume_reading(self) -> None:
-        self._reading_paused = False
-        transport = self._transport
-        if transport is not None and not self._lost:
-            transport.resume_reading()

@@ -1,6 +1,8 @@
 """Where a client connection's received bytes land, so that each is copied as few times as possible.
 
-Three ways, picked per read by :class:`~asyncnet._http._connection.HTTPConnection`:
+Three ways, picked per read by :class:`ReceivingProtocol`, the receive side of
+:class:`~asyncnet._http._connection.HTTPConnection` (which adds the exchange:
+parsing, its states, waiting and sending):
 
 * **The shared read buffer** (:func:`read_buffer`), for heads, small bodies
   and chunked bodies: one buffer per thread, reused by every connection,
@@ -13,6 +15,12 @@ Three ways, picked per read by :class:`~asyncnet._http._connection.HTTPConnectio
 * **Bulk reads** (:class:`BulkReceiver`): the rest of a long body that cannot
   go direct is read by the transport into objects it allocates, which is one
   copy less than the shared buffer's copy-out.
+
+The body pieces wait in a deque until the caller takes them; a consumer that
+falls behind pauses reading by the :class:`~asyncnet._flow.WaterMarks` rule.
+(Not :class:`~asyncnet._flow.ReceiveBuffer`: a direct body is counted as
+buffered without being a piece, and a caller reading the body whole never
+pauses the server.)
 """
 
 from __future__ import annotations
@@ -20,15 +28,23 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import Final, NamedTuple, cast
 
 from .._errors import LocalProtocolError
+from .._flow import FlowControlProtocol, WaterMarks
+from ._headers import Headers
+from ._parser import ResponseParser
 
-if TYPE_CHECKING:
-    from ._connection import HTTPConnection
-
-__all__ = ["DIRECT_MIN", "READ_SIZE", "BulkReceiver", "DirectBody", "read_buffer"]
+__all__ = [
+    "DIRECT_MIN",
+    "READ_SIZE",
+    "BulkReceiver",
+    "DirectBody",
+    "ReceivingProtocol",
+    "read_buffer",
+]
 
 #: Size of the shared read buffer: room for a head and a 64 KiB body in one
 #: read, while every copy out of it stays below glibc's default 128 KiB mmap
@@ -42,6 +58,17 @@ DIRECT_MIN: Final = 128 * 1024
 # A direct body is at most this large, so that a server's Content-Length
 # alone never makes us set much memory aside (larger bodies are joined).
 _DIRECT_MAX: Final = 16 * 1024 * 1024
+
+# The first read of a response that will probably go direct, at most: room for
+# a head, while the body stays in the kernel until it can be received in place.
+_SHORT_FIRST_READ: Final = 8 * 1024
+
+# A first read longer than this is split after the head (see buffer_updated).
+_SPLIT_MIN: Final = 16 * 1024
+
+# While at least this much of a Content-Length body is still to come and it is
+# not received directly, the transport allocates each read (BulkReceiver).
+_BULK_MIN: Final = 128 * 1024
 
 _local = threading.local()
 
@@ -209,7 +236,7 @@ class BulkReceiver(asyncio.Protocol):
 
     __slots__ = ("conn",)
 
-    def __init__(self, conn: HTTPConnection) -> None:
+    def __init__(self, conn: ReceivingProtocol) -> None:
         self.conn = conn
 
     def data_received(self, data: bytes) -> None:
@@ -226,3 +253,223 @@ class BulkReceiver(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.conn.resume_writing()
+
+
+class ReceivingProtocol(FlowControlProtocol, asyncio.BufferedProtocol):
+    """The receive side of a client connection: where each read lands, and the body buffer.
+
+    A buffered protocol: reads go into the thread's shared buffer, or straight
+    into a body's final ``bytes`` (:class:`DirectBody`) once the subclass
+    starts one; a long body that is streamed instead is read through a
+    :class:`BulkReceiver`. Body pieces wait in ``_chunks`` until taken.
+
+    A subclass parses: it implements :meth:`_feed` (bytes for the parser),
+    :meth:`_at_response_start` and :meth:`_direct_ended`.
+    """
+
+    # Narrowed from the base class: set in connection_made.
+    transport: asyncio.Transport | None
+
+    def __init__(self, parser: ResponseParser, body_buffer: int) -> None:
+        super().__init__()
+        self._loop = asyncio.get_running_loop()
+        self._parser = parser
+        self._marks = WaterMarks(body_buffer)
+        # The rule's fixed high mark, to skip asking it on reads that cannot pause.
+        self._high = self._marks.high
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0  # body bytes received and not yet taken (direct ones too)
+        self._last_activity = 0.0  # loop time of the latest received bytes
+        self._direct: DirectBody | None = None  # being received
+        self._direct_done: DirectBody | None = None  # complete, for _take_body
+        self._bulk: BulkReceiver | None = None  # set while the transport delivers bytes
+        self._rbytes = read_buffer()
+        self._rbuf = memoryview(self._rbytes)
+        # What get_buffer offers when no direct body is being received: all of
+        # the shared buffer, or its start for the first read after a body that
+        # went direct (the next one probably will too).
+        self._view = self._rbuf
+        self._short_view = self._rbuf[:_SHORT_FIRST_READ]
+        self._max_head = parser.limits.max_head_size
+        #: Times this connection paused reading for a slow consumer.
+        self.read_pauses = 0
+        #: Largest number of body bytes buffered at once (for tests and statistics).
+        self.peak_buffered = 0
+        #: Bodies received straight into their final object / through bulk reads.
+        self.direct_bodies = 0
+        self.bulk_bodies = 0
+
+    # -- for the subclass -------------------------------------------------------
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        """Parse received bytes (they may be a view of the shared buffer: copy what is kept)."""
+        raise NotImplementedError
+
+    def _at_response_start(self) -> bool:
+        """True while no byte of the current response has arrived."""
+        raise NotImplementedError
+
+    def _direct_ended(self, trailers: Headers) -> None:
+        """The direct body is complete: the response ended."""
+        raise NotImplementedError
+
+    # -- asyncio.BufferedProtocol ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A cast, not an isinstance check: uvloop's transports implement the
+        # interface without subclassing asyncio.Transport.
+        super().connection_made(cast(asyncio.Transport, transport))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        direct = self._direct
+        if direct is None:
+            return self._view
+        return direct.buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        view = self._rbuf
+        if self._direct is not None:
+            self._direct.received(nbytes)
+            self._direct_received(nbytes)
+        elif nbytes <= _SPLIT_MIN or not self._at_response_start():
+            # A view: the parser copies what it keeps, once.
+            self._feed(view[:nbytes])
+        else:
+            # The first read of a response: the head and a long piece of body
+            # go to the parser as two objects, so the body is copied out of the
+            # buffer once instead of copied out and then sliced off the head.
+            end = self._rbytes.find(b"\r\n\r\n", 0, min(nbytes, self._max_head))
+            if end < 0:
+                self._feed(view[:nbytes])
+            else:
+                self._feed(view[: end + 4])
+                # The head may have started a direct body; the rest may be empty.
+                self._take_more(view[end + 4 : nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        # Bytes delivered whole: bulk reads, or a transport without get_buffer.
+        if self._direct is not None:
+            self._feed_direct(data)
+        elif data:
+            self._feed(data)
+
+    def _take_more(self, data: bytes | memoryview) -> None:
+        """The rest of a read, unless what came before it broke the connection."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            self.data_received(data)
+
+    # -- direct bodies and bulk reads ---------------------------------------------
+
+    def _start_direct(self) -> None:
+        """Receive the rest of a long ``Content-Length`` body into its final object, if allowed."""
+        left = self._parser.direct_body_bytes
+        if left:
+            direct = DirectBody.start(self._chunks, self._buffered, left)
+            if direct is not None:
+                self._chunks.clear()
+                self._direct = direct
+                # The next response probably goes direct too: read its head short.
+                self._view = self._short_view
+                self.direct_bodies += 1
+                self._end_bulk()
+
+    def _feed_direct(self, data: bytes | memoryview) -> None:
+        """Copy bytes that arrived outside :meth:`get_buffer` into the direct body."""
+        direct = self._direct
+        assert direct is not None
+        if not data:
+            return  # the empty rest of a read split after the head
+        take = min(len(data), direct.size - direct.filled)
+        direct.write(data[:take])
+        self._direct_received(take)
+        if take < len(data):
+            self._take_more(bytes(data[take:]))
+
+    def _direct_received(self, nbytes: int) -> None:
+        """Account for body bytes that went into the direct body."""
+        self._last_activity = self._loop.time()
+        self._buffered += nbytes
+        if self._buffered > self.peak_buffered:
+            self.peak_buffered = self._buffered
+        end = self._parser.consume_direct_body(nbytes)
+        if end is not None:
+            self._direct_done = self._direct
+            self._direct = None
+            self._direct_ended(end.trailers)
+
+    def _bulk_if_long(self) -> None:
+        """Let the transport allocate each read while a long body is still to come."""
+        transport = self.transport
+        if (
+            self._bulk is not None
+            or transport is None
+            or self._parser.direct_body_bytes < _BULK_MIN
+        ):
+            return
+        bulk = BulkReceiver(self)
+        try:
+            transport.set_protocol(bulk)
+        except NotImplementedError:
+            return  # a transport that cannot switch protocols reads into the buffer
+        self._bulk = bulk
+        self.bulk_bodies += 1
+
+    def _end_bulk(self) -> None:
+        """Receive into the shared buffer again."""
+        if self._bulk is not None:
+            self._bulk = None
+            transport = self.transport
+            if transport is not None and not self._closed:
+                transport.set_protocol(self)
+
+    # -- the body buffer ------------------------------------------------------------
+
+    def _buffer_changed(self) -> None:
+        """Carry out the water-mark decision for what is buffered now."""
+        decision = self._marks.update(self._buffered)
+        if decision is not None:
+            self.read_pauses += decision
+            self._pause_or_resume(pause=decision)
+
+    def _resume_now(self) -> None:
+        """Resume reading if paused, whatever is buffered: before any wait, and at the end."""
+        if self._marks.update(0) is False:
+            self._pause_or_resume(pause=False)
+
+    def _pause_or_resume(self, *, pause: bool) -> None:
+        transport = self.transport
+        if transport is not None and not self._closed:
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _take_body(self) -> bytes:
+        """Return every body byte received and not taken yet, in one piece."""
+        direct = self._direct_done
+        if direct is not None:
+            self._direct_done = None
+            self._buffered = 0
+            return direct.take()
+        chunks = self._chunks
+        if len(chunks) == 1:
+            data = chunks.popleft()
+        else:
+            data = b"".join(chunks)
+            chunks.clear()
+        self._buffered = 0
+        return data
+
+    def _drop_body(self) -> None:
+        """Forget the body (taken or not) and receive into the shared buffer, reading."""
+        self._chunks.clear()
+        self._buffered = 0
+        if self._direct is not None:
+            self._direct.discard()
+            self._direct = None
+        self._direct_done = None
+        if self._bulk is not None:
+            self._end_bulk()
+        if self._marks.update(0) is False:  # as _resume_now, one call less per exchange
+            self._pause_or_resume(pause=False)

@@ -32,6 +32,7 @@ __all__ = [
     "LAST_CHUNK",
     "BodyValue",
     "RequestBody",
+    "asks_to_close",
     "basic_auth",
     "encode_chunk",
     "serialize_head",
@@ -232,6 +233,19 @@ def serialize_head(
         lines[2] = f"Content-Length: {body_length}\r\n"
     lines.append("\r\n")
     return "".join(lines).encode("latin-1")
+
+
+def asks_to_close(headers: list[tuple[str, str]]) -> bool:
+    """True if the request's own ``Connection`` field says ``close`` (RFC 9112 §9.6).
+
+    Such a request is the last on its connection, whatever the response says.
+    """
+    for name, value in headers:
+        if name.lower() == "connection" and any(
+            token.strip(" \t").lower() == "close" for token in value.split(",")
+        ):
+            return True
+    return False
 
 
 def _check_content_length(value: str, body_length: int | None, chunked: bool) -> None:

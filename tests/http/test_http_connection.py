@@ -130,6 +130,7 @@ async def test_read_all_does_not_pause() -> None:
     transport = RecordingTransport()
     conn.connection_made(transport)
     conn.begin("GET", read_timeout=None, write_timeout=None, deadline=None)
+    conn.write_head(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
     reader = asyncio.ensure_future(conn.receive_head())
     conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
     await reader

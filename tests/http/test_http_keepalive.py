@@ -15,6 +15,7 @@ import pytest
 
 import asyncnet
 from asyncnet import HTTPClient, Limits, Timeout
+from asyncnet._http._connection import HTTPConnection
 from tests.support.servers import (
     DROP,
     HTTPServer,
@@ -482,3 +483,141 @@ async def test_early_final_response_while_uploading() -> None:
         else:
             assert resp.status == 413
         assert (await client.get(srv.url())).content == b"hello"
+
+
+# -- reuse only when both the request and the response finished -----------------------
+#
+# Each server below answers the first request early, with a complete keep-alive
+# response, while the upload is still running, then records whatever else that
+# connection carries. A second request written into it would land in the middle of
+# the unfinished body: the server answers such a request with "smuggled" (so the
+# client cannot hang on it) and the tests check on the server side that the first
+# connection never saw it.
+
+EARLY = response(401, b"", [("WWW-Authenticate", "Basic")], reason="Unauthorized")
+FRESH = response(200, b"fresh")
+
+
+def _early_answer_server(*, stop_reading: asyncio.Event | None = None) -> RawServer:
+    """A server whose first connection answers after the request head only."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if srv.connections > 1:
+            while await srv.read_request(reader, writer):
+                await srv.send(writer, FRESH)
+            return
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(EARLY)
+        await writer.drain()
+        if stop_reading is not None:
+            await stop_reading.wait()
+        tail = b""
+        while data := await reader.read(64 * 1024):
+            window = tail + data
+            if b"GET /second" in window:
+                writer.write(response(200, b"smuggled"))
+                window = b""
+            tail = window[-16:]
+
+    srv = RawServer(handler)
+    return srv
+
+
+def _only_connection(client: HTTPClient) -> HTTPConnection:
+    [conn] = client._pool._all  # type: ignore[union-attr]
+    return conn
+
+
+async def test_upload_that_fails_after_an_early_complete_response_closes_the_connection() -> None:
+    """The caller's body iterator raises after the server answered: its error, and no reuse."""
+    srv = _early_answer_server()
+    async with srv, HTTPClient() as client:
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first piece"
+            # The complete early answer is in before the source fails.
+            await _only_connection(client).receive_head()
+            raise RuntimeError("the caller's source failed")
+
+        with pytest.raises(RuntimeError, match="source failed"):
+            await client.post(srv.url("/upload"), body=body())
+        assert (await client.get(srv.url("/second"))).content == b"fresh"
+        assert srv.connections == 2
+        assert b"/second" not in srv.received[0]
+        assert srv.received[1].startswith(b"GET /second HTTP/1.1\r\n")
+
+
+async def test_upload_cancelled_while_waiting_on_drain_closes_the_connection() -> None:
+    """Cancelled while the server, having answered, reads nothing more: no reuse."""
+    stop_reading = asyncio.Event()
+    srv = _early_answer_server(stop_reading=stop_reading)
+    started = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        started.set()
+        # Far more than the socket buffers hold: the upload waits on drain.
+        yield b"u" * (32 * 1024 * 1024)
+        yield b"never sent"
+
+    async with srv, HTTPClient(timeout=Timeout(write=None, read=30)) as client:
+        upload = asyncio.ensure_future(client.post(srv.url("/upload"), body=body()))
+        await started.wait()
+        conn = _only_connection(client)
+        assert (await conn.receive_head()).status == 401
+        assert conn.writing_paused and not upload.done()
+        upload.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await upload
+        stop_reading.set()
+        assert (await client.get(srv.url("/second"))).content == b"fresh"
+        assert srv.connections == 2
+        assert b"/second" not in srv.received[0]
+        assert srv.received[1].startswith(b"GET /second HTTP/1.1\r\n")
+
+
+async def test_early_response_is_returned_when_the_server_stops_reading() -> None:
+    """The upload times out only because the server answered and stopped reading."""
+    stop_reading = asyncio.Event()  # never set: the first connection reads no more
+    srv = _early_answer_server(stop_reading=stop_reading)
+
+    async with srv, HTTPClient(timeout=Timeout(write=0.05, read=30)) as client:
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"first piece"
+            await _only_connection(client).receive_head()
+            for _ in range(64):  # then far more than the socket buffers hold
+                yield b"u" * (1024 * 1024)
+
+        resp = await client.post(srv.url("/upload"), body=body())
+        assert resp.status == 401
+        assert (await client.get(srv.url("/second"))).content == b"fresh"
+        assert srv.connections == 2
+        assert b"/second" not in srv.received[0]
+
+
+@pytest.mark.parametrize("value", ["close", "Keep-Alive, CLOSE", " close "])
+async def test_callers_connection_close_is_honoured(value: str) -> None:
+    """RFC 9112 §9.6: a request that says ``Connection: close`` is the connection's last."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A server that keeps the connection open whatever the request said.
+        while await srv.read_request(reader, writer):
+            await srv.send(writer, OK)
+
+    srv = RawServer(handler)
+    async with srv, HTTPClient() as client:
+        resp = await client.get(srv.url("/first"), headers={"Connection": value})
+        assert resp.content == b"hello"
+        assert (await client.get(srv.url("/second"))).content == b"hello"
+        assert srv.connections == 2
+        assert srv.received[0].count(b"HTTP/1.1\r\n") == 1
+        assert srv.received[1].startswith(b"GET /second HTTP/1.1\r\n")
+
+
+async def test_client_wide_connection_close_header_closes_every_connection() -> None:
+    async with RawServer(responses=[OK], repeat=True) as srv, HTTPClient(
+        headers={"Connection": "close"}
+    ) as client:
+        for _ in range(3):
+            assert (await client.get(srv.url())).content == b"hello"
+        assert srv.connections == 3

@@ -14,12 +14,13 @@ import hashlib
 import inspect
 import itertools
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import asyncnet
-from asyncnet._http import _connection as _http_connection
 from asyncnet._http import _receive as _http_receive
 from asyncnet._http._connection import HTTPConnection
 from asyncnet._http._receive import DIRECT_MIN, READ_SIZE
@@ -285,8 +286,8 @@ async def test_streamed_long_body_is_read_in_bulk_then_the_connection_reads_norm
             assert conn.bulk_bodies == 1
             assert conn.direct_bodies == 0
             conn.release()
-            assert conn._transport is not None
-            assert conn._transport.get_protocol() is conn
+            assert conn.transport is not None
+            assert conn.transport.get_protocol() is conn
             await _request(conn)
             assert await conn.read_all() == b"small"
             conn.release()
@@ -545,7 +546,7 @@ async def test_after_a_direct_body_the_next_first_read_is_short_and_any_size_sti
                 assert await conn.read_all() == pattern(size)
                 conn.release()
                 assert conn.is_reusable()
-            short = _http_connection._SHORT_FIRST_READ
+            short = _http_receive._SHORT_FIRST_READ
             # Full after a fresh start or a body that did not go direct; short after one that did.
             assert first_reads == [READ_SIZE, short, short, READ_SIZE]
             assert conn.direct_bodies == 3
@@ -635,3 +636,194 @@ async def test_chunked_bodies_cut_at_every_kind_of_boundary() -> None:
                 assert conn.is_reusable()
         finally:
             conn.abort()
+
+
+# -- any split of a valid response, through every receive path -------------------------
+#
+# One valid Content-Length response, cut at random points, is served one piece
+# per client read: the server writes a piece and waits until the connection has
+# taken every byte sent so far (whichever path took it) before it writes the next.
+# Each receive path must give the exact body and leave the connection reusable.
+
+
+class _CountingConnection(HTTPConnection):
+    """An HTTPConnection that counts the bytes its transport delivered, on any path.
+
+    The transport delivers through ``buffer_updated`` (shared buffer or direct
+    body) or ``data_received`` (bulk reads, via the BulkReceiver); calls the
+    connection makes to itself from inside one of those are not counted again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered = 0
+        self._depth = 0
+        self._progress: list[tuple[int, asyncio.Future[None]]] = []
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def _delivered(self, nbytes: int, deliver: Callable[[], None]) -> None:
+        if self._depth:
+            deliver()
+            return
+        self.delivered += nbytes
+        self._depth += 1
+        try:
+            deliver()
+        finally:
+            self._depth -= 1
+            self._wake_progress(lost=False)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._delivered(nbytes, lambda: super(_CountingConnection, self).buffer_updated(nbytes))
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        self._delivered(len(data), lambda: super(_CountingConnection, self).data_received(data))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._wake_progress(lost=True)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def _wake_progress(self, *, lost: bool) -> None:
+        for target, waiter in self._progress:
+            if (lost or self.delivered >= target) and not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_delivered(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` were delivered in all (or the connection is gone)."""
+        if self.delivered >= nbytes or self.lost.done():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        entry = (nbytes, waiter)
+        self._progress.append(entry)
+        try:
+            await waiter
+        finally:
+            self._progress.remove(entry)
+
+
+def _response_of(head_size: int, body: bytes) -> bytes:
+    """A keep-alive response whose head is exactly ``head_size`` bytes (padded with fields)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % len(body)
+    pad = head_size - len(head) - 2
+    fields = []
+    while pad > 0:
+        # Each field line stays under the parser's 8 KiB line limit.
+        value = min(pad, 4000) - len(b"X-Pad-00: \r\n")
+        if value < 0:
+            fields.append(b"X:" + b"p" * (pad - 4) + b"\r\n")
+            break
+        fields.append(b"X-Pad-%02d: %s\r\n" % (len(fields), b"p" * value))
+        pad -= len(fields[-1])
+    wire = head + b"".join(fields) + b"\r\n"
+    assert len(wire) == head_size
+    return wire + body
+
+
+# Sizes where the receive paths switch: the short first read, the split of a
+# long first read, the shared buffer, going direct and reading in bulk.
+_BODY_SIZES = [0, 1, 100, 8 * 1024, 16 * 1024, READ_SIZE - 1, READ_SIZE, DIRECT_MIN - 1,
+               DIRECT_MIN, DIRECT_MIN + 1, 2 * DIRECT_MIN, 400 * 1024]
+_HEAD_SIZES = [100, 8 * 1024, 16 * 1024, 16 * 1024 + 1, 40 * 1024, 60 * 1024]
+
+
+@st.composite
+def _cut_responses(draw: st.DrawFn) -> tuple[int, int, list[int]]:
+    head_size = draw(st.sampled_from(_HEAD_SIZES) | st.integers(100, 60 * 1024))
+    body_size = draw(st.sampled_from(_BODY_SIZES) | st.integers(0, 400 * 1024))
+    total = head_size + body_size
+    near_head = st.integers(max(1, head_size - 2), min(total, head_size + 2))
+    cuts = draw(st.lists(near_head | st.integers(1, total), max_size=5))
+    return head_size, body_size, cuts
+
+
+async def _serve_cut_response(
+    path: str, head_size: int, body_size: int, cuts: list[int]
+) -> tuple[int, int]:
+    """Serve the response in pieces, read it by ``path``; return (direct, bulk) bodies."""
+    body = pattern(body_size)
+    wire = _response_of(head_size, body)
+    bounds = sorted({0, *cuts, len(wire)})
+    pieces = [wire[a:b] for a, b in itertools.pairwise(bounds)]
+    conn: _CountingConnection | None = None
+    errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        assert conn is not None  # the client wrote its request after connecting
+        sent = 0
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            sent += len(piece)
+            await conn.wait_delivered(sent)
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain")
+        await writer.drain()
+        await reader.read()
+
+    async with RawServer(handler=handler) as srv:
+        _, conn = await asyncio.get_running_loop().create_connection(
+            _CountingConnection, "127.0.0.1", srv.port
+        )
+        released: list[HTTPConnection] = []
+        conn.on_release = released.append
+        try:
+            # A read timeout only so that a broken path fails instead of hanging.
+            conn.begin("GET", read_timeout=10, write_timeout=10, deadline=None,
+                       read_whole=path == "whole")
+            conn.write_head(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+            await conn.receive_head()
+            if path == "chunks":
+                got = b"".join([piece async for piece in _chunks(conn)])
+            else:
+                got = conn.read_all_now()
+                if got is None:
+                    got = await conn.read_all()
+            assert got == body
+            conn.release()
+            assert released == [conn], "the connection was not reusable"
+            await _request(conn)
+            assert await conn.read_all() == b"again"
+            conn.release()
+        finally:
+            conn.close()
+            await conn.lost
+    assert not errors, errors
+    return conn.direct_bodies, conn.bulk_bodies
+
+
+async def _chunks(conn: HTTPConnection) -> AsyncIterator[bytes]:
+    while piece := await conn.read_chunk():
+        yield piece
+
+
+_PATH_EXAMPLE = (20 * 1024, 300 * 1024, [20 * 1024])  # the head alone in the first read
+
+
+@pytest.mark.parametrize("path", ["chunks", "all", "whole"])
+def test_any_split_of_a_valid_response_arrives_intact_on_every_receive_path(path: str) -> None:
+    """Head 100 B..60 KiB, body across the thresholds, cut anywhere, read three ways.
+
+    ``chunks`` streams the body (long ones in bulk), ``all`` calls read_all after
+    the head (long ones go direct from there), ``whole`` promises read_all at
+    begin (long ones go direct from the first byte after the head).
+    """
+    seen = {"direct": 0, "bulk": 0, "plain": 0}
+
+    @settings(max_examples=100)
+    @example(_PATH_EXAMPLE)
+    @example((20 * 1024, 0, [20 * 1024]))
+    @given(_cut_responses())
+    def run(case: tuple[int, int, list[int]]) -> None:
+        direct, bulk = asyncio.run(_serve_cut_response(path, *case))
+        seen["direct"] += direct
+        seen["bulk"] += bulk
+        seen["plain"] += not (direct or bulk)
+
+    run()
+    # Every path this way of reading can take was taken at least once.
+    assert seen["plain"]
+    assert seen["bulk" if path == "chunks" else "direct"], seen
