@@ -54,6 +54,7 @@ from ._errors import TimeoutError as AsyncNetTimeoutError
 from ._http._client import HTTPClient
 from ._http._headers import Headers
 from ._http._models import Limits, Response, Timeout
+from ._http._rules import IDEMPOTENT_METHODS
 from ._http._url import URL, parse_url
 
 __all__ = ["DEFAULT_TIMEOUT", "BodySink", "FetchResult", "SinkFactory", "fetch_all", "fetch_iter"]
@@ -62,10 +63,6 @@ __all__ = ["DEFAULT_TIMEOUT", "BodySink", "FetchResult", "SinkFactory", "fetch_a
 #: slow but working server, short enough that one dead host cannot hold a
 #: worker for minutes.
 DEFAULT_TIMEOUT = Timeout(connect=10.0, read=30.0, write=30.0, pool=30.0, total=None)
-
-# Methods that RFC 9110 section 9.2.2 calls idempotent: only these are retried,
-# because resending a POST may repeat its effect.
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 # Statuses that mean "try again later" rather than "this is wrong".
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -153,16 +150,6 @@ URLSource = Iterable[str] | AsyncIterable[str]
 
 
 OnResult = Callable[[FetchResult], Awaitable[None] | None]
-
-
-def _as_timeout(value: Timeout | float | None) -> Timeout:
-    """Spell out ``timeout=``: ``None`` disables every phase, a number sets each phase."""
-    if isinstance(value, Timeout):
-        return value
-    if value is None:
-        return Timeout(connect=None, read=None, write=None, pool=None, total=None)
-    seconds = float(value)
-    return Timeout(connect=seconds, read=seconds, write=seconds, pool=seconds, total=None)
 
 
 def _host_key(url: object) -> str:
@@ -334,7 +321,7 @@ class _Engine:
         self._concurrency = concurrency
         self._hosts = _HostSlots(per_host) if per_host is not None else None
         self._per_host = per_host
-        self._timeout = _as_timeout(timeout)
+        self._timeout = Timeout.coerce(timeout)
         self._deadline = deadline
         self._retries = retries
         self._method = method.upper()
@@ -514,7 +501,7 @@ class _Engine:
 
     async def _fetch(self, work: _Work) -> FetchResult:
         key = work.key
-        retryable = self._method in _IDEMPOTENT
+        retryable = self._method in IDEMPOTENT_METHODS
         while True:
             work.attempts += 1
             if self._hosts is not None:

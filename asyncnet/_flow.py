@@ -126,7 +126,7 @@ class FlowControlProtocol(asyncio.Protocol):
     transport: asyncio.BaseTransport | None = None
 
     def __init__(self) -> None:
-        self.transport = None
+        # self.transport stays the class attribute's None until connection_made.
         self._writing_paused = False
         self._closed = False
         self._close_exc: BaseException | None = None
@@ -301,12 +301,10 @@ class ReceiveBuffer:
     async def _wait_for_data(self, func_name: str) -> None:
         if self._waiter is not None:
             raise StreamError(f"{func_name}() called while another task is waiting for data")
-        # Waiting with reading paused would wait forever; the water-mark rule
-        # already resumes at size 0, this makes the guarantee unconditional.
-        if self._marks.paused:
-            self._marks.update(0)
-            if self._transport is not None:
-                self._transport.resume_reading()
+        # Waiting with reading paused would wait forever. It cannot happen: a
+        # reader waits only on an empty buffer, every read reports the new
+        # size to the water marks, and size 0 is at or below any low mark, so
+        # the read that emptied the buffer has already resumed the transport.
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         try:
@@ -333,7 +331,8 @@ class ReceiveBuffer:
             await self._wait_for_data("read")
         chunks = self._chunks
         if n < 0 or n >= self._size:
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            # join() hands back a lone bytes chunk itself, without a copy.
+            data = b"".join(chunks)
             chunks.clear()
             self._size = 0
         else:
@@ -348,7 +347,7 @@ class ReceiveBuffer:
                     parts.append(chunk[:need])
                     chunks[0] = chunk[need:]
                     need = 0
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            data = b"".join(parts)
             self._size -= n
         self._consumed()
         return data
@@ -381,8 +380,9 @@ class ReceiveBuffer:
                 self._check_exception()
                 if self._eof:
                     raise asyncio.IncompleteReadError(bytes(collected), n)
+                # Whatever woke the wait (data, EOF or an error), read()
+                # below takes it or raises it.
                 await self._wait_for_data("readexactly")
-                continue
             collected += await self.read(n - len(collected))
         return bytes(collected)
 

@@ -532,3 +532,328 @@ async def test_connection_lost_while_paused_on_a_real_socket() -> None:
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert all(isinstance(r, asyncnet.ConnectionClosed) for r in results)
     transport.close()
+
+
+# -- ReceiveBuffer read paths, through the public name -------------------------
+#
+# Each test below pins one behaviour a mutation run showed unguarded: a
+# regression there (a flipped comparison, a dropped statement) used to pass.
+
+
+async def test_readexactly_served_from_bytes_already_buffered() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    buf.feed(b"abc")
+    buf.feed(b"defg")
+    assert await buf.readexactly(5) == b"abcde"
+    assert buf.size == 2
+    assert await buf.readexactly(2) == b"fg"
+    assert buf.size == 0
+    assert not buf.at_eof()
+
+
+async def test_readexactly_zero_returns_at_once_and_negative_is_refused() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    # Nothing buffered and no EOF: a zero-byte read must not wait for data.
+    assert await buf.readexactly(0) == b""
+    buf.feed(b"kept")
+    assert await buf.readexactly(0) == b""
+    assert buf.size == 4
+    with pytest.raises(asyncnet.UsageError, match=r"readexactly\(\) needs n >= 0"):
+        await buf.readexactly(-1)
+    assert await buf.read() == b"kept"
+
+
+async def test_read_zero_returns_at_once_and_keeps_the_buffer() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    assert await buf.read(0) == b""  # empty, no EOF: returns, does not wait
+    buf.feed(b"abc")
+    assert await buf.read(0) == b""
+    assert buf.size == 3
+    assert await buf.read() == b"abc"
+
+
+async def test_read_after_a_cancelled_read_with_nothing_fed_between() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    for method in (buf.read, buf.read_chunk, lambda: buf.readexactly(2)):
+        first = asyncio.create_task(method())
+        await asyncio.sleep(0)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        # The cancelled reader is gone: a new one may wait, and gets the data.
+        second = asyncio.create_task(method())
+        await asyncio.sleep(0)
+        assert not second.done()
+        buf.feed(b"xy")
+        assert await second == b"xy"
+
+
+@pytest.mark.parametrize(
+    ("method", "name"),
+    [("read", "read"), ("read_chunk", "read_chunk"), ("readexactly", "readexactly")],
+)
+async def test_second_waiting_reader_is_refused_by_name(method: str, name: str) -> None:
+    buf = asyncnet.ReceiveBuffer()
+    first = asyncio.create_task(buf.read())
+    await asyncio.sleep(0)
+    call = getattr(buf, method)
+    with pytest.raises(asyncnet.StreamError, match=rf"^{name}\(\) called while another task"):
+        await (call(1) if method == "readexactly" else call())
+    buf.feed(b"x")
+    assert await first == b"x"
+
+
+async def test_read_ending_on_a_chunk_boundary_leaves_the_next_chunk_whole() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    second = b"defgh"
+    buf.feed(b"abc")
+    buf.feed(second)
+    assert await buf.read(3) == b"abc"
+    assert buf.size == 5
+    assert await buf.read_chunk() == second
+    # A read across a boundary leaves the rest of the cut chunk as the next one.
+    buf.feed(b"ij")
+    buf.feed(b"klm")
+    assert await buf.read(3) == b"ijk"
+    assert await buf.read_chunk() == b"lm"
+    assert buf.size == 0
+
+
+async def test_read_n_spanning_several_chunks() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    for piece in (b"ab", b"cd", b"ef", b"gh"):
+        buf.feed(piece)
+    assert await buf.read(5) == b"abcde"
+    assert buf.size == 3
+    assert await buf.read(10) == b"fgh"
+
+
+async def test_burst_larger_than_n_while_readexactly_waits() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    task = asyncio.create_task(buf.readexactly(4))
+    await asyncio.sleep(0)
+    buf.feed(b"0123456789")  # everything at once, more than asked for
+    assert await task == b"0123"
+    assert buf.size == 6
+    # The same when part of the answer was collected before the burst.
+    task = asyncio.create_task(buf.readexactly(5))
+    await asyncio.sleep(0)
+    assert await task == b"45678"
+    task = asyncio.create_task(buf.readexactly(4))
+    await asyncio.sleep(0)
+    assert not task.done()
+    buf.feed(b"abcdefgh")
+    assert await task == b"9abc"
+    assert await buf.read() == b"defgh"
+
+
+async def test_at_eof_only_once_eof_fed_and_buffer_empty() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    assert not buf.at_eof()
+    buf.feed(b"ab")
+    assert not buf.at_eof()
+    buf.feed_eof()
+    assert not buf.at_eof()  # EOF seen but bytes still unread
+    assert await buf.read(1) == b"a"
+    assert not buf.at_eof()
+    assert await buf.read() == b"b"
+    assert buf.at_eof()
+    assert await buf.read_chunk() == b""
+    with pytest.raises(asyncio.IncompleteReadError):
+        await buf.readexactly(1)
+
+
+async def test_feeding_empty_bytes_changes_nothing() -> None:
+    transport = RecordingTransport()
+    buf = asyncnet.ReceiveBuffer(transport, limit=0)
+    buf.feed(b"")
+    assert buf.size == 0
+    assert not buf.reading_paused
+    assert transport.calls == []
+    buf.feed(b"x")
+    buf.feed(b"")
+    buf.feed(b"y")
+    # An empty chunk would read as EOF from read_chunk(): none is kept.
+    assert await buf.read_chunk() == b"x"
+    assert await buf.read_chunk() == b"y"
+    assert transport.calls == ["pause", "resume"]
+    # An empty feed does not end a pending read either.
+    task = asyncio.create_task(buf.read_chunk())
+    await asyncio.sleep(0)
+    buf.feed(b"")
+    await asyncio.sleep(0)
+    assert not task.done()
+    buf.feed(b"z")
+    assert await task == b"z"
+
+
+async def test_exception_raised_by_every_read_once_the_buffer_is_empty() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    error = asyncnet.ReadError("lost")
+    buf.feed(b"ab")
+    buf.set_exception(error)
+    assert await buf.read_chunk() == b"ab"
+    for call in (buf.read, buf.read_chunk, lambda: buf.readexactly(1)):
+        with pytest.raises(asyncnet.ReadError) as info:
+            await call()
+        assert info.value is error
+
+
+async def test_readexactly_reports_the_exception_after_a_partial_read() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    task = asyncio.create_task(buf.readexactly(4))
+    await asyncio.sleep(0)
+    buf.feed(b"ab")
+    await asyncio.sleep(0)
+    error = asyncnet.ReadError("reset")
+    buf.set_exception(error)
+    with pytest.raises(asyncnet.ReadError) as info:
+        await task
+    assert info.value is error
+
+
+async def test_readexactly_incomplete_after_waiting() -> None:
+    buf = asyncnet.ReceiveBuffer()
+    task = asyncio.create_task(buf.readexactly(6))
+    await asyncio.sleep(0)
+    buf.feed(b"abc")
+    await asyncio.sleep(0)
+    buf.feed(b"d")
+    await asyncio.sleep(0)
+    buf.feed_eof()
+    with pytest.raises(asyncio.IncompleteReadError) as info:
+        await task
+    assert info.value.partial == b"abcd"
+    assert info.value.expected == 6
+
+
+async def test_receive_buffer_repr_shows_state() -> None:
+    transport = RecordingTransport()
+    buf = asyncnet.ReceiveBuffer(transport, limit=2, low=1)
+    assert repr(buf) == "<ReceiveBuffer size=0 limit=2 reading>"
+    buf.feed(b"abc")
+    buf.feed_eof()
+    assert repr(buf) == "<ReceiveBuffer size=3 limit=2 paused eof>"
+    assert repr(asyncnet.WaterMarks(10, 2)) == "<WaterMarks high=10 low=2 flowing>"
+    marks = asyncnet.WaterMarks(10, 2)
+    marks.update(11)
+    assert repr(marks) == "<WaterMarks high=10 low=2 paused>"
+
+
+async def test_wait_for_data_resumes_once_then_rule_continues() -> None:
+    # A reader that waits while reading is paused resumes the transport; the
+    # water-mark state must follow, so the next overflow pauses again.
+    transport = RecordingTransport()
+    buf = asyncnet.ReceiveBuffer(transport, limit=4, low=0)
+    buf.feed(b"abcdef")
+    task = asyncio.create_task(buf.readexactly(8))
+    await asyncio.sleep(0)
+    assert transport.calls == ["pause", "resume"]
+    assert not buf.reading_paused
+    buf.feed(b"g")
+    await asyncio.sleep(0)
+    buf.feed(b"h")
+    assert await task == b"abcdefgh"
+    buf.feed(b"12345")
+    assert transport.calls == ["pause", "resume", "pause"]
+    assert buf.reading_paused
+
+
+def test_water_marks_default_values_are_pinned() -> None:
+    # The documented defaults themselves, not the constants they come from.
+    marks = asyncnet.WaterMarks()
+    assert (marks.high, marks.low) == (65536, 16384)
+    buf = asyncnet.ReceiveBuffer()
+    assert (buf.limit, buf.low) == (65536, 16384)
+
+
+# -- ReceiveBuffer and FlowControlProtocol over a real loopback connection -----
+
+
+class BufferedReceiver(FlowControlProtocol):
+    """A protocol that buffers what it receives in a ReceiveBuffer, as the echo client does."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.buffer = asyncnet.ReceiveBuffer(limit=limit)
+        self.largest_chunk = 0
+        self.paused = asyncio.Event()
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.buffer.set_transport(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.largest_chunk = max(self.largest_chunk, len(data))
+        self.buffer.feed(data)
+        if self.buffer.reading_paused:
+            self.paused.set()
+
+    def eof_received(self) -> None:
+        self.buffer.feed_eof()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if exc is not None:
+            self.buffer.set_exception(asyncnet.ReadError("lost"))
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+async def test_receive_buffer_on_a_real_socket_pauses_the_peer_and_delivers_every_byte() -> None:
+    loop = asyncio.get_running_loop()
+    ours, peer = _small_buffer_pair()
+    limit = 16 * 1024
+    payload = bytes(range(251)) * 4096 + b"tail"  # ~1 MiB, not a multiple of the read size
+    transport, proto = await loop.connect_accepted_socket(lambda: BufferedReceiver(limit), ours)
+    buf = proto.buffer
+
+    async def send() -> None:
+        await loop.sock_sendall(peer, payload)
+        peer.shutdown(socket.SHUT_WR)
+
+    sender = asyncio.create_task(send())
+    try:
+        # Nobody reads yet: the buffer fills past its limit and reading stops.
+        await proto.paused.wait()
+        assert not transport.is_reading()
+        assert limit < buf.size <= limit + proto.largest_chunk
+        received = bytearray()
+        while True:
+            try:
+                received += await buf.readexactly(1000)
+            except asyncio.IncompleteReadError as exc:
+                received += exc.partial
+                break
+            # The transport is paused exactly when the buffer says so, and the
+            # buffer never holds more than one chunk past its limit.
+            assert transport.is_reading() is not buf.reading_paused
+            assert buf.size <= limit + proto.largest_chunk
+        assert bytes(received) == payload
+        assert buf.at_eof()
+        await sender
+    finally:
+        transport.close()
+        peer.close()
+    assert await proto.lost is None
+
+
+async def test_writing_not_paused_after_close_on_a_real_socket() -> None:
+    loop = asyncio.get_running_loop()
+    reader_sock, writer_sock = _small_buffer_pair()
+    transport, proto = await loop.connect_accepted_socket(
+        lambda: GreedyWriter(b"z" * (1 << 20)), writer_sock
+    )
+    assert proto.writing_paused
+    reader_sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    reader_sock.close()
+    await proto.lost
+    transport.close()
+    assert proto.is_closed
+    assert not proto.writing_paused
+    # A late pause (a transport may report one while tearing down) is ignored.
+    proto.pause_writing()
+    assert not proto.writing_paused
+    with pytest.raises(asyncnet.ConnectionClosed, match="the connection is closed"):
+        await proto.drain()

@@ -77,7 +77,6 @@ class _ZlibStage:
 
     __slots__ = (
         "_d",
-        "_done",
         "_gzip",
         "_head",
         "_name",
@@ -95,7 +94,6 @@ class _ZlibStage:
         # a deflate stream uses (or, for gzip, when a member starts).
         self._d: Any = zlib.decompressobj(16 + zlib.MAX_WBITS) if self._gzip else None
         self._head = b""  # deflate: bytes held until the format is known
-        self._done = False  # a member or stream ended and nothing follows yet
         self._trailing = False  # past the end: the rest is ignored
         self._seen = False  # any input at all
         self.consumed = 0
@@ -120,7 +118,7 @@ class _ZlibStage:
         view = memoryview(data)
         pos = 0
         while pos < len(view):
-            if self._done:
+            if self._d.eof:  # a member or stream ended: what follows?
                 rest = self._after_end(bytes(view[pos:]))
                 if not rest:
                     return
@@ -144,11 +142,9 @@ class _ZlibStage:
                     out = d.decompress(piece, step)
             except zlib.error as exc:
                 raise _zlib_error(self._name, exc) from exc
-            if d.eof:
-                self._done = True
-                if d.unused_data:
-                    view = memoryview(d.unused_data + bytes(view[pos:]))
-                    pos = 0
+            if d.unused_data:  # only ever set at the end of a stream
+                view = memoryview(d.unused_data + bytes(view[pos:]))
+                pos = 0
 
     def _after_end(self, data: bytes) -> bytes:
         """Handle bytes after a complete stream; return those that start a new gzip member.
@@ -162,13 +158,12 @@ class _ZlibStage:
             self._trailing = True
             self.consumed += len(data)
             return b""
-        self._done = False
         self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         return data
 
     def finish(self) -> Iterator[bytes]:
         # An empty body labelled with a coding has nothing to decode.
-        if self._seen and (self._d is None or not (self._done or self._d.eof)):
+        if self._seen and (self._d is None or not self._d.eof):
             raise DecodeError(f"truncated {self._name} content: the stream did not end")
         return iter(())
 
@@ -213,10 +208,14 @@ class _BrotliStage:
 
     def _drain(self, out: bytes) -> Iterator[bytes]:
         # With an output limit, the decoder keeps what did not fit and hands
-        # it out on calls with empty input.
+        # it out on calls with empty input. The limit is soft: brotli stops
+        # growing its buffer once it reaches the limit, in blocks of about
+        # 32 KiB, so a call can return up to a block more; cut it to steps.
+        step = self._step
         while True:
             if out:
-                yield out
+                for start in range(0, len(out), step):
+                    yield out[start : start + step]
             elif self._d.can_accept_more_data():
                 return
             out = self._process(b"")
@@ -278,18 +277,14 @@ class _Slicer:
 class _ZstdStage:
     """zstd frames (several allowed) via compression.zstd (3.14+), with an output limit."""
 
-    __slots__ = ("_d", "_seen", "_step", "consumed")
+    __slots__ = ("_d", "_step", "consumed")
 
     def __init__(self, step: int) -> None:
         self.consumed = 0
         self._step = step
         self._d: Any = None  # the current frame's decompressor
-        self._seen = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        if not data:
-            return
-        self._seen = True
         step = self._step
         # The decompressor keeps input it has not used yet: count it all now.
         self.consumed += len(data)
@@ -322,18 +317,14 @@ class _ZstdStage:
 class _ZstandardStage:
     """zstd frames (several allowed) via the zstandard module, in adaptive slices."""
 
-    __slots__ = ("_d", "_seen", "_slicer", "consumed")
+    __slots__ = ("_d", "_slicer", "consumed")
 
     def __init__(self, step: int) -> None:
         self.consumed = 0
         self._d: Any = None  # the current frame's decompressor
-        self._seen = False
         self._slicer = _Slicer(step)
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        if not data:
-            return
-        self._seen = True
         try:
             for piece in self._slicer.slices(data):
                 while piece:
@@ -386,7 +377,7 @@ class ContentDecoder:
     of :meth:`decode`: it yields one bounded step of output at a time.
     """
 
-    __slots__ = ("_floor", "_in", "_max_ratio", "_max_size", "_out", "_stages")
+    __slots__ = ("_floor", "_max_ratio", "_max_size", "_out", "_stages")
 
     def __init__(
         self, stages: list[_Stage], max_ratio: float | None, ratio_floor: int, max_size: int | None
@@ -395,7 +386,6 @@ class ContentDecoder:
         self._max_ratio = max_ratio
         self._floor = ratio_floor
         self._max_size = max_size
-        self._in = 0
         self._out = 0
 
     def _through(self, pieces: Iterator[bytes], index: int) -> Iterator[bytes]:
@@ -429,7 +419,6 @@ class ContentDecoder:
 
         Pulling the pieces lazily keeps at most one step of output alive.
         """
-        self._in += len(data)
         return self._checked(self._through(iter((data,)), 0))
 
     def decode(self, data: bytes) -> list[bytes]:

@@ -59,6 +59,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Final
 
+from .._deadline import wait_end
 from .._errors import ConnectionClosed, PoolTimeout, TotalTimeout
 from ._connection import HTTPConnection
 from ._models import Limits
@@ -253,12 +254,10 @@ class ConnectionPool:
         self._account(key, before)
         self._dispatch()
         timer = None
-        is_total = False
         if not waiter.done():
-            when = None if pool_timeout is None else self._loop.time() + pool_timeout
-            if deadline is not None and (when is None or deadline <= when):
-                when, is_total = deadline, True
-            if when is not None:
+            end = wait_end(pool_timeout, deadline, self._loop.time)
+            if end is not None:
+                when, is_total = end
                 timer = self._loop.call_at(
                     when, self._time_out, key, waiter, is_total, pool_timeout
                 )

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._errors import BodyNotReplayable, InvalidURL, RemoteProtocolError
+from ._rules import CREDENTIAL_HEADERS, REDIRECT_STATUSES
 from ._url import URL
 
 __all__ = [
@@ -42,12 +43,6 @@ __all__ = [
     "next_request",
     "redirect_method",
 ]
-
-#: Statuses that are followed.
-REDIRECT_STATUSES: frozenset[int] = frozenset({301, 302, 303, 307, 308})
-
-#: Request headers that carry credentials; never sent to another origin.
-CREDENTIAL_HEADERS: frozenset[str] = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 #: Request headers that describe the body; dropped with it.
 BODY_HEADERS: frozenset[str] = frozenset(

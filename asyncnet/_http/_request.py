@@ -26,6 +26,7 @@ from .._errors import (
     UsageError,
 )
 from ._headers import Headers
+from ._rules import CREDENTIAL_HEADERS, METHODS_WITH_CONTENT, TOKEN
 from ._url import URL
 
 __all__ = [
@@ -52,17 +53,10 @@ BodyValue: TypeAlias = (
     bytes | bytearray | memoryview | str | Iterable[bytes] | AsyncIterable[bytes] | IO[bytes] | None
 )
 
-# RFC 9110 §5.6.2: token = 1*tchar.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 §5.5 field-value: visible ASCII, obs-text, space and tab. Excludes
 # every other control (CR, LF, NUL...) and anything past U+00FF, which has no
 # byte in the latin-1 encoding headers are written in.
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-
-# Methods whose semantics anticipate content: they get "Content-Length: 0"
-# when sent without a body; the others get no framing header at all
-# (RFC 9110 §8.6: a user agent SHOULD NOT send Content-Length then).
-_METHODS_WITH_CONTENT: Final = frozenset({"POST", "PUT", "PATCH"})
 
 # Validated and upper-cased methods; bounded because callers choose the keys.
 _METHOD_CACHE: dict[str, str] = {}
@@ -85,7 +79,7 @@ def validate_method(method: str) -> str:
         cached = None
     if cached is not None:
         return cached
-    if not isinstance(method, str) or not _TOKEN.fullmatch(method):
+    if not isinstance(method, str) or not TOKEN.fullmatch(method):
         raise InvalidMethod(f"method must be a token (RFC 9110 §9.1), not {method!r}")
     upper = method.upper()
     if len(_METHOD_CACHE) < _METHOD_CACHE_MAX:
@@ -110,8 +104,7 @@ _Field = tuple[str, str, str, str]
 # is emptied when full, which bounds it whatever the keys.
 _FIELD_CACHE: dict[tuple[object, object], _Field] = {}
 _FIELD_CACHE_MAX: Final = 1024
-# Credentials are never kept in the process-wide cache after their request.
-_NOT_CACHED: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Credentials (CREDENTIAL_HEADERS) are never kept in it after their request.
 
 
 def _check_field(name: object, value: object) -> _Field:
@@ -125,7 +118,7 @@ def _check_field(name: object, value: object) -> _Field:
         return cached
     name_s = name if isinstance(name, str) else _as_str(name, "name")
     value_s = value if isinstance(value, str) else _as_str(value, "value")
-    if _TOKEN.fullmatch(name_s) is None:
+    if TOKEN.fullmatch(name_s) is None:
         raise InvalidHeader(f"header name must be a token (RFC 9110 §5.1): {name_s!r}")
     if _FIELD_VALUE.fullmatch(value_s) is None:
         raise InvalidHeader(
@@ -134,7 +127,7 @@ def _check_field(name: object, value: object) -> _Field:
     value_s = value_s.strip(" \t")
     lower = name_s.lower()
     field = (name_s, lower, value_s, f"{name_s}: {value_s}\r\n")
-    if key is not None and lower not in _NOT_CACHED:
+    if key is not None and lower not in CREDENTIAL_HEADERS:
         if len(_FIELD_CACHE) >= _FIELD_CACHE_MAX:
             _FIELD_CACHE.clear()
         _FIELD_CACHE[key] = field
@@ -229,7 +222,7 @@ def serialize_head(
         raise InvalidHeader("empty Host header")
     if chunked:
         lines[2] = "Transfer-Encoding: chunked\r\n"
-    elif body_length is not None and (body_length or method in _METHODS_WITH_CONTENT):
+    elif body_length is not None and (body_length or method in METHODS_WITH_CONTENT):
         lines[2] = f"Content-Length: {body_length}\r\n"
     lines.append("\r\n")
     return "".join(lines).encode("latin-1")

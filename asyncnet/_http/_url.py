@@ -220,7 +220,10 @@ def parse_url(url: str | URL) -> URL:
         return url
     if not isinstance(url, str):
         raise InvalidURL(f"URL must be str or URL, not {type(url).__name__}")
-    if len(url) <= _CACHE_MAX_URL_LENGTH:
+    # Never cache a URL that may carry userinfo: the cache lives as long as the
+    # process and must not keep passwords. Any "@" counts (also one in a
+    # path), which costs such URLs a parse and never lets one in.
+    if len(url) <= _CACHE_MAX_URL_LENGTH and "@" not in url:
         return _parse_cached(url)
     return _parse(url)
 

@@ -133,6 +133,19 @@ async def test_route_cache_is_bounded_and_keyed_by_what_changes_the_head() -> No
         assert raw.connections == 1
 
 
+async def test_route_cache_never_keeps_a_url_with_userinfo() -> None:
+    # The route of such a URL holds the Authorization field made from its password.
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with RawServer(responses=[reply], repeat=True) as raw, HTTPClient() as client:
+        secret = f"http://user:s3cret@127.0.0.1:{raw.port}/private"
+        for _ in range(2):
+            assert (await client.get(secret)).content == b"ok"
+        assert (await client.get(raw.url("/public"))).content == b"ok"
+        cached = [key[1] for key in client._routes]
+        assert [url.target for url in cached] == ["/public"]
+        assert all(url.username is None for url in cached)
+
+
 async def test_text_and_raise_for_status() -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
@@ -364,6 +377,18 @@ async def test_extra_bytes_after_response_in_same_read_discard_connection() -> N
 
 
 # -- streaming and decoding ------------------------------------------------------------
+
+
+async def test_aiter_raw_regroups_the_body_into_pieces_of_chunk_size() -> None:
+    with HTTPServer() as srv:
+        async with (
+            HTTPClient() as client,
+            client.stream("GET", srv.url("/chunked/10000?chunk=700")) as resp,
+        ):
+            pieces = [p async for p in resp.aiter_raw(chunk_size=3000)]
+    assert [len(p) for p in pieces] == [3000, 3000, 3000, 1000]
+    assert b"".join(pieces) == pattern(10000)
+    assert resp.num_bytes_downloaded == 10000
 
 
 async def test_stream_reads_body_only_when_asked() -> None:

@@ -450,3 +450,317 @@ def test_optional_bomb(coding: str) -> None:
     # A binding without an output limit gets input in slices of at least 16
     # bytes, which can expand to a few codec blocks: more headroom than zlib.
     assert peak < 2 << 20, peak
+
+
+# -- the ratio limit: what it is measured against, where it starts ----------------
+
+
+def gzip_of_zero_blocks(size_mib: int, block_size: int) -> bytes:
+    """gzip of ``size_mib`` MiB of zeros, compressed in independent ``block_size`` blocks.
+
+    Small blocks compress far less than one long run (about 93x for 2 KiB
+    blocks), and the result is one short block repeated, which an outer gzip
+    squeezes again by orders of magnitude.
+    """
+    size = size_mib << 20
+    c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    block = c.compress(bytes(block_size)) + c.flush(zlib.Z_FULL_FLUSH)
+    end = c.flush()
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    trailer = struct.pack("<II", zlib.crc32(bytes(size)), size & 0xFFFFFFFF)
+    return header + block * (size // block_size) + end + trailer
+
+
+def test_stacked_bomb_ratio_is_measured_against_the_bytes_received() -> None:
+    inner = gzip_of_zero_blocks(15, 2048)
+    body = gzip.compress(inner, 9)
+    assert len(body) < 2048
+    assert (15 << 20) / len(body) > 7500
+    # Each layer alone passes: the outer one yields less than the floor, the
+    # inner one expands under 200x, so a ratio taken against the inner
+    # layer's input would let this through.
+    assert len(inner) < DEFAULT_RATIO_FLOOR
+    assert (15 << 20) / len(inner) < DEFAULT_MAX_RATIO
+    assert sum(map(len, feed_in_pieces(decoder("gzip"), inner))) == 15 << 20
+    d = decoder("gzip, gzip")
+    produced = 0
+    with pytest.raises(DecodeError, match="decompression bomb"):
+        for piece in feed_in_pieces(d, body, size=len(body)):
+            produced += len(piece)
+    assert DEFAULT_RATIO_FLOOR - DEFAULT_STEP <= produced <= DEFAULT_RATIO_FLOOR
+
+
+def test_ratio_floor_is_eight_mib() -> None:
+    floor = 8 * 1024 * 1024
+    assert floor == DEFAULT_RATIO_FLOOR
+    # Exactly the floor, at a ratio far past the limit: allowed.
+    at_floor = gzip_of_zeros(8)
+    assert len(at_floor) * DEFAULT_MAX_RATIO < floor
+    assert sum(map(len, feed_in_pieces(decoder("gzip"), at_floor))) == floor
+    # One byte more is refused, and only once past the floor.
+    d = decoder("gzip")
+    produced = 0
+    with pytest.raises(DecodeError, match="decompression bomb") as info:
+        for piece in feed_in_pieces(d, gzip.compress(bytes(floor + 1))):
+            produced += len(piece)
+    assert produced == floor
+    assert f"more than {floor + 1} bytes" in str(info.value)
+    assert f"limit: {DEFAULT_MAX_RATIO}x past {floor} bytes" in str(info.value)
+
+
+def test_documented_defaults_are_pinned() -> None:
+    assert DEFAULT_MAX_RATIO == 200
+    assert DEFAULT_STEP == 64 * 1024
+    # Decoded output comes in steps of exactly 64 KiB when there is enough of it.
+    pieces = decoder("gzip").decode(gzip.compress(bytes(200_000)))
+    assert [len(p) for p in pieces[:3]] == [65536, 65536, 65536]
+    # Three stacked codings are accepted, a fourth refused.
+    assert make_decoder("gzip, deflate, gzip") is not None
+    with pytest.raises(DecodeError, match=r"too many content codings \(4 > 3\)"):
+        make_decoder("gzip, deflate, gzip, gzip")
+
+
+def _stored_zlib(data: bytes) -> bytes:
+    encoded = zlib.compress(data, 0)
+    assert len(encoded) == len(data) + 11  # 2 header + 5 block header + 4 adler32
+    return encoded
+
+
+def test_ratio_limit_is_strictly_greater_than() -> None:
+    # A stored (level 0) zlib stream of 117 bytes is 128 bytes long: at a limit
+    # of exactly 117/128 the output equals the limit and is allowed; any lower
+    # limit refuses it.
+    encoded = _stored_zlib(bytes(range(117)))
+    allowed = decoder("deflate", max_ratio=117 / 128, ratio_floor=0)
+    assert b"".join(allowed.decode(encoded)) + allowed.flush() == bytes(range(117))
+    refused = decoder("deflate", max_ratio=116 / 128, ratio_floor=0)
+    with pytest.raises(DecodeError, match="decompression bomb: 128 bytes decoded to more than 117"):
+        refused.decode(encoded)
+    # The floor is strict too: output of exactly ratio_floor bytes is never refused.
+    at_floor = decoder("deflate", max_ratio=0.01, ratio_floor=117)
+    assert b"".join(at_floor.decode(encoded)) == bytes(range(117))
+
+
+def test_ratio_counts_the_bytes_received_so_far() -> None:
+    # Fed in pieces, the limit is checked against the input consumed up to the
+    # output produced, so the refusal comes on the piece that breaks it.
+    body = gzip.compress(bytes(1 << 20))
+    d = decoder("gzip", max_ratio=50, ratio_floor=0)
+    with pytest.raises(DecodeError, match=r"decompression bomb: \d+ bytes decoded") as info:
+        for i in range(0, len(body), 16):
+            d.decode(body[i : i + 16])
+    consumed = int(str(info.value).split(": ")[1].split()[0])
+    produced = int(str(info.value).split("more than ")[1].split()[0])
+    assert 0 < consumed <= len(body)
+    assert produced > 50 * consumed
+
+
+def test_max_size_is_inclusive() -> None:
+    d = decoder("gzip", max_size=1000)
+    assert b"".join(d.decode(gzip.compress(bytes(1000)))) + d.flush() == bytes(1000)
+    d = decoder("gzip", max_size=999)
+    with pytest.raises(DecodeError, match="exceeds the limit of 999 bytes"):
+        d.decode(gzip.compress(bytes(1000)))
+
+
+def test_step_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="step must be at least 1"):
+        make_decoder("gzip", step=0)
+    d = decoder("gzip", step=1)
+    pieces = d.decode(gzip.compress(b"abc"))
+    assert pieces == [b"a", b"b", b"c"]
+
+
+def test_errors_name_the_coding_and_the_rule() -> None:
+    with pytest.raises(DecodeError, match="unsupported content coding 'compress'"):
+        make_decoder("compress")
+    with pytest.raises(DecodeError, match="truncated gzip content"):
+        decode_all("gzip", [gzip.compress(SAMPLE)[:-1]])
+    with pytest.raises(DecodeError, match="truncated x-gzip content"):
+        decode_all("x-gzip", [gzip.compress(SAMPLE)[:-1]])
+    with pytest.raises(DecodeError, match="truncated deflate content"):
+        decode_all("deflate", [deflate_zlib(SAMPLE)[:-1]])
+    with pytest.raises(DecodeError, match="truncated deflate content"):
+        decode_all("deflate", [b"x"])  # one byte: the format is not even known
+    with pytest.raises(DecodeError, match="corrupt gzip content"):
+        decode_all("gzip", [b"not gzip at all"])
+    with pytest.raises(DecodeError, match="corrupt deflate content"):
+        decode_all("deflate", [b"\xff" * 6])
+
+
+# -- bytes after the end, at every split --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "trailer"),
+    [
+        ("gzip", b"\x00" * 10),
+        ("gzip", b"junk\x1f\x8b\x08\x00more"),  # a gzip magic after junk is junk too
+        ("gzip", b"\x00\x1f"),
+        ("gzip-members", b"\x00\x00junk"),
+        ("x-gzip", b"x"),
+        ("deflate", b"\x1f\x8b\x08\x00"),  # deflate has no members: all junk
+        ("deflate", zlib.compress(b"another stream")),
+        ("deflate-raw", b"\x1f\x8b junk"),
+    ],
+)
+def test_bytes_after_the_end_ignored_at_every_split(name: str, trailer: bytes) -> None:
+    data = b"hello, hello, hello world! " * 5 + bytes(range(256))
+    encoded = ENCODERS[name](data) + trailer
+    coding = CODING_OF.get(name, name)
+    for i in range(len(encoded) + 1):
+        assert decode_all(coding, [encoded[:i], encoded[i:]]) == data, i
+        for j in range(i, min(i + 12, len(encoded) + 1)):
+            assert decode_all(coding, [encoded[:i], encoded[i:j], encoded[j:]]) == data, (i, j)
+
+
+def test_a_second_gzip_member_at_every_split() -> None:
+    first, second = b"first member " * 20, b"second member " * 20
+    encoded = gzip.compress(first) + gzip.compress(second)
+    for i in range(len(encoded) + 1):
+        assert decode_all("gzip", [encoded[:i], encoded[i:]]) == first + second, i
+    # A member cut short is truncated content, wherever the cut falls.
+    for cut in range(len(gzip.compress(first)) + 1, len(encoded)):
+        with pytest.raises(DecodeError, match="truncated gzip"):
+            decode_all("gzip", [encoded[:cut]])
+
+
+def test_deflate_format_detected_whatever_the_first_piece() -> None:
+    # Wrapped and raw deflate told apart by the first two bytes, even when
+    # they arrive one at a time or with empty pieces between them.
+    for encoded in (deflate_zlib(SAMPLE), deflate_raw(SAMPLE)):
+        assert decode_all("deflate", [b"", encoded[:1], b"", encoded[1:2], encoded[2:]]) == SAMPLE
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd", "gzip, deflate"])
+def test_empty_body_and_empty_pieces(coding: str) -> None:
+    if any(c.strip() not in SUPPORTED_ENCODINGS for c in coding.split(",")):
+        pytest.skip(f"no module for {coding}")
+    d = decoder(coding)
+    assert d.decode(b"") == []
+    assert list(d.iter_decode(b"")) == []
+    assert d.flush() == b""
+
+
+@optional_codings
+def test_optional_ordinary_body_is_measured_against_its_input(coding: str) -> None:
+    # Text compresses a few times over: with the ratio checked from the first
+    # byte (no floor) at 20x, it must still decode, fed in any piece size.
+    data = text_like(1 << 20)
+    encoded = OPTIONAL[coding](data)
+    assert len(data) < 8 * len(encoded)
+    for size in (7, 4096, len(encoded)):
+        d = decoder(coding, max_ratio=20, ratio_floor=0)
+        assert b"".join(feed_in_pieces(d, encoded, size=size)) == data
+    # The same body against a limit it does break is refused.
+    d = decoder(coding, max_ratio=1, ratio_floor=0)
+    with pytest.raises(DecodeError, match="decompression bomb"):
+        b"".join(feed_in_pieces(d, encoded))
+
+
+@optional_codings
+def test_optional_errors_name_the_coding_and_the_rule(coding: str) -> None:
+    encoded = OPTIONAL[coding](SAMPLE)
+    with pytest.raises(DecodeError, match=f"truncated {coding} content"):
+        decode_all(coding, [encoded[: len(encoded) // 2]])
+    with pytest.raises(DecodeError, match=f"corrupt {coding} content"):
+        decode_all(coding, [b"\xff" * 64])
+
+
+@optional_codings
+def test_optional_bounded_steps_at_every_split(coding: str) -> None:
+    data = SAMPLE[:20_000]
+    encoded = OPTIONAL[coding](data)
+    for i in range(0, len(encoded) + 1, 7):
+        d = decoder(coding, step=500)
+        pieces = [*d.decode(encoded[:i]), *d.decode(encoded[i:])]
+        pieces.append(d.flush())
+        assert b"".join(pieces) == data, i
+        if coding == "br" and hasattr(BROTLI.Decompressor(), "can_accept_more_data"):
+            # brotli >= 1.2 limits its output; older bindings and zstd are
+            # bounded only by slicing their input.
+            assert max(map(len, pieces)) <= 500
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        # Final stored block: its first byte has the zlib method nibble 9, not 8,
+        # and the two bytes pass the zlib header checksum.
+        bytes([0x09, 21, 0, 0xEA, 0xFF]) + bytes(range(21)),
+        # Stored block then final empty one: method nibble 8 and a valid
+        # checksum, but a window nibble of 8, which zlib does not allow.
+        bytes([0x88, 28, 0, 0xE3, 0xFF]) + bytes(range(28)) + bytes([0x01, 0, 0, 0xFF, 0xFF]),
+    ],
+)
+def test_raw_deflate_that_nearly_looks_wrapped_is_read_as_raw(encoded: bytes) -> None:
+    expected = zlib.decompress(encoded, -zlib.MAX_WBITS)
+    assert (encoded[0] << 8 | encoded[1]) % 31 == 0
+    assert decode_all("deflate", [encoded]) == expected
+    assert decode_all("deflate", [encoded[:1], encoded[1:]]) == expected
+
+
+def test_gzip_member_ending_exactly_on_an_input_slice() -> None:
+    # zlib is handed input in 16 KiB slices; a member that ends exactly at the
+    # end of one, with the next member in the same piece, must go on from there.
+    first = random.Random(5).randbytes(16384 - 23)
+    member = gzip.compress(first, compresslevel=0)  # stored: 23 bytes of framing
+    assert len(member) == 16384
+    second = b"second member " * 100
+    encoded = member + gzip.compress(second) + b"\x00junk"
+    assert decode_all("gzip", [encoded]) == first + second
+    assert decode_all("gzip", [encoded], step=1000) == first + second
+
+
+def test_every_gzip_member_gets_the_full_32_kib_window() -> None:
+    # Matches reaching back 30 KB need deflate's whole 32 KiB window, in the
+    # first member and in every member after it.
+    block = random.Random(7).randbytes(30_000)
+    data = block + block
+    member = gzip.compress(data)
+    assert len(member) < len(data) * 3 // 4  # the long-distance matches were used
+    encoded = member + member
+    assert decode_all("gzip", [encoded]) == data + data
+    assert decode_all("deflate", [deflate_zlib(data)]) == data
+    assert decode_all("deflate", [deflate_raw(data)]) == data
+
+
+@optional_codings
+def test_optional_ratio_counts_every_byte_received(coding: str) -> None:
+    # Handed over in one piece, the whole body counts as received.
+    encoded = OPTIONAL[coding](bytes(100_000))
+    d = decoder(coding, max_ratio=1, ratio_floor=0)
+    with pytest.raises(DecodeError, match=r"^decompression bomb: (\d+) bytes") as info:
+        d.decode(encoded)
+    consumed = int(str(info.value).split()[2])
+    if coding == "br":  # brotli takes all input at once
+        assert consumed == len(encoded)
+    else:  # zstandard is fed in slices: what it was given so far
+        assert 0 < consumed <= len(encoded)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
+def test_ratio_is_checked_against_exactly_the_bytes_fed_so_far(coding: str) -> None:
+    if coding not in SUPPORTED_ENCODINGS:
+        pytest.skip(f"no module for {coding}")
+    encoders = {"gzip": gzip.compress, "deflate": deflate_zlib, **OPTIONAL}
+    encoded = encoders[coding](bytes(100_000))
+    d = decoder(coding, max_ratio=2, ratio_floor=0)
+    fed = 0
+    with pytest.raises(DecodeError, match=r"^decompression bomb: \d+ bytes") as info:
+        for byte in encoded:
+            fed += 1
+            d.decode(bytes([byte]))
+    assert fed <= len(encoded)
+    assert str(info.value).split()[2] == str(fed)
+
+
+def test_zstd_bytes_of_the_next_frame_are_counted_once() -> None:
+    if "zstd" not in OPTIONAL:
+        pytest.skip("no zstd module")
+    # A first frame of incompressible bytes, then a second of zeros: what the
+    # ratio is measured against is the body's length, never more.
+    body = OPTIONAL["zstd"](random.Random(3).randbytes(40)) + OPTIONAL["zstd"](bytes(5000))
+    d = decoder("zstd", max_ratio=2, ratio_floor=0)
+    with pytest.raises(DecodeError, match=rf"^decompression bomb: {len(body)} bytes decoded"):
+        d.decode(body)

@@ -1258,23 +1258,32 @@ def test_framing_values_found_by_one_scan_match_the_parsed_fields(
 ) -> None:
     # The one-scan lookup used without obs-fold must find exactly the values
     # the field parser gives for that name, in order, whatever the case and OWS.
-    from asyncnet._http._parser import (
-        _CONNECTION_VALUES,
-        _CONTENT_LENGTH_VALUES,
-        _TRANSFER_ENCODING_VALUES,
-        _field_values,
-        _parse_fields,
+    from asyncnet._http._readers import (
+        CONNECTION_VALUES,
+        CONTENT_LENGTH_VALUES,
+        TRANSFER_ENCODING_VALUES,
+        field_values,
+        parse_fields,
     )
 
     block = "".join(f"{n}:{a}{v}{b}\r\n" for n, a, v, b in fields)
     text = "HTTP/1.1 200 OK\r\n" + block + "\r\n"
-    items, folded = _parse_fields(block, ParserLimits(), "header")
+    items, folded = parse_fields(block, ParserLimits(), "header")
     assert not folded
     for name, found in [
-        ("connection", _CONNECTION_VALUES),
-        ("transfer-encoding", _TRANSFER_ENCODING_VALUES),
-        ("content-length", _CONTENT_LENGTH_VALUES),
+        ("connection", CONNECTION_VALUES),
+        ("transfer-encoding", TRANSFER_ENCODING_VALUES),
+        ("content-length", CONTENT_LENGTH_VALUES),
     ]:
-        scanned = _field_values(name, found, text, items, False)
-        assert scanned == _field_values(name, found, text, items, True)
+        scanned = field_values(name, found, text, items, False)
+        assert scanned == field_values(name, found, text, items, True)
         assert scanned == [v.strip(" \t") for n, _, v, _ in fields if n.lower() == name]
+
+
+def test_module_level_modes_are_the_enum_members_of_the_same_name() -> None:
+    # The parser's hot paths use these names; a reordered Mode must not shift them.
+    from asyncnet._http import _state
+
+    for mode in _state.Mode:
+        assert getattr(_state, mode.name) is mode
+    assert _state.CHUNK_MODES == (_state.CHUNK_SIZE, _state.CHUNK_DATA, _state.CHUNK_CRLF)

@@ -284,3 +284,57 @@ def test_redirect_invariants(
         assert has_body and result.method == method
     else:
         assert not names & BODY_HEADERS
+
+
+# -- which rule refuses a Location ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "scheme"),
+    [
+        ("ftp://example.com/file", "ftp"),
+        ("FILE:///etc/passwd", "FILE"),
+        ("javascript:alert(1)", "javascript"),
+        ("localhost:8080/x", "localhost"),
+    ],
+)
+def test_non_http_location_is_refused_before_it_is_resolved(location: str, scheme: str) -> None:
+    # Refused by the scheme rule itself, so the error names the scheme and
+    # carries no URL-parsing cause.
+    with pytest.raises(RemoteProtocolError, match=f"redirect to a '{scheme}' URL is not followed"):
+        next_request("GET", BASE, HEADERS, 302, location)
+
+
+@pytest.mark.parametrize("location", ["HTTP://other.example/x", "Https://other.example/x"])
+def test_http_schemes_in_any_case_are_followed(location: str) -> None:
+    result = _follow(location=location)
+    assert str(result.url).endswith("://other.example/x")
+
+
+def test_malformed_location_names_the_url_rule() -> None:
+    with pytest.raises(RemoteProtocolError, match=r"Location is not a valid URL: .*backslash"):
+        next_request("GET", BASE, HEADERS, 302, "/a\\b")
+
+
+def test_one_shot_body_error_names_the_status_method_and_target() -> None:
+    with pytest.raises(
+        BodyNotReplayable, match=r"^307 redirect to https://example.com/next needs the PUT body"
+    ):
+        _follow(status=307, method="PUT", has_body=True, body_replayable=False)
+
+
+def test_a_request_without_has_body_is_taken_to_have_none() -> None:
+    # The default is "no body": a 307 of a bare POST keeps no body and sends
+    # no body headers on, instead of asking to replay something never sent.
+    result = next_request("POST", BASE, HEADERS, 307, "/next")
+    assert result is not None
+    assert result.method == "POST"
+    assert result.keep_body is False
+    assert not _names(result) & BODY_HEADERS
+
+
+def test_redirect_is_an_immutable_value() -> None:
+    result = _follow()
+    with pytest.raises(AttributeError):
+        result.method = "DELETE"  # type: ignore[misc]
+    assert result.method == "GET"

@@ -597,3 +597,215 @@ def test_any_host_accepted_can_be_handed_to_the_resolver(
     url.host.encode("idna")
     name = url.host.removesuffix(".")
     assert len(name) <= 253 and all(len(label) <= 63 for label in name.split("."))
+
+
+# -- which rule refuses what ---------------------------------------------------
+#
+# Several checks guard each URL; a test that only expects InvalidURL passes as
+# long as any one of them fires, so a regression in the first would hide
+# behind the second. These name the rule that must fire.
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("", "not an absolute URL"),
+        ("example.com", "not an absolute URL"),
+        ("/path", "not an absolute URL"),
+        ("//example.com/", "not an absolute URL"),
+        ("ftp://example.com/", "scheme must be http or https"),
+        ("javascript:alert(1)", "scheme must be http or https"),
+        ("http:/example.com", "URL has no host"),
+        ("http://", "URL has no host"),
+        ("http:///path", "URL has no host"),
+        ("http://:80/", "URL has no host"),
+        ("http://user@/", "URL has no host"),
+        ("http://example.com/a b", "forbidden character ' ' at index 20"),
+        ("\thttp://example.com/", r"forbidden character '\\t' at index 0"),
+        ("http://example.com/\x85", r"forbidden character '\\x85'"),
+        ("http://ex\\ample.com/", "backslash"),
+        ("http://us%ffer@h/", "userinfo is not UTF-8"),
+        ("http://[::1/", "unterminated IPv6 address"),
+        ("http://[]/", "invalid IPv6 address ''"),
+        ("http://[::1]x/", "junk after IPv6 address"),
+        ("http://[not-ipv6]/", "invalid IPv6 address 'not-ipv6'"),
+        ("http://[127.0.0.1]/", "invalid IPv6 address"),
+        ("http://[::1%25eth0]/", "IPv6 zone identifiers are not supported"),
+        ("http://[::1]:65536/", "invalid port '65536'"),
+        ("http://h:65536/", "invalid port '65536'"),
+        ("http://h:+80/", r"invalid port '\+80'"),
+        ("http://h:80:80/", "invalid port '80:80'"),
+        ("http://" + "\u00fc" * 60 + ".com/", "cannot be IDNA-encoded"),  # label too long
+        ("http://\u2024.com/", "would be changed by IDNA"),  # to an empty label
+        ("http://stra\u00dfe.de/", "would be changed by IDNA"),
+        ("http://a..b/", "invalid host 'a..b'"),
+        ("http://a*b/", r"invalid host 'a\*b'"),
+        ("http://127.1/", "ambiguous numeric host '127.1'"),
+        ("http://127.1./", r"ambiguous numeric host '127\.1\.'"),
+        ("http://0x7f.0.0.1./", "ambiguous numeric host"),
+        ("http://2130706433./", "ambiguous numeric host"),
+        ("http://example.123./", "ambiguous numeric host"),
+        ("http://a.0x/", "ambiguous numeric host"),
+    ],
+)
+def test_rejected_by_the_named_rule(text: str, rule: str) -> None:
+    with pytest.raises(InvalidURL, match=rule):
+        parse_url(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "host"),
+    [
+        ("http://127.0.0.1./", "127.0.0.1."),  # canonical dotted quad, DNS root dot
+        ("http://10.0.0.1/", "10.0.0.1"),
+        ("http://a.123b/", "a.123b"),  # a last label that merely starts with digits
+        ("http://0xg.example/", "0xg.example"),  # numeric-looking labels before the last
+    ],
+)
+def test_numeric_looking_hosts_that_are_not_ambiguous(text: str, host: str) -> None:
+    assert parse_url(text).host == host
+
+
+def test_host_name_length_limit_ignores_the_root_dot() -> None:
+    # 253 octets is the longest DNS name; labels here stay within 63 octets.
+    name = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    assert len(name) == 253
+    assert parse_url(f"http://{name}/").host == name
+    assert parse_url(f"http://{name}./").host == name + "."
+    with pytest.raises(InvalidURL, match="host"):
+        parse_url(f"http://{name}d/")
+
+
+@pytest.mark.parametrize("port", [0, 1, 8080, 65535])
+def test_direct_construction_accepts_every_port_in_range(port: int) -> None:
+    url = URL("http", "h", port, "/")
+    assert url.port == port
+    assert url.host_header == ("h" if port == 80 else f"h:{port}")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rule"),
+    [
+        ({"port": 65536}, "port out of range: 65536"),
+        ({"port": -1}, "port out of range: -1"),
+        ({"port": "80"}, "port out of range: '80'"),
+        ({"scheme": "ftp"}, "scheme must be http or https, not 'ftp'"),
+        ({"scheme": "HTTP"}, "scheme must be http or https"),
+        ({"host": "h\r\nx"}, "invalid host"),
+        ({"host": "H"}, "invalid host 'H'"),
+        ({"host": "1:2"}, "invalid IPv6 address '1:2'"),
+        ({"host": "fe80::1%eth0"}, "IPv6 zone identifiers are not supported"),
+        ({"target": "x"}, "invalid request target 'x'"),
+        ({"target": "/a b"}, "invalid request target"),
+        ({"target": ""}, "invalid request target"),
+    ],
+)
+def test_direct_construction_names_the_broken_field(
+    kwargs: dict[str, object], rule: str
+) -> None:
+    fields: dict[str, object] = {"scheme": "http", "host": "h", "port": 80, "target": "/"}
+    fields.update(kwargs)
+    with pytest.raises(InvalidURL, match=rule):
+        URL(**fields)  # type: ignore[arg-type]
+
+
+def test_direct_construction_of_an_ipv6_host() -> None:
+    url = URL("https", "2001:db8::1", 8443, "/x")
+    assert url.host_header == "[2001:db8::1]:8443"
+    assert str(url) == "https://[2001:db8::1]:8443/x"
+
+
+@pytest.mark.parametrize("location", [b"/x", None, 42])
+def test_join_refuses_a_non_str_reference(location: object) -> None:
+    base = parse_url("http://a/b")
+    with pytest.raises(InvalidURL, match=f"must be str, not {type(location).__name__}"):
+        base.join(location)  # type: ignore[arg-type]
+
+
+def test_parse_url_refuses_a_non_str_by_type_name() -> None:
+    with pytest.raises(InvalidURL, match="must be str or URL, not bytes"):
+        parse_url(b"http://h/")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("ref", "rule"),
+    [
+        ("ftp://a/", "redirect to unsupported scheme 'ftp'"),
+        ("HTTPS:g", "absolute URL without a host"),
+        ("https:g", "absolute URL without a host"),
+        ("/a\r\nSet-Cookie: x", r"forbidden character '\\r'"),
+        (" /a", "forbidden character ' '"),
+        ("/a ", "forbidden character ' '"),
+        ("//ho st/", "forbidden character ' '"),
+        ("//", "URL has no host"),
+        ("//h:99999/", "invalid port"),
+        ("\\\\evil.com/", "backslash"),
+    ],
+)
+def test_join_rejects_by_the_named_rule(ref: str, rule: str) -> None:
+    with pytest.raises(InvalidURL, match=rule):
+        parse_url("http://a/b").join(ref)
+
+
+@pytest.mark.parametrize(
+    ("base", "ref", "expected"),
+    [
+        ("http://a/b/c", "", "http://a/b/c"),  # no base query: none invented
+        ("http://a/b/c?", "", "http://a/b/c?"),  # an empty base query is kept
+        ("http://a/b/c?q", "?", "http://a/b/c?"),
+        ("http://a/b/c?q", "d", "http://a/b/d"),
+        ("http://a", "d", "http://a/d"),
+        ("http://a/b/c", "//g", "http://g/"),
+        ("http://a/b/c", "/€", "http://a/%E2%82%AC"),  # not latin-1: taken as given
+        ("http://a:8080/b", "http://a:8080/c", "http://a:8080/c"),
+        ("https://a/b", "HTTP://a/c", "http://a/c"),
+    ],
+)
+def test_join_more_references(base: str, ref: str, expected: str) -> None:
+    assert str(parse_url(base).join(ref)) == expected
+
+
+def test_long_urls_are_parsed_but_not_cached() -> None:
+    # The parse cache holds URLs up to 4096 characters, so its memory stays bounded.
+    head = "http://cache-bound.example/"
+    at_limit = head + "a" * (4096 - len(head))
+    over = head + "b" * (4097 - len(head))
+    assert parse_url(at_limit) is parse_url(at_limit)
+    first, second = parse_url(over), parse_url(over)
+    assert first == second
+    assert first is not second
+
+
+def test_zone_identifier_refused_while_parsing_with_the_url_named() -> None:
+    # ipaddress accepts "::1%eth0"; the parser refuses the zone itself and
+    # names the URL given, rather than leaving it to the URL's own check.
+    with pytest.raises(InvalidURL, match=r"not supported: 'http://\[::1%25eth0\]/'$"):
+        parse_url("http://[::1%25eth0]/")
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("http://h/?a=100%", "/?a=100%25"),  # a lone percent in the query is escaped
+        ("http://h/?a=%zz&b=%41", "/?a=%25zz&b=%41"),
+        ("http://h/p%?q", "/p%25?q"),
+    ],
+)
+def test_lone_percent_escaped_in_path_and_query(text: str, target: str) -> None:
+    assert parse_url(text).target == target
+
+
+@pytest.mark.parametrize(
+    "text", ["http://user:s3cret@cache-secret.example/x", "http://user@cache-secret.example/"]
+)
+def test_url_with_userinfo_never_enters_the_process_wide_cache(text: str) -> None:
+    from asyncnet._http._url import _parse_cached
+
+    before = _parse_cached.cache_info()
+    first = parse_url(text)
+    second = parse_url(text)
+    after = _parse_cached.cache_info()
+    assert first.username == "user" and first == second
+    # The cache was never asked (no hit, no miss), so it cannot hold the URL.
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+    assert first is not second

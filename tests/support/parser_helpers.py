@@ -10,12 +10,32 @@ from asyncnet._http._parser import (
     NEED_DATA,
     Data,
     EndOfMessage,
+    Event,
     ParserLimits,
     ResponseHead,
     ResponseParser,
 )
 
 Item = tuple[object, ...]
+
+
+class StepParser(ResponseParser):
+    """The reference: a parser with its fast path switched off.
+
+    ``events()`` is then exactly ``feed()`` and the ``next_event()`` loop,
+    and every chunked body goes through the step-by-step chunk modes, one
+    size line, data piece and CRLF at a time; comparing its events with the
+    real parser's tests the fast path against the steps it stands for.
+    """
+
+    __slots__ = ()
+
+    def events(self, data: bytes | memoryview) -> list[Event]:
+        self.feed(data)
+        return self._drain([])
+
+    def _read_chunk_run(self, buf: bytes | bytearray | memoryview, pos: int) -> Data | None:
+        return None
 
 
 @dataclass
@@ -64,6 +84,7 @@ def drive(
     limits: ParserLimits | None = None,
     use_events: bool = False,
     use_views: bool = False,
+    reference: bool = False,
 ) -> Outcome:
     """Feed ``chunks`` one by one as a client would, draining events after each.
 
@@ -71,9 +92,10 @@ def drive(
     fast path) before the same draining with ``next_event()``. With
     ``use_views`` too, each chunk is passed as a view of one reused buffer that
     is overwritten after every call, as an I/O layer's receive buffer is.
+    With ``reference`` the parser is a :class:`StepParser` (no fast path).
     """
     scratch = bytearray(max((len(c) for c in chunks), default=0)) if use_views else None
-    parser = ResponseParser(limits)
+    parser = (StepParser if reference else ResponseParser)(limits)
     parser.start_response(method, upgrade_requested=upgrade)
     out = Outcome()
 
@@ -122,7 +144,9 @@ def drive_all_splits(raw: bytes, **kwargs: object) -> Outcome:
     Agreement means the same events (Data merged) and the same verdict: all
     runs succeed, or all raise RemoteProtocolError. Error texts may differ in
     detail, since a problem can be seen at a different byte depending on
-    where the input was cut.
+    where the input was cut. Every split is also run through the reference
+    :class:`StepParser`, so the fast path is checked against the steps at
+    every split position.
     """
     whole: Outcome | None = None
     runs = [(chunks, False) for chunks in splits(raw)]
@@ -134,10 +158,14 @@ def drive_all_splits(raw: bytes, **kwargs: object) -> Outcome:
         got = drive(
             chunks, use_events=use_events, use_views=use_views, **kwargs  # type: ignore[arg-type]
         )
+        step = drive(chunks, reference=True, **kwargs)  # type: ignore[arg-type]
+        where = [len(c) for c in chunks][:3]
+        assert (step.error is None) == (got.error is None), (where, step.error, got.error)
+        if got.error is None:
+            assert (step.events, step.keep_alive) == (got.events, got.keep_alive), where
         if whole is None:
             whole = got
             continue
-        where = [len(c) for c in chunks][:3]
         if whole.error is None:
             assert got.error is None, (where, got.error)
             assert got.events == whole.events, where
