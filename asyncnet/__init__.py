@@ -14,6 +14,7 @@ from ._echo import open_echo_client as open_echo_client
 from ._echo import start_echo_server as start_echo_server
 from ._errors import AsyncNetError as AsyncNetError
 from ._errors import BodyNotReplayable as BodyNotReplayable
+from ._errors import BodyTooLarge as BodyTooLarge
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed
 from ._errors import ConnectTimeout as ConnectTimeout
@@ -59,6 +60,10 @@ from ._framing import Framing as Framing
 from ._framing import LengthPrefixed as LengthPrefixed
 from ._framing import Lines as Lines
 from ._framing import Raw as Raw
+from ._http._auth import Auth as Auth
+from ._http._auth import BasicAuth as BasicAuth
+from ._http._auth import BearerAuth as BearerAuth
+from ._http._auth import DigestAuth as DigestAuth
 from ._http._client import HTTPClient as HTTPClient
 from ._http._client import RequestOptions as RequestOptions
 from ._http._headers import Headers as Headers
@@ -67,6 +72,7 @@ from ._http._models import Limits as Limits
 from ._http._models import Response as Response
 from ._http._models import Timeout as Timeout
 from ._http._parser import ParserLimits as ParserLimits
+from ._http._sse import ServerSentEvent as ServerSentEvent
 from ._http._url import URL as URL
 from ._server import Server as Server
 from ._server import ServerStatistics as ServerStatistics
@@ -127,6 +133,12 @@ __all__ = [
     "__version__",
     "fetch_all",
     "fetch_iter",
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "BodyTooLarge",
+    "DigestAuth",
+    "ServerSentEvent",
     "Delimited",
     "EndOfStream",
     "FixedSize",

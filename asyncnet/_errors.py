@@ -10,7 +10,7 @@ timeouts are :class:`TimeoutError`, lost or refused connections are
     │   ├── InvalidURL                       bad scheme, host, port or characters
     │   ├── InvalidHeader                    bad header name or value (CR, LF, NUL...)
     │   ├── InvalidMethod                    method is not a token
-    │   └── BodyNotReplayable                307/308 redirect with a one-shot body
+    │   └── BodyNotReplayable                a one-shot body needed again (307/308, Digest 401)
     ├── ProtocolError                        the conversation broke its protocol's rules
     │   ├── RemoteProtocolError              the peer sent malformed or forbidden data
     │   │   ├── FrameTooLarge                a frame over the framer's size limit
@@ -30,6 +30,7 @@ timeouts are :class:`TimeoutError`, lost or refused connections are
     │   ├── TotalTimeout                     the request's whole deadline passed
     │   └── IdleTimeout                      a peer neither sent nor read for too long
     ├── DecodeError                          corrupt or oversized content encoding
+    ├── BodyTooLarge                         a response body over the caller's max_body
     ├── TooManyRedirects
     ├── HTTPStatusError                      raised by Response.raise_for_status()
     └── StreamError (RuntimeError)           a body used in the wrong way
@@ -70,6 +71,7 @@ __all__ = [
     "TotalTimeout",
     "IdleTimeout",
     "DecodeError",
+    "BodyTooLarge",
     "TooManyRedirects",
     "HTTPStatusError",
     "StreamError",
@@ -106,7 +108,7 @@ class InvalidMethod(UsageError):
 
 
 class BodyNotReplayable(UsageError):
-    """A redirect needs the request body again, but it was a one-shot stream."""
+    """A redirect or an auth challenge needs the request body again; it was a one-shot stream."""
 
 
 # -- protocol ------------------------------------------------------------------
@@ -226,6 +228,23 @@ class IdleTimeout(TimeoutError):
 
 class DecodeError(AsyncNetError):
     """A Content-Encoding could not be decoded: corrupt, unknown, or a decompression bomb."""
+
+
+class BodyTooLarge(AsyncNetError):
+    """A response body is larger than the ``max_body`` the caller allowed.
+
+    Raised before reading when ``Content-Length`` already says so, else as
+    soon as the body (after content decoding) grows past the limit; the
+    connection it came on is closed.
+    """
+
+    def __init__(self, message: str, *, limit: int | None = None) -> None:
+        super().__init__(message)
+        #: The ``max_body`` that was exceeded.
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),), {"limit": self.limit})
 
 
 class TooManyRedirects(AsyncNetError):

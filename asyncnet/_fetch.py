@@ -47,11 +47,12 @@ from collections.abc import (
     Sized,
 )
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
 from typing import Protocol
 
 from ._errors import InvalidURL, TotalTimeout, TransportError, UsageError
 from ._errors import TimeoutError as AsyncNetTimeoutError
-from ._http._client import HTTPClient
+from ._http._client import AuthInput, HTTPClient
 from ._http._headers import Headers
 from ._http._models import Limits, Response, Timeout
 from ._http._rules import IDEMPOTENT_METHODS
@@ -289,6 +290,9 @@ class _Engine:
         retry_after_max: float,
         sink: SinkFactory | None = None,
         size_hint: int | None = None,
+        body: bytes | None = None,
+        auth: AuthInput = None,
+        cookies: bool | CookieJar = False,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"concurrency must be at least 1, not {concurrency}")
@@ -304,6 +308,14 @@ class _Engine:
             raise UsageError(f"retry_after_max must be 0 or more seconds, not {retry_after_max}")
         if max_body is not None and max_body < 0:
             raise UsageError(f"max_body must be 0 or more, not {max_body}")
+        if client is not None and cookies is not False:
+            raise UsageError("cookies= configures the client fetch creates: with client=, "
+                             "give that client cookies=")
+        if body is not None and not isinstance(body, bytes):
+            raise UsageError(f"body must be bytes or None, not {type(body).__name__}")
+        self._body = body
+        self._auth = auth
+        self._cookies = cookies
         # Exactly one of the two is set: the caller's iterator, plain or async.
         self._items: Iterator[str] | None = None
         self._async_items: AsyncIterator[str] | None = None
@@ -353,6 +365,7 @@ class _Engine:
         owned = client is None
         if client is None:
             client = HTTPClient(
+                cookies=self._cookies,
                 timeout=self._timeout,
                 limits=Limits(
                     max_connections=self._concurrency,
@@ -538,13 +551,15 @@ class _Engine:
         try:
             if self._max_body is None and self._sink is None:
                 response = await self._client.request(
-                    self._method, work.url, headers=self._headers, timeout=self._timeout
+                    self._method, work.url, headers=self._headers, timeout=self._timeout,
+                    body=self._body, auth=self._auth,
                 )
                 body = response.content
                 size = len(body)
             else:
                 async with self._client.stream(
-                    self._method, work.url, headers=self._headers, timeout=self._timeout
+                    self._method, work.url, headers=self._headers, timeout=self._timeout,
+                    body=self._body, auth=self._auth,
                 ) as response:
                     if self._sink is None:
                         assert self._max_body is not None
@@ -654,6 +669,9 @@ async def fetch_all(
     retry_backoff: float = 0.1,
     retry_after_max: float = 30.0,
     sink: SinkFactory | None = None,
+    body: bytes | None = None,
+    auth: AuthInput = None,
+    cookies: bool | CookieJar = False,
 ) -> list[FetchResult]:
     """Fetch every URL with at most ``concurrency`` requests in flight; one result each, in order.
 
@@ -670,9 +688,12 @@ async def fetch_all(
     sizes: ``sink=lambda url, response: None`` only counts the bytes
     (:attr:`FetchResult.size`). ``urls`` may be an async iterable; its URLs
     are pulled as workers free up. ``on_result`` (a function or coroutine function) sees each
-    result as it lands. Without ``client``, one :class:`~asyncnet.HTTPClient`
-    sized for the limits is created and closed; ``timeout`` applies to every
-    request either way.
+    result as it lands. ``body`` (bytes) is sent with every request, ``auth``
+    as :meth:`HTTPClient.request <asyncnet.HTTPClient.request>` takes it, and
+    ``cookies`` (``True`` or a :class:`http.cookiejar.CookieJar`) gives the
+    client it creates a jar shared by every URL, each redirect hop included.
+    Without ``client``, one :class:`~asyncnet.HTTPClient` sized for the limits
+    is created and closed; ``timeout`` applies to every request either way.
     """
     results: list[FetchResult | None] = []
 
@@ -709,6 +730,9 @@ async def fetch_all(
         retry_backoff=retry_backoff,
         retry_after_max=retry_after_max,
         sink=sink,
+        body=body,
+        auth=auth,
+        cookies=cookies,
     )
     try:
         await engine.run()
@@ -740,6 +764,9 @@ async def fetch_iter(
     retry_backoff: float = 0.1,
     retry_after_max: float = 30.0,
     sink: SinkFactory | None = None,
+    body: bytes | None = None,
+    auth: AuthInput = None,
+    cookies: bool | CookieJar = False,
 ) -> AsyncGenerator[FetchResult, None]:
     """Like :func:`fetch_all`, but yield each result as it finishes and keep none.
 
@@ -772,6 +799,9 @@ async def fetch_iter(
         retry_backoff=retry_backoff,
         retry_after_max=retry_after_max,
         sink=sink,
+        body=body,
+        auth=auth,
+        cookies=cookies,
     )
 
     async def run() -> None:

@@ -81,6 +81,11 @@ def _is_slow_callback_log(line: str) -> bool:
 
 # Servers run with real clients by tests/framing/test_protocol_examples.py.
 CHECKED_ELSEWHERE = {"chat_server.py", "resp_server.py", "rpc.py"}
+# The HTTP client page's examples, run by tests/http/test_http_client_examples.py.
+CHECKED_ELSEWHERE |= {
+    "http_auth.py", "http_cookies.py", "http_expect.py", "http_forms.py",
+    "http_max_body.py", "http_params.py", "http_streams.py",
+}
 
 
 def test_every_example_is_checked() -> None:

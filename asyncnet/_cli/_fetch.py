@@ -26,8 +26,12 @@ from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
+from .._errors import UsageError
 from .._fetch import BodySink, FetchResult, SinkFactory, fetch_iter
+from .._http._auth import BasicAuth
 from .._http._models import Response, Timeout
+from .._http._request import validate_header_items, validate_method
+from .._http._rules import IDEMPOTENT_METHODS
 from .._text import escape
 from ._args import non_negative_float, non_negative_int, positive_float, positive_int
 from ._progress import (
@@ -334,7 +338,9 @@ def add_parser(subparsers: Any) -> None:
             "examples:\n"
             "  python -m asyncnet fetch http://127.0.0.1:8000/ http://127.0.0.1:8000/a\n"
             "  python -m asyncnet fetch -i urls.txt --concurrency 50 --json\n"
-            "  cat urls.txt | python -m asyncnet fetch -i - --output pages/"
+            "  cat urls.txt | python -m asyncnet fetch -i - --output pages/\n"
+            "  python -m asyncnet fetch -X PUT -H 'Content-Type: application/json' \\\n"
+            "      --data-binary @doc.json -u alice:s3cret http://127.0.0.1:8000/doc"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -396,6 +402,38 @@ def add_parser(subparsers: Any) -> None:
             "no colours and plain ASCII even on a terminal (colours are also off "
             "when NO_COLOR is set)"
         ),
+    )
+    request = parser.add_argument_group("request (curl's spellings)")
+    request.add_argument(
+        "-X", "--method", metavar="METHOD", default=None,
+        help="request method (default GET, or POST with -d/--data-binary)",
+    )
+    request.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+        help="send this header with every request (repeatable)",
+    )
+    request.add_argument(
+        "-d", "--data", action="append", default=None, metavar="DATA",
+        help=(
+            "send DATA as an application/x-www-form-urlencoded body (repeatable, joined "
+            "with '&'); @FILE reads it from FILE without its line breaks"
+        ),
+    )
+    request.add_argument(
+        "--data-binary", metavar="DATA", default=None,
+        help="send DATA, or the bytes of @FILE exactly, as the body",
+    )
+    request.add_argument(
+        "-u", "--user", metavar="USER:PASSWORD", default=None,
+        help="HTTP Basic credentials, sent only to each URL's own origin",
+    )
+    request.add_argument(
+        "--cookies", action="store_true",
+        help="keep cookies in one jar for the run: every URL and redirect hop uses it",
+    )
+    request.add_argument(
+        "--max-body", type=non_negative_int, default=None, metavar="BYTES",
+        help="keep or write at most BYTES of each body; the rest is discarded (marked '+')",
     )
     parser.set_defaults(run=run, _parser=parser)
 
@@ -493,9 +531,82 @@ def _prepare_output(parser: argparse.ArgumentParser, directory: str) -> None:
         parser.error(f"--output {directory}: cannot create it: {exc.strerror or exc}")
 
 
+# Framing headers are the client's to write: one given by hand would
+# contradict the body it frames.
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host"})
+
+
+def _read_data(value: str, parser: argparse.ArgumentParser, option: str, binary: bool) -> bytes:
+    """A ``-d``/``--data-binary`` value: the text itself, or ``@FILE``'s bytes."""
+    if not value.startswith("@"):
+        return value.encode("utf-8")
+    path = value[1:]
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as exc:
+        parser.error(f"{option} {escape(value)}: {exc.strerror or exc}")
+    # curl's -d @FILE drops CR and LF; --data-binary keeps every byte.
+    return data if binary else data.replace(b"\r", b"").replace(b"\n", b"")
+
+
+def _request_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Check the request options together and turn them into fetch_iter's arguments.
+
+    Sets ``args.request_method``, ``args.request_headers``, ``args.body`` and
+    ``args.auth``; a bad value or a contradictory combination exits 2.
+    """
+    if args.data is not None and args.data_binary is not None:
+        parser.error("-d/--data and --data-binary cannot be combined: pick one body")
+    body: bytes | None = None
+    if args.data is not None:
+        body = b"&".join(_read_data(v, parser, "-d", binary=False) for v in args.data)
+    elif args.data_binary is not None:
+        body = _read_data(args.data_binary, parser, "--data-binary", binary=True)
+    method = args.method or ("POST" if body is not None else "GET")
+    try:
+        method = validate_method(method)
+    except UsageError as exc:
+        parser.error(f"-X/--method: {exc}")
+    if body is not None and method in ("GET", "HEAD"):
+        parser.error(f"-X {method} sends no body: drop -d/--data-binary or use POST or PUT")
+    headers: list[tuple[str, str]] = []
+    for raw in args.header:
+        name, colon, value = raw.partition(":")
+        if not colon or not name.strip():
+            parser.error(f"-H {escape(raw)!r}: expected 'Name: value'")
+        if name.strip().lower() in _FRAMING_HEADERS:
+            parser.error(f"-H {escape(name.strip())}: that header is set by the client")
+        headers.append((name.strip(), value.strip()))
+    try:
+        headers = validate_header_items(headers)
+    except UsageError as exc:
+        parser.error(f"-H: {escape(str(exc))}")
+    if body is not None and args.data is not None and not any(
+        name.lower() == "content-type" for name, _ in headers
+    ):
+        headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+    auth = None
+    if args.user is not None:
+        user, colon, password = args.user.partition(":")
+        if not colon:
+            parser.error("-u/--user needs USER:PASSWORD (there is no password prompt)")
+        try:
+            auth = BasicAuth(user, password)
+        except UsageError as exc:
+            parser.error(f"-u/--user: {escape(str(exc))}")
+    if args.retries and method not in IDEMPOTENT_METHODS:
+        parser.error(f"--retries would resend a {method}, which is not idempotent")
+    args.request_method = method
+    args.request_headers = headers or None
+    args.body = body
+    args.auth = auth
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``fetch`` with parsed arguments; returns the exit status (130 after Ctrl-C)."""
     parser: argparse.ArgumentParser = args._parser
+    _request_options(args, parser)
     if not args.urls and args.input is None:
         # Nothing to do is not a mistake (a script's list may be empty), but
         # a person who typed only "fetch" is shown where the URLs go.
@@ -650,6 +761,12 @@ async def _fetch(
         deadline=args.deadline,
         retries=args.retries,
         sink=_body_sink(args.output),
+        method=args.request_method,
+        headers=args.request_headers,
+        body=args.body,
+        auth=args.auth,
+        cookies=args.cookies,
+        max_body=args.max_body,
     )
     row_style = _style(out, args)
     redraw = asyncio.create_task(_redraw(screen, tally)) if screen.show_progress else None

@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import json as _json
+import netrc
+import os
 import ssl as _ssl
 from collections.abc import Iterable, Mapping
+from http.cookiejar import CookieJar
 from types import TracebackType
 from typing import Any, Final, TypeAlias, TypedDict, Unpack
 
@@ -27,6 +30,8 @@ from .._connect import (
 )
 from .._deadline import wait_end
 from .._errors import (
+    BodyNotReplayable,
+    BodyTooLarge,
     ConnectError,
     ConnectionClosed,
     ConnectTimeout,
@@ -40,12 +45,16 @@ from .._errors import (
 from .._lifetime import caller_site, warn_unclosed
 from .._text import describe_error
 from .._version import __version__
+from ._auth import Auth, BasicAuth
 from ._connection import DEFAULT_BODY_BUFFER, HTTPConnection
+from ._cookies import CookieStore, cookie_pairs, new_jar
 from ._decoders import ACCEPT_ENCODING
 from ._headers import Headers
 from ._models import ClientStatistics, Limits, Response, Timeout
+from ._multipart import FilesInput, MultipartEncoder
 from ._parser import ParserLimits
 from ._pool import ConnectionPool
+from ._query import QueryInput, encode_form, query_pairs, with_params
 from ._redirects import next_request
 from ._request import (
     BodyValue,
@@ -67,26 +76,40 @@ __all__ = ["HTTPClient", "RequestOptions"]
 # ``Connection: close``.
 _Route: TypeAlias = tuple[tuple[str, str, int, "_ssl.SSLContext | None"], bytes, bool, bool]
 HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None
+AuthInput: TypeAlias = Auth | tuple[str, str] | None
 
 
 class RequestOptions(TypedDict, total=False):
     """The keyword arguments of :meth:`HTTPClient.request`, for the method helpers.
 
-    ``headers``, ``body``, ``json``, ``timeout``, ``follow_redirects`` and
-    ``max_redirects``, all optional; a wrapper can type its own ``**options``
-    as ``Unpack[RequestOptions]`` and pass them on.
+    ``headers``, ``body``, ``json``, ``data``, ``files``, ``params``,
+    ``auth``, ``cookies``, ``timeout``, ``follow_redirects``,
+    ``max_redirects``, ``max_body`` and ``expect_continue``, all optional; a
+    wrapper can type its own ``**options`` as ``Unpack[RequestOptions]`` and
+    pass them on.
     """
 
     headers: HeaderInput
     body: BodyValue
     json: Any
+    data: QueryInput
+    files: FilesInput | None
+    params: QueryInput
+    auth: AuthInput
+    cookies: Mapping[str, str] | None
     timeout: Timeout | float | None
     follow_redirects: bool | None
     max_redirects: int | None
+    max_body: int | None
+    expect_continue: bool | int | None
 
 # A redirect's body is read and dropped so that its connection can be reused;
 # past this many bytes closing the connection is cheaper than reading on.
 _MAX_REDIRECT_DRAIN: Final = 64 * 1024
+# How long a head sent with "Expect: 100-continue" waits for the server's
+# verdict before the body follows anyway: curl's default, long enough for a
+# server on another continent, short enough that one ignoring Expect costs little.
+_CONTINUE_TIMEOUT: Final = 1.0
 # Routes (pool key, serialized head) kept per client (see _send_one); small,
 # and emptied when full, so memory stays bounded whatever the URLs.
 _ROUTE_CACHE_SIZE: Final = 256
@@ -113,13 +136,28 @@ class _Payload:
 _NO_BODY: Final = _Payload()
 
 
-def _payload(body: BodyValue, json: Any) -> tuple[_Payload, str | None]:
-    """Normalize ``body=``/``json=`` into a payload and an implied Content-Type."""
+def _payload(
+    body: BodyValue, json: Any, data: QueryInput = None, files: FilesInput | None = None
+) -> tuple[_Payload, str | None]:
+    """Normalize ``body=``/``json=``/``data=``/``files=`` into a payload and its Content-Type."""
+    if files is not None:
+        if body is not None or json is not None:
+            raise UsageError("files= goes with data= only, not with body= or json=")
+        form = MultipartEncoder(data, files)
+        return _Payload(stream=form.body()), form.content_type
+    if data is not None:
+        if body is not None or json is not None:
+            raise UsageError("pass only one of body=, json= and data=")
+        if isinstance(data, (str, bytes, bytearray, memoryview)):
+            raise UsageError(
+                "data= takes a mapping or pairs for a form; pass text or bytes as body="
+            )
+        return _Payload(encode_form(data)), "application/x-www-form-urlencoded"
     if json is not None:
         if body is not None:
             raise UsageError("pass either body= or json=, not both")
-        data = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return _Payload(data), "application/json"
+        encoded = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _Payload(encoded), "application/json"
     if body is None:
         return _NO_BODY, None
     if isinstance(body, bytes):
@@ -136,6 +174,40 @@ def _check_max_redirects(value: object) -> None:
         raise UsageError(f"max_redirects must be an int >= 0, not {value!r}")
 
 
+def _check_max_body(value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise UsageError(f"max_body must be an int >= 0 or None, not {value!r}")
+
+
+def _check_expect(value: object) -> None:
+    if not isinstance(value, int) or (not isinstance(value, bool) and value < 0):
+        raise UsageError(f"expect_continue must be a bool or a size >= 0, not {value!r}")
+
+
+def _coerce_auth(auth: object) -> Auth:
+    if isinstance(auth, Auth):
+        return auth
+    if (
+        isinstance(auth, tuple)
+        and len(auth) == 2
+        and isinstance(auth[0], str)
+        and isinstance(auth[1], str)
+    ):
+        return BasicAuth(auth[0], auth[1])
+    raise UsageError(
+        f"auth must be (user, password) or an asyncnet.Auth, not {type(auth).__name__}"
+    )
+
+
+def _wants_continue(setting: bool | int, payload: _Payload) -> bool:
+    """Whether a request with ``payload`` goes with ``Expect: 100-continue``."""
+    if payload is _NO_BODY or setting is False:
+        return False
+    if setting is True:
+        return payload.length != 0
+    return payload.length is None or payload.length >= setting
+
+
 def _header_list(headers: HeaderInput) -> list[tuple[str, str]]:
     if headers is None:
         return []
@@ -149,15 +221,21 @@ def _header_list(headers: HeaderInput) -> list[tuple[str, str]]:
 class _StreamContext:
     """``async with client.stream(...) as response``: the body is read inside the block."""
 
-    __slots__ = ("_client", "_options", "_response")
+    __slots__ = ("_client", "_method", "_options", "_response", "_url")
 
-    def __init__(self, client: HTTPClient, options: dict[str, Any]) -> None:
+    def __init__(
+        self, client: HTTPClient, method: str, url: str | URL, options: dict[str, Any]
+    ) -> None:
         self._client = client
-        self._options = options  # the keyword arguments of HTTPClient._send
+        self._method = method
+        self._url = url
+        self._options = options
         self._response: Response | None = None
 
     async def __aenter__(self) -> Response:
-        self._response = await self._client._send(**self._options)
+        self._response = await self._client._send(
+            self._method, self._url, read_whole=False, **self._options
+        )
         return self._response
 
     async def __aexit__(
@@ -204,6 +282,24 @@ class HTTPClient:
         a thread of the loop's default executor and holds it until the system
         resolver answers, however long the connect timeout: this bounds how
         many threads names that never resolve can take.
+    :param params: query parameters added to every request's URL (a mapping
+        or pairs); a request's own ``params`` replace those of the same name.
+    :param auth: credentials for every request: ``(user, password)`` for
+        Basic, or an :class:`~asyncnet.Auth` such as
+        :class:`~asyncnet.DigestAuth`. Sent only to the origin of each
+        request's URL, never after a redirect to another one.
+    :param cookies: ``False`` (default) keeps no cookies; ``True`` keeps them
+        in a new :class:`http.cookiejar.CookieJar`; a jar of your own is used
+        as given. Cookies are stored and sent on every redirect hop.
+    :param max_body: largest response body, in bytes after content decoding,
+        that a response will read; more raises :class:`~asyncnet.BodyTooLarge`.
+    :param expect_continue: send ``Expect: 100-continue`` and the body only
+        after the server's ``100 Continue``: ``True`` for every body, a number
+        for bodies at least that large (or of unknown size), ``False`` never.
+    :param continue_timeout: seconds to wait for ``100 Continue`` before the
+        body is sent anyway.
+    :param trust_env: read credentials for hosts from ``$NETRC`` or
+        ``~/.netrc`` when a request has none.
     """
 
     def __init__(
@@ -221,6 +317,13 @@ class HTTPClient:
         body_buffer: int = DEFAULT_BODY_BUFFER,
         dns_cache_ttl: float | None = DEFAULT_DNS_CACHE_TTL,
         max_dns_lookups: int = DEFAULT_MAX_DNS_LOOKUPS,
+        params: QueryInput = None,
+        auth: AuthInput = None,
+        cookies: bool | CookieJar = False,
+        max_body: int | None = None,
+        expect_continue: bool | int = False,
+        continue_timeout: float = _CONTINUE_TIMEOUT,
+        trust_env: bool = False,
     ) -> None:
         _check_max_redirects(max_redirects)
         if dns_cache_ttl is not None and (
@@ -249,6 +352,26 @@ class HTTPClient:
         self._parser_limits = parser_limits
         self._body_buffer = body_buffer
         self._resolver = Resolver(ttl=dns_cache_ttl, max_lookups=max_dns_lookups)
+        _check_max_body(max_body)
+        _check_expect(expect_continue)
+        if isinstance(continue_timeout, bool) or not isinstance(continue_timeout, (int, float)) or (
+            not continue_timeout >= 0
+        ):
+            raise UsageError(f"continue_timeout must be a number >= 0, not {continue_timeout!r}")
+        self._params = query_pairs(params)
+        self._auth = None if auth is None else _coerce_auth(auth)
+        self._cookies: CookieStore | None
+        if cookies is True:
+            self._cookies = CookieStore(new_jar())
+        elif cookies is False:
+            self._cookies = None
+        else:
+            self._cookies = CookieStore(cookies)
+        self._max_body = max_body
+        self._expect_continue = expect_continue
+        self._continue_timeout = continue_timeout
+        self._trust_env = trust_env
+        self._netrc: netrc.netrc | None = None
         defaults = [("User-Agent", f"asyncnet/{__version__}"), ("Accept", "*/*")]
         if decode_content:
             defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
@@ -291,6 +414,11 @@ class HTTPClient:
             await self._pool.aclose()
         await self._resolver.aclose()
 
+    @property
+    def cookies(self) -> CookieJar | None:
+        """The client's cookie jar, or ``None`` when cookies are off."""
+        return None if self._cookies is None else self._cookies.jar
+
     def statistics(self) -> ClientStatistics:
         """Counters and the pool's current state."""
         pool = self._pool
@@ -324,44 +452,42 @@ class HTTPClient:
         timeout: Timeout | float | None = None,  # noqa: ASYNC109 - per-phase timeouts
         follow_redirects: bool | None = None,
         max_redirects: int | None = None,
+        data: QueryInput = None,
+        files: FilesInput | None = None,
+        params: QueryInput = None,
+        auth: AuthInput = None,
+        cookies: Mapping[str, str] | None = None,
+        max_body: int | None = None,
+        expect_continue: bool | int | None = None,
     ) -> Response:
         """Send a request and return the response with its body already read.
 
         ``timeout=None`` means the client's timeout; pass ``Timeout(None, None,
-        None, None)`` to lift every limit for one request. ``follow_redirects``
-        and ``max_redirects`` likewise default to the client's settings.
+        None, None)`` to lift every limit for one request. ``follow_redirects``,
+        ``max_redirects``, ``max_body`` and ``expect_continue`` likewise default
+        to the client's settings. ``data`` sends a form
+        (``application/x-www-form-urlencoded``), or with ``files`` a streamed
+        ``multipart/form-data`` body; ``params`` extend the URL's query;
+        ``auth`` replaces the client's for this request; ``cookies`` (a
+        mapping) are sent with this request, to its own origin only.
         """
         return await self._send(
-            method, url, headers, body, json, timeout, follow_redirects, max_redirects, True
+            method, url, headers, body, json, timeout, follow_redirects, max_redirects, True,
+            data=data, files=files, params=params, auth=auth, cookies=cookies,
+            max_body=max_body, expect_continue=expect_continue,
         )
 
     def stream(
         self,
         method: str,
         url: str | URL,
-        *,
-        headers: HeaderInput = None,
-        body: BodyValue = None,
-        json: Any = None,
-        timeout: Timeout | float | None = None,
-        follow_redirects: bool | None = None,
-        max_redirects: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> _StreamContext:
-        """``async with client.stream(...) as response``: the body is read only when asked."""
-        return _StreamContext(
-            self,
-            {
-                "method": method,
-                "url": url,
-                "headers": headers,
-                "body": body,
-                "json": json,
-                "timeout": timeout,
-                "follow_redirects": follow_redirects,
-                "max_redirects": max_redirects,
-                "read_whole": False,
-            },
-        )
+        """``async with client.stream(...) as response``: the body is read only when asked.
+
+        ``options`` are those of :meth:`request`.
+        """
+        return _StreamContext(self, method, url, dict(options))
 
     async def get(self, url: str | URL, **options: Unpack[RequestOptions]) -> Response:
         """Send a GET request; ``options`` are those of :meth:`request`."""
@@ -404,8 +530,22 @@ class HTTPClient:
         follow_redirects: bool | None = None,
         max_redirects: int | None = None,
         read_whole: bool = True,
+        *,
+        data: QueryInput = None,
+        files: FilesInput | None = None,
+        params: QueryInput = None,
+        auth: AuthInput = None,
+        cookies: Mapping[str, str] | None = None,
+        max_body: int | None = None,
+        expect_continue: bool | int | None = None,
     ) -> Response:
-        """Send a request, following redirects; with ``read_whole`` also read the final body."""
+        """Send a request, following redirects; with ``read_whole`` also read the final body.
+
+        Per hop, credentials (``auth``, per-request ``cookies``) go only to the
+        first request's origin; the cookie jar's rules decide for the jar's
+        cookies; Set-Cookie of every response is stored before the next hop.
+        A 401 is answered once, when the auth object can answer it.
+        """
         if self._closed:
             raise ConnectionClosed("the client is closed")
         if max_redirects is None:
@@ -414,6 +554,8 @@ class HTTPClient:
             _check_max_redirects(max_redirects)
         method = validate_method(method)
         target = parse_url(url)
+        if params is not None or self._params:
+            target = with_params(target, self._merge_params(params))
         timeouts = self._timeout if timeout is None else Timeout.coerce(timeout)
         # Without a total deadline the loop is not needed: on Python 3.11
         # get_running_loop() costs a getpid() system call.
@@ -422,7 +564,7 @@ class HTTPClient:
             if timeouts.total is None
             else asyncio.get_running_loop().time() + timeouts.total
         )
-        if body is None and json is None:
+        if body is None and json is None and data is None and files is None:
             payload = _NO_BODY
             header_list = (
                 self._headers
@@ -430,14 +572,62 @@ class HTTPClient:
                 else self._merge_headers(headers, content_type=None)
             )
         else:
-            payload, content_type = _payload(body, json)
+            payload, content_type = _payload(body, json, data, files)
             header_list = self._merge_headers(headers, content_type)
+        if max_body is None:
+            max_body = self._max_body
+        else:
+            _check_max_body(max_body)
+        if expect_continue is None:
+            expect_continue = self._expect_continue
+        else:
+            _check_expect(expect_continue)
+        expect = _wants_continue(expect_continue, payload)
+        auth_obj = self._auth_for(auth, header_list, target)
+        request_cookie = None if cookies is None else cookie_pairs(cookies)
+        store = self._cookies
+        origin = target.origin
+        # The Authorization that answers a 401, for the one retry it allows.
+        answer: str | None = None
+        answered = False
         follow = self._follow_redirects if follow_redirects is None else follow_redirects
         history: list[Response] = []
         while True:
+            hop_headers = header_list
+            if auth_obj is not None or store is not None or request_cookie is not None:
+                hop_headers = self._hop_headers(
+                    header_list, method, target, origin, auth_obj, answer, store, request_cookie
+                )
+            answer = None
             response = await self._send_one(
-                method, target, header_list, payload, timeouts, deadline, read_whole
+                method, target, hop_headers, payload, timeouts, deadline, read_whole, expect
             )
+            if store is not None:
+                set_cookie = response.headers.get_all("set-cookie")
+                if set_cookie:
+                    store.extract(target, set_cookie)
+            if (
+                response.status == 401
+                and auth_obj is not None
+                and not answered
+                and target.origin == origin
+            ):
+                answered = True
+                challenges = response.headers.get_all("www-authenticate")
+                answer = auth_obj.answer_challenge(method, target, challenges)
+                if answer is not None:
+                    try:
+                        if payload is not _NO_BODY and not payload.replayable:
+                            raise BodyNotReplayable(
+                                f"the 401 challenge from {target.host_header} needs the "
+                                f"{method} body again, but it was a one-shot stream; pass "
+                                "bytes or a seekable file to allow it"
+                            )
+                        await self._drain(response)
+                    except BaseException:
+                        await response.aclose()
+                        raise
+                    continue
             if not follow or not response.is_redirect:
                 break
             if len(history) >= max_redirects:
@@ -467,6 +657,13 @@ class HTTPClient:
                 raise
             history.append(response)
         response.history = history
+        if max_body is not None:
+            response._max_body = max_body
+            try:
+                response.check_declared_length(max_body)
+            except BodyTooLarge:
+                await response.aclose()
+                raise
         if read_whole:
             try:
                 await response.read()
@@ -474,6 +671,85 @@ class HTTPClient:
                 await response.aclose()
                 raise
         return response
+
+    def _merge_params(self, params: QueryInput) -> list[tuple[str, str]]:
+        """The client's params, minus those the request names again, then the request's."""
+        given = query_pairs(params)
+        if not self._params:
+            return given
+        names = {name for name, _ in given}
+        return [item for item in self._params if item[0] not in names] + given
+
+    def _auth_for(self, auth: AuthInput, headers: list[tuple[str, str]], url: URL) -> Auth | None:
+        """Which auth applies: the request's, else the client's unless an
+        ``Authorization`` header was given, else (``trust_env``) netrc's."""
+        if auth is not None:
+            return _coerce_auth(auth)
+        if self._auth is None and not self._trust_env:
+            return None
+        if any(name.lower() == "authorization" for name, _ in headers):
+            return None
+        if self._auth is not None:
+            return self._auth
+        if url.username is not None:
+            return None  # the URL's own credentials win over netrc's
+        return self._netrc_auth(url.host)
+
+    def _netrc_auth(self, host: str) -> Auth | None:
+        """Basic credentials for ``host`` from ``$NETRC`` or ``~/.netrc``, read once."""
+        if self._netrc is None:
+            path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+            try:
+                self._netrc = netrc.netrc(path)
+            except FileNotFoundError:
+                return None
+            except (OSError, netrc.NetrcParseError) as exc:
+                raise UsageError(f"cannot read netrc file {path}: {exc}") from exc
+        entry = self._netrc.authenticators(host)
+        if entry is None:
+            return None
+        login, _, password = entry
+        return BasicAuth(login, password or "")
+
+    def _hop_headers(
+        self,
+        headers: list[tuple[str, str]],
+        method: str,
+        url: URL,
+        origin: tuple[str, str, int],
+        auth: Auth | None,
+        answer: str | None,
+        store: CookieStore | None,
+        request_cookie: str | None,
+    ) -> list[tuple[str, str]]:
+        """``headers`` plus this hop's ``Authorization`` and ``Cookie``.
+
+        Credentials of the request (its auth, its ``cookies=``) go to the
+        first request's origin only, like an ``Authorization`` header does
+        (see :mod:`asyncnet._http._redirects`); the jar's cookies go wherever
+        its rules allow. A caller's own ``Cookie`` header is kept, joined with
+        the others into one field (RFC 6265 §5.4).
+        """
+        same_origin = url.origin == origin
+        extra: list[tuple[str, str]] = []
+        drop: set[str] = set()
+        if auth is not None and same_origin:
+            value = answer if answer is not None else auth.auth_header(method, url)
+            if value is not None:
+                drop.add("authorization")
+                extra.append(("Authorization", value))
+        jar_cookie = None if store is None else store.cookie_header(url)
+        if jar_cookie is not None or (request_cookie is not None and same_origin):
+            parts = [value for name, value in headers if name.lower() == "cookie"]
+            if request_cookie is not None and same_origin:
+                parts.append(request_cookie)
+            if jar_cookie is not None:
+                parts.append(jar_cookie)
+            drop.add("cookie")
+            extra.append(("Cookie", "; ".join(parts)))
+        if not extra:
+            return headers
+        return [item for item in headers if item[0].lower() not in drop] + extra
 
     def _merge_headers(
         self, headers: HeaderInput, content_type: str | None
@@ -506,6 +782,7 @@ class HTTPClient:
         timeouts: Timeout,
         deadline: float | None,
         read_whole: bool = False,
+        expect: bool = False,
     ) -> Response:
         """One request on one connection, retried once on a stale keep-alive connection.
 
@@ -516,6 +793,8 @@ class HTTPClient:
         pool = self._pool
         if pool is None:
             pool = self._pool = ConnectionPool(self._limits)
+        if expect:
+            headers = [*headers, ("Expect", "100-continue")]
         if headers is self._headers and url.username is None:
             # Requests with only the client's headers repeat the same route for
             # the same URL, method and kind of body: keep it (the headers are
@@ -550,11 +829,19 @@ class HTTPClient:
                 conn.begin(
                     method, timeouts.read, timeouts.write, deadline, read_whole, close_after=close
                 )
-                if payload.stream is None:
-                    conn.write_head(head, payload.data)
+                if not expect:
+                    if payload.stream is None:
+                        conn.write_head(head, payload.data)
+                    else:
+                        conn.write_head(head, body_follows=True)
+                        await conn.send_body(payload.stream, chunked=chunked)
                 else:
                     conn.write_head(head, body_follows=True)
-                    await conn.send_body(payload.stream, chunked=chunked)
+                    if await conn.wait_continue(self._continue_timeout):
+                        if payload.stream is not None:
+                            await conn.send_body(payload.stream, chunked=chunked)
+                        else:
+                            conn.write_body(payload.data or b"")
                 response_head = await conn.receive_head()
             except (ReadError, WriteError, RemoteProtocolError):
                 stale = not conn.received_any

@@ -14,6 +14,13 @@ The life of one connection, and of one exchange on it::
     begin -> write_head [-> send_body] -> receive_head -> read_chunk*/read_all -> release
 
 The state of an exchange is written down in :class:`HTTPConnection`.
+
+``wait_continue`` follows a head sent with ``Expect: 100-continue``: it ends
+when a ``100 Continue`` arrives or a short timeout passes (send the body) or
+when the final response comes first (do not send it). In that last case the
+request stays incomplete, so :meth:`HTTPConnection.release` closes the
+connection instead of reusing it: the server may still be waiting for the
+body the head announced.
 """
 
 from __future__ import annotations
@@ -165,6 +172,8 @@ class HTTPConnection(ReceivingProtocol):
         self._read_timeout: float | None = None
         self._write_timeout: float | None = None
         self._deadline: float | None = None
+        # Expect: 100-continue: waiting for the verdict.
+        self._awaiting_continue = False
         #: Called with this connection once an exchange ends and it may be reused.
         self.on_release: Callable[[HTTPConnection], None] | None = None
         #: Called with this connection when its transport is gone.
@@ -237,6 +246,8 @@ class HTTPConnection(ReceivingProtocol):
         buffered = self._buffered
         if buffered > self.peak_buffered:
             self.peak_buffered = buffered
+        if self._awaiting_continue and self._parser.interim_responses:
+            self._wake()
         waiter = self._waiter
         if (
             waiter is not None
@@ -391,6 +402,7 @@ class HTTPConnection(ReceivingProtocol):
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
         self._deadline = deadline
+        self._awaiting_continue = False
         self.requests += 1
         self._parser.start_response(method)
 
@@ -415,6 +427,40 @@ class HTTPConnection(ReceivingProtocol):
             transport.write(head)
         if not body_follows:
             self._request = _SENT
+
+    def write_body(self, body: bytes) -> None:
+        """Write a whole body of bytes after its head went out on its own (100-continue)."""
+        if body and not self._write(body):
+            return  # the server answered and hung up: the request stays incomplete
+        self._request = _SENT
+
+    async def wait_continue(self, timeout: float | None) -> bool:  # noqa: ASYNC109
+        """After a head with ``Expect: 100-continue``: should the body be sent now?
+
+        True once a ``100 Continue`` (or any interim response) arrived, or when
+        ``timeout`` seconds pass with no answer (RFC 9110 §10.1.1: a client
+        need not wait for ever). False if the final response came first: the
+        body is then never sent and the connection is closed after the
+        response instead of being reused.
+        """
+        self._awaiting_continue = True
+        cm = asyncio.timeout(timeout)
+        try:
+            async with cm:
+                while True:
+                    if self._head is not None:
+                        return False
+                    if self._error is not None:
+                        raise self._error
+                    if self._parser.interim_responses:
+                        return True
+                    await self._wait()
+        except TimeoutError:
+            if not cm.expired():
+                raise  # the exchange's own read timeout or deadline
+            return True
+        finally:
+            self._awaiting_continue = False
 
     async def send_body(self, body: RequestBody, *, chunked: bool) -> None:
         """Send a streamed body, waiting for the peer whenever the write buffer is full.

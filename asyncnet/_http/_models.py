@@ -18,11 +18,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .._errors import HTTPStatusError, StreamClosed, StreamConsumed, UsageError
+from .._errors import BodyTooLarge, HTTPStatusError, StreamClosed, StreamConsumed, UsageError
 from .._text import escape
 from ._decoders import ContentDecoder, make_decoder
 from ._headers import Headers
+from ._lines import DEFAULT_MAX_LINE, LineSplitter
 from ._rules import REDIRECT_STATUSES
+from ._sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ._url import URL
 
 __all__ = ["BodySource", "ClientStatistics", "Limits", "Response", "Timeout"]
@@ -273,6 +275,7 @@ class Response:
         "_consumed",
         "_content",
         "_decode_content",
+        "_max_body",
         "_num_bytes",
         "_source",
         "_trailers",
@@ -321,6 +324,7 @@ class Response:
         self._closed = False
         self._num_bytes = 0
         self._trailers: Headers | None = None
+        self._max_body: int | None = None
 
     def __repr__(self) -> str:
         # The reason phrase is the server's text (obs-text allows C1 controls).
@@ -387,6 +391,8 @@ class Response:
         """Read the whole body, content-decoded, and keep it in :attr:`content`."""
         if self._content is not None:
             return self._content
+        if self._max_body is not None:
+            return await self._read_capped(self._max_body)
         self._start()
         try:
             raw = self._source.read_all_now()
@@ -405,6 +411,76 @@ class Response:
         self._content = content
         return content
 
+    def declared_length(self) -> int | None:
+        """The body's ``Content-Length``, or ``None`` if it is chunked or read until close."""
+        if "transfer-encoding" in self.headers:
+            return None
+        value = self.headers.get("content-length")
+        if value is None:
+            return None
+        # The parser accepted it, so it is digits, or a list of equal numbers.
+        first = value.partition(",")[0].strip()
+        return int(first) if first.isdigit() else None
+
+    def _too_large(self, limit: int) -> BodyTooLarge:
+        return BodyTooLarge(
+            f"the response body from {self.url} is larger than max_body={limit} bytes",
+            limit=limit,
+        )
+
+    def check_declared_length(self, limit: int) -> None:
+        """Raise :class:`~asyncnet.BodyTooLarge` if ``Content-Length`` exceeds ``limit``."""
+        length = self.declared_length()
+        if length is not None and length > limit:
+            raise self._too_large(limit)
+
+    async def _read_capped(self, limit: int) -> bytes:
+        """``read()`` that never holds more than ``limit`` body bytes, raw or decoded."""
+        self.check_declared_length(limit)
+        self._start()
+        try:
+            if self.declared_length() is not None:
+                # Bounded by Content-Length, checked above: take it whole.
+                raw = self._source.read_all_now()
+                if raw is None:
+                    raw = await self._source.read_all()
+                self._num_bytes += len(raw)
+                pieces = [raw]
+            else:
+                pieces = []
+                received = 0
+                while chunk := await self._source.read_chunk():
+                    received += len(chunk)
+                    self._num_bytes += len(chunk)
+                    if received > limit:
+                        raise self._too_large(limit)
+                    pieces.append(chunk)
+            decoder = (
+                make_decoder(self.headers.get("content-encoding"))
+                if self._decode_content
+                else None
+            )
+            if decoder is not None:
+                decoded: list[bytes] = []
+                size = 0
+                for raw_piece in pieces:
+                    for piece in decoder.iter_decode(raw_piece):
+                        size += len(piece)
+                        if size > limit:
+                            raise self._too_large(limit)
+                        decoded.append(piece)
+                for piece in decoder.iter_flush():
+                    size += len(piece)
+                    if size > limit:
+                        raise self._too_large(limit)
+                    decoded.append(piece)
+                pieces = decoded
+        finally:
+            self._close_source()
+        content = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._content = content
+        return content
+
     async def text(self, encoding: str | None = None) -> str:
         """Read the body as text: ``encoding``, else the declared charset, else UTF-8.
 
@@ -414,17 +490,22 @@ class Response:
         server declares, this returns text rather than raising.
         """
         content = await self.read()
-        codec: str | None = None
-        if encoding:
-            codec = _text_codec(encoding, from_server=False)
-        elif (declared := self.encoding) is not None:
-            codec = _text_codec(declared, from_server=True)
+        codec = self._codec(encoding)
         if codec is not None:
             try:
                 return content.decode(codec, errors="replace")
             except ValueError:  # UnicodeError included
                 pass  # a codec that fails even with replacement: fall back
         return content.decode("utf-8", errors="replace")
+
+    def _codec(self, encoding: str | None) -> str | None:
+        """The text codec for ``encoding``, else for the declared charset; None: UTF-8."""
+        if encoding:
+            return _text_codec(encoding, from_server=False)
+        declared = self.encoding
+        if declared is not None:
+            return _text_codec(declared, from_server=True)
+        return None
 
     async def json(self, **kwargs: Any) -> Any:
         """Read the body and parse it as JSON (UTF-8/16/32 detected)."""
@@ -435,6 +516,13 @@ class Response:
         if chunk_size is not None and chunk_size < 1:
             raise UsageError("chunk_size must be >= 1 or None")
         self._start()
+        limit = self._max_body
+        if limit is not None:
+            try:
+                self.check_declared_length(limit)
+            except BodyTooLarge:
+                self._close_source()
+                raise
         try:
             if chunk_size is None:
                 while True:
@@ -442,6 +530,8 @@ class Response:
                     if not chunk:
                         break
                     self._num_bytes += len(chunk)
+                    if limit is not None and self._num_bytes > limit:
+                        raise self._too_large(limit)
                     yield chunk
             else:
                 regroup = _Regroup(chunk_size)
@@ -450,6 +540,8 @@ class Response:
                     if not chunk:
                         break
                     self._num_bytes += len(chunk)
+                    if limit is not None and self._num_bytes > limit:
+                        raise self._too_large(limit)
                     for piece in regroup.push(chunk):
                         yield piece
                 for piece in regroup.rest():
@@ -468,6 +560,53 @@ class Response:
             return self.aiter_raw()
         return self._aiter_decoded(decoder, chunk_size)
 
+    async def aiter_text(
+        self, chunk_size: int | None = None, *, encoding: str | None = None
+    ) -> AsyncIterator[str]:
+        """Yield the body as text, decoded incrementally like :meth:`text` decodes it whole.
+
+        ``encoding``, else the declared charset, else UTF-8; a character split
+        between two pieces of the body comes out whole.
+        """
+        codec = self._codec(encoding) or "utf-8"
+        decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+        async for piece in self.aiter_bytes(chunk_size):
+            text = decoder.decode(piece)
+            if text:
+                yield text
+        text = decoder.decode(b"", final=True)
+        if text:
+            yield text
+
+    async def aiter_lines(
+        self, *, max_line: int = DEFAULT_MAX_LINE, encoding: str | None = None
+    ) -> AsyncIterator[str]:
+        """Yield the body's lines as text, without their LF or CRLF.
+
+        A line longer than ``max_line`` characters raises
+        :class:`~asyncnet.RemoteProtocolError` and closes the connection, so a
+        body without newlines cannot make the client hold all of it.
+        """
+        splitter = LineSplitter(max_line)
+        async for text in self.aiter_text(encoding=encoding):
+            for line in splitter.feed(text):
+                yield line
+        for line in splitter.flush():
+            yield line
+
+    async def aiter_events(
+        self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Yield the Server-Sent Events of a ``text/event-stream`` body as they arrive.
+
+        An event larger than ``max_event_size`` bytes raises
+        :class:`~asyncnet.RemoteProtocolError` and closes the connection.
+        """
+        parser = SSEParser(max_event_size)
+        async for piece in self.aiter_bytes():
+            for event in parser.feed(piece):
+                yield event
+
     async def _aiter_decoded(
         self, decoder: ContentDecoder | None, chunk_size: int | None
     ) -> AsyncIterator[bytes]:
@@ -476,16 +615,24 @@ class Response:
         # inflate to tens of MiB, which must never be held all at once.
         regroup = _Regroup(chunk_size)
         raw = self.aiter_raw()
+        limit = self._max_body
+        decoded = 0
         try:
             async for chunk in raw:
                 pieces: Iterable[bytes] = (
                     (chunk,) if decoder is None else decoder.iter_decode(chunk)
                 )
                 for piece in pieces:
+                    decoded += len(piece)
+                    if limit is not None and decoded > limit:
+                        raise self._too_large(limit)
                     for out in regroup.push(piece):
                         yield out
             if decoder is not None:
                 for piece in decoder.iter_flush():
+                    decoded += len(piece)
+                    if limit is not None and decoded > limit:
+                        raise self._too_large(limit)
                     for out in regroup.push(piece):
                         yield out
             for out in regroup.rest():

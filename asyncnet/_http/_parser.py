@@ -190,6 +190,15 @@ class ResponseParser:
             return self._expected_length - self._body_received
         return 0
 
+    @property
+    def interim_responses(self) -> int:
+        """Interim (1xx) responses skipped so far for the current request.
+
+        A client that sent ``Expect: 100-continue`` watches this to learn that
+        the server wants the body.
+        """
+        return self._interim
+
     def consume_direct_body(self, nbytes: int) -> EndOfMessage | None:
         """Count ``nbytes`` body bytes the caller received itself.
 

@@ -15,7 +15,7 @@ import io
 import os
 import re
 import stat
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import IO, Any, Final, TypeAlias
 
 from .._errors import (
@@ -305,7 +305,16 @@ class RequestBody:
     :class:`~asyncnet.BodyNotReplayable` the second time.
     """
 
-    __slots__ = ("_consumed", "_data", "_file", "_file_start", "_iterable", "length", "replayable")
+    __slots__ = (
+        "_consumed",
+        "_data",
+        "_file",
+        "_file_start",
+        "_iterable",
+        "_source",
+        "length",
+        "replayable",
+    )
 
     length: int | None
     replayable: bool
@@ -315,6 +324,7 @@ class RequestBody:
         self._file: Any = None
         self._file_start = 0
         self._iterable: Iterable[Any] | AsyncIterable[Any] | None = None
+        self._source: Callable[[], AsyncIterator[bytes]] | None = None
         self._consumed = False
         self.length = 0
         self.replayable = True
@@ -350,6 +360,19 @@ class RequestBody:
             self.replayable = False
         else:
             raise UsageError(f"unsupported body type {type(body).__name__}")
+        return self
+
+    @classmethod
+    def from_source(
+        cls, source: Callable[[], AsyncIterator[bytes]], length: int | None, replayable: bool
+    ) -> RequestBody:
+        """Wrap a body generated on demand (a multipart encoder): ``source()``
+        starts it afresh each time it is sent, ``length`` is its exact size
+        or ``None`` (sent chunked)."""
+        self = cls()
+        self._source = source
+        self.length = length
+        self.replayable = replayable
         return self
 
     def _init_file(self, file: Any) -> None:
@@ -411,6 +434,10 @@ class RequestBody:
         elif self._file is not None:
             async for piece in self._file_chunks():
                 yield piece
+        elif self._source is not None:
+            async for piece in self._source():
+                if piece:
+                    yield piece
         elif self._iterable is not None:
             iterable = self._iterable
             if isinstance(iterable, AsyncIterable):
