@@ -1,7 +1,10 @@
 """The ``fetch`` subcommand: many URLs at once, a table or JSON lines, a clear exit status.
 
-The formatting helpers are pure functions (a result in, a line out) so they
+The row helpers here are pure functions (a result in, a line out) so they
 are tested without a network; :func:`run` wires them to :func:`fetch_iter`.
+What a terminal shows lives beside it: ``_progress`` (the progress line and
+the summary, pure), ``_screen`` (where and when they are written) and
+``_output`` (``--output`` files).
 Memory stays bounded however many URLs and however large the bodies:
 fetch_iter holds no results, URLs are read as workers free up (so ``-i -``
 answers while its producer is still writing), and bodies are never kept:
@@ -13,39 +16,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
-import re
 import stat
 import sys
-import time
-from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO
-from urllib.parse import unquote, urlsplit
+from typing import IO, Any
+from urllib.parse import urlsplit
 
 from .._errors import UsageError
-from .._fetch import BodySink, FetchResult, SinkFactory, fetch_iter
+from .._fetch import FetchResult, fetch_iter
 from .._http._auth import BasicAuth
-from .._http._models import Response, Timeout
+from .._http._models import Timeout
 from .._http._request import validate_header_items, validate_method
 from .._http._rules import IDEMPOTENT_METHODS
 from .._text import escape
 from ._args import non_negative_float, non_negative_int, positive_float, positive_int
+from ._output import body_sink, prepare_output, safe_filename
 from ._progress import (
-    LatencyHistogram,
     Style,
     format_duration,
     format_size,
     outcome_label,
     plural,
-    progress_line,
     shorten_middle,
-    summary_lines,
     truncate,
 )
+from ._screen import Screen, Tally, redraw, style_for
 
 __all__ = [
     "add_parser",
@@ -60,15 +57,8 @@ __all__ = [
     "short_error",
 ]
 
-# Longest file name written by --output; most file systems allow 255 bytes.
-_MAX_NAME = 120
 # Longest error message in a table row or a JSON line: one line, readable.
 _MAX_ERROR = 200
-# The progress line is redrawn this often (seconds), whether or not a URL
-# finished: about five times a second looks live and costs nothing.
-_PROGRESS_EVERY = 0.2
-# Width assumed when the output is not a terminal (a pipe, a file).
-_DEFAULT_WIDTH = 80
 # Columns of a table row before the URL: status or error class, size, time.
 _HEAD_WIDTH = 16
 _SIZE_WIDTH = 10
@@ -207,120 +197,6 @@ def json_line(result: FetchResult) -> str:
             "attempts": result.attempts,
         }
     )
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_filename(url: str) -> str:
-    """A file name for ``url``'s body that cannot leave the output directory.
-
-    Host, port and path are flattened into one name of letters, digits,
-    ``.``, ``_`` and ``-`` (``http://h:8080/a/b.txt`` -> ``h_8080_a_b.txt``),
-    never starting with a dot; a path ending in ``/`` gets ``index.html``.
-    A query, or a name cut to length, adds a short hash of the whole URL so
-    distinct URLs keep distinct names.
-    """
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        parts = urlsplit("")
-        host, port = "", None
-    path = unquote(parts.path)
-    if not path or path.endswith("/"):
-        path += "index.html"
-    pieces = [host] + ([str(port)] if port else []) + [p for p in path.split("/") if p]
-    name = _UNSAFE.sub("_", "_".join(pieces)).strip("._-") or "download"
-    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    if parts.query or len(name) > _MAX_NAME or not (host or parts.path):
-        stem, dot, ext = name[:_MAX_NAME].rpartition(".")
-        if not dot or len(ext) > 8:
-            stem, ext = name[:_MAX_NAME], ""
-        name = f"{stem}-{digest}" + (f".{ext}" if ext else "")
-    return name
-
-
-def _create_file(directory: str, url: str) -> tuple[str, BinaryIO]:
-    """Create a new file for ``url``'s body under ``directory``; never replaces one."""
-    name = safe_filename(url)
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
-    root = os.path.realpath(directory)
-    for n in range(1, 10_000):
-        candidate = name if n == 1 else f"{stem}~{n}" + (f".{ext}" if ext else "")
-        path = os.path.join(root, candidate)
-        # safe_filename already guarantees this; checked again because a
-        # write outside the directory must be impossible, not unlikely.
-        if os.path.dirname(path) != root:
-            raise ValueError(f"refusing to write outside {root}: {candidate!r}")
-        try:
-            # Closed by _FileSink.finish, which owns it from here.
-            return path, open(path, "xb")
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free file name for {escape(url)} in {root}")
-
-
-class _FileSink:
-    """Streams one body into a new file; a body that ends early leaves no file behind."""
-
-    def __init__(self, path: str, file: BinaryIO) -> None:
-        self._path = path
-        self._file = file
-
-    def write(self, data: bytes) -> None:
-        self._file.write(data)
-
-    def finish(self, error: BaseException | None) -> None:
-        self._file.close()
-        if error is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path)
-
-
-def _body_sink(directory: str | None) -> SinkFactory:
-    """The ``sink=`` for fetch_iter: successful bodies to files in ``directory``, or none kept."""
-
-    def sink(url: str, response: Response) -> BodySink | None:
-        if directory is None or response.status >= 400:
-            return None  # counted and dropped
-        return _FileSink(*_create_file(directory, url))
-
-    return sink
-
-
-@dataclass
-class _Tally:
-    """Everything the progress line and the summary show; constant size whatever the run."""
-
-    started: float = field(default_factory=time.perf_counter)
-    #: URLs taken from the input so far (done + in flight).
-    pulled: int = 0
-    #: Known once every URL is on the command line or in a file, or stdin ended.
-    total: int | None = None
-    ok: int = 0
-    failed: int = 0
-    total_bytes: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    #: Latencies of the URLs a server answered (errors have none worth showing).
-    latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
-
-    @property
-    def done(self) -> int:
-        return self.ok + self.failed
-
-    def add(self, result: FetchResult) -> None:
-        if result.ok:
-            self.ok += 1
-        else:
-            self.failed += 1
-        self.total_bytes += result.size
-        self.outcomes[outcome_label(result.status, result.error)] += 1
-        if result.status is not None:
-            self.latencies.add(result.elapsed)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -503,7 +379,7 @@ def _count_urls(listing: IO[str]) -> int | None:
 
 
 async def _url_source(
-    args: argparse.Namespace, listing: IO[str] | None, stdin: IO[str], tally: _Tally
+    args: argparse.Namespace, listing: IO[str] | None, stdin: IO[str], tally: Tally
 ) -> AsyncIterator[str]:
     """The URLs given as arguments, then those of ``--input``, read lazily and counted."""
     for url in args.urls:
@@ -519,16 +395,6 @@ async def _url_source(
             yield url
     # Once the input has ended, how many there are is no longer a guess.
     tally.total = tally.pulled
-
-
-def _prepare_output(parser: argparse.ArgumentParser, directory: str) -> None:
-    """Create ``--output DIR`` (and its parents) unless it exists; a usage error if it cannot be."""
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except FileExistsError:
-        parser.error(f"--output {directory}: exists and is not a directory")
-    except OSError as exc:
-        parser.error(f"--output {directory}: cannot create it: {exc.strerror or exc}")
 
 
 # Framing headers are the client's to write: one given by hand would
@@ -615,7 +481,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 0
     if args.output is not None:
-        _prepare_output(parser, args.output)
+        prepare_output(parser, args.output)
     try:
         listing = _open_input(args)
     except OSError as exc:
@@ -634,113 +500,15 @@ def run(args: argparse.Namespace) -> int:
     return 0 if tally.failed == 0 else 1
 
 
-def _terminal_width(stream: IO[str]) -> int | None:
-    """Columns of the terminal ``stream`` writes to, or ``None`` when it is no terminal."""
-    try:
-        if not stream.isatty():
-            return None
-        return os.get_terminal_size(stream.fileno()).columns or _DEFAULT_WIDTH
-    except (OSError, ValueError):
-        return None
-
-
-def _style(stream: IO[str], args: argparse.Namespace) -> Style:
-    """Colours and Unicode on a terminal only; ``--no-color`` and ``NO_COLOR`` turn colours off."""
-    if args.no_color or _terminal_width(stream) is None:
-        return Style()
-    return Style(colour=not os.environ.get("NO_COLOR"), unicode=True)
-
-
-class _Screen:
-    """Rows on ``out``, the progress line on ``err`` (a terminal), and the summary.
-
-    When both go to one terminal, the progress line is wiped before each
-    row and drawn again after it; it is always wiped before the summary and
-    whenever the command ends, so the shell prompt comes back on a clean line.
-    """
-
-    def __init__(self, args: argparse.Namespace, out: IO[str], err: IO[str]) -> None:
-        self._args = args
-        self._out = out
-        self._err = err
-        self.show_progress = not args.quiet and _terminal_width(err) is not None
-        self._shared = self.show_progress and _terminal_width(out) is not None
-        self._drawn = False
-
-    def row(self, line: str) -> None:
-        self.clear()
-        # Flushed row by row: a pipeline reading our output sees each result
-        # as it lands, not when a buffer fills.
-        print(line, file=self._out, flush=True)
-
-    def row_width(self) -> int | None:
-        return _terminal_width(self._out)
-
-    def draw(self, tally: _Tally) -> None:
-        if not self.show_progress:
-            return
-        width = _terminal_width(self._err) or _DEFAULT_WIDTH
-        line = progress_line(
-            done=tally.done,
-            total=tally.total,
-            in_flight=max(0, tally.pulled - tally.done),
-            failed=tally.failed,
-            size=tally.total_bytes,
-            elapsed=time.perf_counter() - tally.started,
-            width=width,
-            style=_style(self._err, self._args),
-        )
-        self._err.write("\r\x1b[K" + line)
-        self._err.flush()
-        self._drawn = True
-
-    def clear(self) -> None:
-        if self._drawn:
-            self._err.write("\r\x1b[K")
-            self._err.flush()
-            self._drawn = False
-
-    def summary(self, tally: _Tally, *, interrupted: bool) -> None:
-        self.clear()
-        # The table's summary ends the table on stdout; with --json stdout
-        # holds only JSON, so the summary goes to a terminal on stderr or nowhere.
-        if not self._args.json:
-            target = self._out
-        elif _terminal_width(self._err) is not None:
-            target = self._err
-        else:
-            return
-        lines = summary_lines(
-            outcomes=tally.outcomes,
-            size=tally.total_bytes,
-            elapsed=time.perf_counter() - tally.started,
-            latencies=tally.latencies,
-            width=_terminal_width(target) or _DEFAULT_WIDTH,
-            style=_style(target, self._args),
-            interrupted=interrupted,
-            # Those in flight, and those never started when the total is known.
-            unfinished=max(0, (tally.pulled if tally.total is None else tally.total) - tally.done),
-            brief=self._args.quiet,
-        )
-        print("\n".join(lines), file=target, flush=True)
-
-
-async def _redraw(screen: _Screen, tally: _Tally) -> None:
-    """Redraw the progress line on a timer, so a slow URL or a stalled run still shows life."""
-    while True:
-        screen.draw(tally)
-        await asyncio.sleep(_PROGRESS_EVERY)
-
-
 async def _fetch(
     args: argparse.Namespace,
     listing: IO[str] | None,
     stdin: IO[str],
     out: IO[str],
     err: IO[str],
-) -> _Tally:
-    tally = _Tally()
-    screen = _Screen(args, out, err)
+) -> Tally:
+    tally = Tally()
+    screen = Screen(args, out, err)
     timeout = Timeout(
         connect=args.timeout,
         read=args.timeout,
@@ -760,7 +528,7 @@ async def _fetch(
         timeout=timeout,
         deadline=args.deadline,
         retries=args.retries,
-        sink=_body_sink(args.output),
+        sink=body_sink(args.output),
         method=args.request_method,
         headers=args.request_headers,
         body=args.body,
@@ -768,8 +536,8 @@ async def _fetch(
         cookies=args.cookies,
         max_body=args.max_body,
     )
-    row_style = _style(out, args)
-    redraw = asyncio.create_task(_redraw(screen, tally)) if screen.show_progress else None
+    row_style = style_for(out, args)
+    redrawing = asyncio.create_task(redraw(screen, tally)) if screen.show_progress else None
     interrupted = completed = False
     try:
         async with contextlib.aclosing(results):
@@ -790,10 +558,10 @@ async def _fetch(
         interrupted = True
         raise
     finally:
-        if redraw is not None:
-            redraw.cancel()
+        if redrawing is not None:
+            redrawing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await redraw
+                await redrawing
         screen.clear()
         if completed or interrupted:
             screen.summary(tally, interrupted=interrupted)
