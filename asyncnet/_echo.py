@@ -416,10 +416,15 @@ class EchoClientProtocol(FlowControlProtocol):
 class BulkResult:
     """What a bulk transfer sent and got back; :attr:`ok` when they are identical."""
 
+    #: Bytes written to the server.
     bytes_sent: int
+    #: Bytes read back from the server.
     bytes_received: int
+    #: SHA-256 (hex) of everything sent.
     sent_sha256: str
+    #: SHA-256 (hex) of everything received.
     received_sha256: str
+    #: Seconds from the start of the transfer until the last byte came back.
     seconds: float
 
     @property

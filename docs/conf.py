@@ -17,4 +17,13 @@ autodoc_typehints = "description"
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 nitpicky = False
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+# furo: fluid width, code blocks that scroll only when a line is really too
+# long, light and dark mode. A docs-only dependency (the "docs" extra).
+html_theme = "furo"
+html_title = "asyncnet"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+# Literal blocks written with a bare "::" are plain text (output, grammars,
+# shell lines). Python is always labelled ".. code-block:: python", and
+# tests/test_docs_examples.py runs every such block.
+highlight_language = "none"

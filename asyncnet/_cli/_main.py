@@ -17,10 +17,14 @@ from ._fetch import add_parser as add_fetch_parser
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every subcommand registered."""
+def build_parser(prog: str = "asyncnet") -> argparse.ArgumentParser:
+    """Return the top-level parser with every subcommand registered.
+
+    ``prog`` is how the user invoked us, shown in usage lines: ``asyncnet``
+    for the console script, ``python -m asyncnet`` from ``__main__``.
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m asyncnet",
+        prog=prog,
         description=(
             "Protocol-level asyncio networking: a flow-controlled echo server and "
             "client, a strict HTTP/1.1 fetcher, and a loopback demo."
@@ -36,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "asyncnet") -> int:
     """Run the command line and return its exit status (2 for bad usage)."""
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     run = args.run
     status: int = run(args)

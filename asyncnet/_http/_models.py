@@ -50,10 +50,15 @@ class Timeout:
     redirects and body included, that no amount of dripping data extends.
     """
 
+    #: DNS resolution, TCP connect (every address tried) and the TLS handshake.
     connect: float | None = 10.0
+    #: Each wait for the next bytes of the response; received data restarts it.
     read: float | None = 30.0
+    #: Each wait for the server to accept more of the request.
     write: float | None = 30.0
+    #: Waiting for a free connection slot in the pool.
     pool: float | None = 10.0
+    #: A deadline for the whole request, redirects and body included.
     total: float | None = None
 
     def __post_init__(self) -> None:
@@ -89,8 +94,11 @@ class Limits:
     a small number, and stay below common servers' 60 s idle timeouts.
     """
 
+    #: Connections open at once across all hosts.
     max_connections: int | None = 100
+    #: Connections open at once to one (scheme, host, port, TLS settings).
     max_per_host: int | None = 10
+    #: Seconds an idle pooled connection is kept before it is closed.
     keepalive_expiry: float | None = 15.0
 
     def __post_init__(self) -> None:
