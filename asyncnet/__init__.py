@@ -30,6 +30,7 @@ from ._errors import InvalidURL as InvalidURL
 from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import PoolTimeout as PoolTimeout
 from ._errors import ProtocolError as ProtocolError
+from ._errors import ProxyError as ProxyError
 from ._errors import ReadError as ReadError
 from ._errors import ReadTimeout as ReadTimeout
 from ._errors import RemoteProtocolError as RemoteProtocolError
@@ -67,6 +68,7 @@ from ._http._auth import DigestAuth as DigestAuth
 from ._http._client import HTTPClient as HTTPClient
 from ._http._client import RequestOptions as RequestOptions
 from ._http._headers import Headers as Headers
+from ._http._hooks import Request as Request
 from ._http._models import ClientStatistics as ClientStatistics
 from ._http._models import Limits as Limits
 from ._http._models import Response as Response
@@ -108,6 +110,7 @@ __all__ = [
     "ParserLimits",
     "PoolTimeout",
     "ProtocolError",
+    "ProxyError",
     "ReadError",
     "ReadTimeout",
     "ReceiveBuffer",
@@ -125,6 +128,7 @@ __all__ = [
     "WriteError",
     "WriteTimeout",
     "HTTPClient",
+    "Request",
     "RequestOptions",
     "ClientStatistics",
     "Limits",

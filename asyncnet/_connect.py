@@ -270,12 +270,16 @@ def interleave_addrinfos(infos: Sequence[AddrInfo]) -> list[AddrInfo]:
     return ordered
 
 
-async def _connect_one(loop: asyncio.AbstractEventLoop, info: AddrInfo) -> socket.socket:
+async def _connect_one(
+    loop: asyncio.AbstractEventLoop, info: AddrInfo, local_addr: tuple[Any, ...] | None = None
+) -> socket.socket:
     """Connect one socket to one address; on any failure or cancellation it is closed."""
     family, type_, proto, _, address = info
     sock = socket.socket(family, type_, proto)
     try:
         sock.setblocking(False)
+        if local_addr is not None:
+            sock.bind(local_addr)
         await loop.sock_connect(sock, address)
     except BaseException:
         sock.close()
@@ -302,21 +306,37 @@ def _combined_error(errors: list[BaseException], where: str) -> OSError:
 
 
 async def race_connect(
-    infos: Sequence[AddrInfo], *, delay: float | None, where: str = "the host"
+    infos: Sequence[AddrInfo],
+    *,
+    delay: float | None,
+    where: str = "the host",
+    local_addr: tuple[str, int] | None = None,
 ) -> socket.socket:
     """Connect to the first address that answers and return its socket.
 
     With ``delay=None`` the addresses are tried one after another. Otherwise a
     new attempt starts every ``delay`` seconds, or at once when one fails.
     Raises the OSError of the attempts if all fail; on cancellation every
-    socket is closed before the CancelledError propagates.
+    socket is closed before the CancelledError propagates. ``local_addr``
+    (an IP literal and a port) binds each socket first; only addresses of
+    its family are tried.
     """
     loop = asyncio.get_running_loop()
     errors: list[BaseException] = []
+    bind_to: tuple[Any, ...] | None = None
+    if local_addr is not None:
+        local = numeric_addrinfos(*local_addr)
+        if local is None:
+            raise OSError(f"local_addr must be an IP address, not {local_addr[0]!r}")
+        family = local[0][0]
+        infos = [info for info in infos if info[0] == family]
+        if not infos:
+            raise OSError(f"{where} has no address of the family of {local_addr[0]}")
+        bind_to = local[0][4]
     if delay is None or len(infos) <= 1:
         for info in infos:
             try:
-                return await _connect_one(loop, info)
+                return await _connect_one(loop, info, bind_to)
             except OSError as exc:
                 errors.append(exc)
         raise _combined_error(errors, where)
@@ -328,7 +348,7 @@ async def race_connect(
     try:
         while remaining or pending:
             if remaining:
-                task = loop.create_task(_connect_one(loop, remaining.pop(0)))
+                task = loop.create_task(_connect_one(loop, remaining.pop(0), bind_to))
                 started.append(task)
                 pending.add(task)
             done, pending = await asyncio.wait(

@@ -18,6 +18,7 @@ timeouts are :class:`TimeoutError`, lost or refused connections are
     │   └── LocalProtocolError (ValueError)  we were asked to send something illegal
     ├── TransportError (ConnectionError)     the connection itself failed
     │   ├── ConnectError                     could not connect (refused, DNS, TLS)
+    │   │   └── ProxyError                   the proxy refused or botched the tunnel
     │   ├── ReadError                        connection lost while receiving
     │   ├── WriteError                       connection lost while sending
     │   └── ConnectionClosed                 used after close, or closed by shutdown
@@ -59,6 +60,7 @@ __all__ = [
     "LocalProtocolError",
     "TransportError",
     "ConnectError",
+    "ProxyError",
     "ReadError",
     "WriteError",
     "ConnectionClosed",
@@ -174,6 +176,32 @@ class TransportError(AsyncNetError, ConnectionError):
 
 class ConnectError(TransportError):
     """Opening the connection failed: refused, unreachable, DNS or TLS handshake."""
+
+
+class ProxyError(ConnectError):
+    """A proxy refused to open the tunnel, or answered in a way that cannot be trusted.
+
+    Raised for a non-2xx answer to ``CONNECT`` (``status`` holds it, 407 when
+    the proxy wants credentials), a SOCKS5 failure reply (``reply_code``, RFC
+    1928 section 6), refused SOCKS credentials, and a proxy that sends garbage
+    or closes during the handshake. The connection to the proxy is closed.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, reply_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        #: The proxy's HTTP status for a refused ``CONNECT``, else ``None``.
+        self.status = status
+        #: The SOCKS5 reply code (1-8) of a failure reply, else ``None``.
+        self.reply_code = reply_code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_proxy_error, (str(self), self.status, self.reply_code))
+
+
+def _rebuild_proxy_error(message: str, status: int | None, reply_code: int | None) -> ProxyError:
+    return ProxyError(message, status=status, reply_code=reply_code)
 
 
 class ReadError(TransportError):

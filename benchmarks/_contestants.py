@@ -121,7 +121,7 @@ async def _load_asyncnet(args: argparse.Namespace) -> dict[str, Any]:
     import asyncnet
 
     limits = asyncnet.Limits(max_connections=args.concurrency, max_per_host=args.concurrency)
-    async with asyncnet.HTTPClient(limits=limits) as client:
+    async with asyncnet.HTTPClient(limits=limits, proxy=args.proxy) as client:
         url = args.url
 
         async def get() -> bytes:
@@ -137,9 +137,10 @@ async def _load_aiohttp(args: argparse.Namespace) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=args.concurrency, limit_per_host=args.concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         url = args.url
+        proxy = args.proxy
 
         async def get() -> bytes:
-            async with session.get(url) as resp:
+            async with session.get(url, proxy=proxy) as resp:
                 return await resp.read()
 
         return await _run_async_load(args, get)
@@ -297,10 +298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument(
+        "--proxy", default=None, help="proxy URL (load job, asyncnet and aiohttp only)"
+    )
     args = parser.parse_args(argv)
-    host = urllib.parse.urlsplit(args.url).hostname
-    if host not in ("127.0.0.1", "::1", "localhost"):
-        parser.error("benchmarks talk to loopback only")
+    for where in (args.url, args.proxy):
+        host = urllib.parse.urlsplit(where).hostname if where else "127.0.0.1"
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            parser.error("benchmarks talk to loopback only")
     if args.uvloop:
         _install_uvloop()
     result = _run_load(args) if args.job == "load" else _run_fetch(args)

@@ -24,6 +24,7 @@ TIMEOUTS = [
 ]
 CONNECTION = [
     asyncnet.ConnectError,
+    asyncnet.ProxyError,
     asyncnet.ReadError,
     asyncnet.WriteError,
     asyncnet.ConnectionClosed,

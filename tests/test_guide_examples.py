@@ -86,6 +86,9 @@ CHECKED_ELSEWHERE |= {
     "http_auth.py", "http_cookies.py", "http_expect.py", "http_forms.py",
     "http_max_body.py", "http_params.py", "http_streams.py",
 }
+# The tracing and mocking examples, run by tests/http/test_http_hooks_trace.py
+# and tests/http/test_http_mock.py.
+CHECKED_ELSEWHERE |= {"trace_histogram.py", "test_mock_recipe.py"}
 
 
 def test_every_example_is_checked() -> None:

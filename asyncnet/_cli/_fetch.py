@@ -20,14 +20,16 @@ import json
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from .._errors import UsageError
+from .._errors import InvalidURL, UsageError
 from .._fetch import FetchResult, fetch_iter
 from .._http._auth import BasicAuth
-from .._http._models import Timeout
+from .._http._client import HTTPClient
+from .._http._models import Limits, Timeout
+from .._http._proxy import parse_proxy_url, proxies_from_env
 from .._http._request import validate_header_items, validate_method
 from .._http._rules import IDEMPOTENT_METHODS
 from .._text import escape
@@ -311,6 +313,28 @@ def add_parser(subparsers: Any) -> None:
         "--max-body", type=non_negative_int, default=None, metavar="BYTES",
         help="keep or write at most BYTES of each body; the rest is discarded (marked '+')",
     )
+    route = parser.add_argument_group(
+        "where connections go (curl's spellings)"
+    ).add_mutually_exclusive_group()
+    route.add_argument(
+        "--proxy", metavar="URL",
+        help=(
+            "send every request through this proxy (http://, https://, socks5:// or "
+            "socks5h://, with optional user:password@); NO_PROXY still applies. Without it "
+            "HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY are honoured, as curl does"
+        ),
+    )
+    route.add_argument(
+        "--no-proxy", action="store_true",
+        help="ignore the proxy environment variables and connect directly",
+    )
+    route.add_argument(
+        "--unix-socket", metavar="PATH",
+        help=(
+            "connect to this Unix-domain socket for every URL (Host and path still come "
+            "from the URL, e.g. http://localhost/v1.43/info); proxies do not apply"
+        ),
+    )
     parser.set_defaults(run=run, _parser=parser)
 
 
@@ -487,7 +511,15 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         parser.error(f"cannot read URLs from {args.input}: {exc.strerror or exc}")
     try:
-        tally = asyncio.run(_fetch(args, listing, sys.stdin, sys.stdout, sys.stderr))
+        # Checked now, outside the loop, so a bad proxy URL (given, or in the
+        # environment) is a usage error before any request.
+        routing = _routing(args, os.environ)
+    except InvalidURL as exc:
+        if listing is not None:
+            listing.close()
+        parser.error(escape(str(exc)))
+    try:
+        tally = asyncio.run(_fetch(args, listing, sys.stdin, sys.stdout, sys.stderr, routing))
     except KeyboardInterrupt:
         # The summary is already out (see _fetch); no traceback for a Ctrl-C.
         return 130
@@ -500,12 +532,31 @@ def run(args: argparse.Namespace) -> int:
     return 0 if tally.failed == 0 else 1
 
 
+def _routing(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The client's ``proxy``/``trust_env``/``uds`` arguments from the options.
+
+    Like curl, the command honours the proxy environment unless told
+    otherwise. The proxy settings are checked now (raising
+    :class:`~asyncnet.InvalidURL`), so that building the client cannot fail
+    on them later.
+    """
+    if args.unix_socket is not None:
+        return {"uds": args.unix_socket}
+    if args.no_proxy:
+        return {"trust_env": False}
+    if args.proxy is not None:
+        parse_proxy_url(args.proxy)
+    proxies_from_env(environ)
+    return {"proxy": args.proxy, "trust_env": True}
+
+
 async def _fetch(
     args: argparse.Namespace,
     listing: IO[str] | None,
     stdin: IO[str],
     out: IO[str],
     err: IO[str],
+    routing: dict[str, Any] | None = None,
 ) -> Tally:
     tally = Tally()
     screen = Screen(args, out, err)
@@ -521,8 +572,19 @@ async def _fetch(
     elif listing is not None:
         counted = _count_urls(listing)
         tally.total = None if counted is None else len(args.urls) + counted
+    # The client fetch_iter would make, plus where its connections go.
+    client = HTTPClient(
+        cookies=args.cookies,
+        timeout=timeout,
+        limits=Limits(
+            max_connections=args.concurrency,
+            max_per_host=min(args.per_host or args.concurrency, args.concurrency),
+        ),
+        **(routing if routing is not None else {"trust_env": False}),
+    )
     results = fetch_iter(
         _url_source(args, listing, stdin, tally),
+        client=client,
         concurrency=args.concurrency,
         per_host=args.per_host,
         timeout=timeout,
@@ -533,14 +595,13 @@ async def _fetch(
         headers=args.request_headers,
         body=args.body,
         auth=args.auth,
-        cookies=args.cookies,
         max_body=args.max_body,
     )
     row_style = style_for(out, args)
     redrawing = asyncio.create_task(redraw(screen, tally)) if screen.show_progress else None
     interrupted = completed = False
     try:
-        async with contextlib.aclosing(results):
+        async with client, contextlib.aclosing(results):
             async for result in results:
                 tally.add(result)
                 line = None

@@ -24,12 +24,13 @@ from typing import Any, Final, TypeAlias, TypedDict, Unpack
 from .._connect import (
     DEFAULT_DNS_CACHE_TTL,
     DEFAULT_MAX_DNS_LOOKUPS,
-    PlainTextReply,
+    PLAIN_TEXT_MESSAGE,
     Resolver,
-    open_connection,
+    is_plain_text_reply,
 )
 from .._deadline import wait_end
 from .._errors import (
+    AsyncNetError,
     BodyNotReplayable,
     BodyTooLarge,
     ConnectError,
@@ -47,13 +48,16 @@ from .._text import describe_error
 from .._version import __version__
 from ._auth import Auth, BasicAuth
 from ._connection import DEFAULT_BODY_BUFFER, HTTPConnection
+from ._connector import Connector, connector_for
 from ._cookies import CookieStore, cookie_pairs, new_jar
 from ._decoders import ACCEPT_ENCODING
 from ._headers import Headers
+from ._hooks import EventHooks, Request, call_hooks, check_event_hooks
 from ._models import ClientStatistics, Limits, Response, Timeout
 from ._multipart import FilesInput, MultipartEncoder
 from ._parser import ParserLimits
 from ._pool import ConnectionPool
+from ._proxy import Proxy, proxy_selector
 from ._query import QueryInput, encode_form, query_pairs, with_params
 from ._redirects import next_request
 from ._request import (
@@ -67,14 +71,25 @@ from ._request import (
 )
 from ._rules import IDEMPOTENT_METHODS, METHODS_WITH_CONTENT
 from ._tls import ssl_context_for
+from ._trace import (
+    ConnectionCreated,
+    ConnectionReused,
+    TraceCallback,
+    TracedConnection,
+    Tracer,
+    connection_factory,
+    debug_tracer,
+    origin_name,
+)
 from ._url import URL, parse_url
 
 __all__ = ["HTTPClient", "RequestOptions"]
 
-# A request's pool key (scheme, host, port, TLS context), its serialized head,
-# whether its body goes chunked, and whether its own headers say
+# A request's pool key (scheme, host, port, TLS context, proxy), its serialized
+# head, whether its body goes chunked, and whether its own headers say
 # ``Connection: close``.
-_Route: TypeAlias = tuple[tuple[str, str, int, "_ssl.SSLContext | None"], bytes, bool, bool]
+_Key: TypeAlias = tuple[str, str, int, "_ssl.SSLContext | None", Proxy | None]
+_Route: TypeAlias = tuple[_Key, bytes, bool, bool]
 HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None
 AuthInput: TypeAlias = Auth | tuple[str, str] | None
 
@@ -299,7 +314,27 @@ class HTTPClient:
     :param continue_timeout: seconds to wait for ``100 Continue`` before the
         body is sent anyway.
     :param trust_env: read credentials for hosts from ``$NETRC`` or
-        ``~/.netrc`` when a request has none.
+        ``~/.netrc`` when a request has none, and the proxies from
+        ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY``
+        (upper or lower case, read once, now). Off by default: a library's
+        behaviour should not change with its host's environment. With
+        ``proxy=`` too, ``proxy`` wins and ``NO_PROXY`` still applies.
+    :param proxy: a proxy URL for every request (``http://``, ``https://``,
+        ``socks5://`` or ``socks5h://``, with optional ``user:password@``);
+        see :ref:`proxies`.
+    :param uds: path of a Unix-domain socket every connection goes to; the
+        ``Host`` header and the request target still come from the URL.
+    :param transport: how connections are obtained, e.g.
+        :class:`asyncnet.testing.MockTransport` for tests; ``None`` for TCP
+        (or ``uds``).
+    :param event_hooks: ``{"request": [...], "response": [...]}``: functions
+        or coroutine functions called with every request sent and every
+        response head received, redirect hops and retries included.
+    :param trace: called with a :class:`asyncnet.tracing.TraceEvent` for
+        each step of each request (DNS, connect, TLS, tunnel, head sent,
+        head received, body complete, release or close).
+    :param local_addr: ``(ip, port)`` to bind outgoing sockets to (port 0:
+        any); only addresses of that IP's family are connected to.
     """
 
     def __init__(
@@ -324,6 +359,12 @@ class HTTPClient:
         expect_continue: bool | int = False,
         continue_timeout: float = _CONTINUE_TIMEOUT,
         trust_env: bool = False,
+        proxy: str | None = None,
+        uds: str | None = None,
+        transport: Connector | None = None,
+        event_hooks: EventHooks | None = None,
+        trace: TraceCallback | None = None,
+        local_addr: tuple[str, int] | None = None,
     ) -> None:
         _check_max_redirects(max_redirects)
         if dns_cache_ttl is not None and (
@@ -352,6 +393,18 @@ class HTTPClient:
         self._parser_limits = parser_limits
         self._body_buffer = body_buffer
         self._resolver = Resolver(ttl=dns_cache_ttl, max_lookups=max_dns_lookups)
+        if uds is not None and proxy is not None:
+            raise UsageError("pass either uds= or proxy=, not both: the socket is the destination")
+        # With a Unix socket every request goes to it: the environment's
+        # proxies cannot apply.
+        self._proxies = None if uds is not None else proxy_selector(proxy, trust_env, os.environ)
+        self._connector = connector_for(
+            transport, uds, local_addr, self._resolver, happy_eyeballs_delay, ssl, parser_limits
+        )
+        if trace is not None and not callable(trace):
+            raise UsageError(f"trace must be callable, not {trace!r}")
+        self._tracer = Tracer(trace) if trace is not None else None
+        self._request_hooks, self._response_hooks = check_event_hooks(event_hooks)
         _check_max_body(max_body)
         _check_expect(expect_continue)
         if isinstance(continue_timeout, bool) or not isinstance(continue_timeout, (int, float)) or (
@@ -412,6 +465,7 @@ class HTTPClient:
         self._closed = True
         if self._pool is not None:
             await self._pool.aclose()
+        await self._connector.aclose()
         await self._resolver.aclose()
 
     @property
@@ -795,7 +849,11 @@ class HTTPClient:
             pool = self._pool = ConnectionPool(self._limits)
         if expect:
             headers = [*headers, ("Expect", "100-continue")]
-        if headers is self._headers and url.username is None:
+        request_hooks = self._request_hooks
+        route: _Route | None
+        if request_hooks:
+            route = await self._hooked_route(method, url, headers, payload)
+        elif headers is self._headers and url.username is None:
             # Requests with only the client's headers repeat the same route for
             # the same URL, method and kind of body: keep it (the headers are
             # validated, URL and method are immutable, and these four decide
@@ -813,11 +871,16 @@ class HTTPClient:
         key, head, chunked, close = route
 
         for attempt in (0, 1):
+            if attempt and request_hooks:
+                # A retry is a request of its own: the hooks see it too.
+                key, head, chunked, close = await self._hooked_route(
+                    method, url, headers, payload
+                )
             conn = pool.take_idle(key)
             if conn is None:
                 conn = await pool.acquire(
                     key,
-                    functools.partial(self._open, url, key[3], timeouts, deadline),
+                    functools.partial(self._open, url, key[3], key[4], timeouts, deadline),
                     pool_timeout=timeouts.pool,
                     deadline=deadline,
                 )
@@ -825,6 +888,10 @@ class HTTPClient:
             self._requests_sent += 1
             if reused:
                 self._requests_reused += 1
+                if isinstance(conn, TracedConnection):
+                    conn.tracer.emit(
+                        ConnectionReused(Tracer.now(), conn.connection_id, origin_name(url, key[4]))
+                    )
             try:
                 conn.begin(
                     method, timeouts.read, timeouts.write, deadline, read_whole, close_after=close
@@ -861,7 +928,7 @@ class HTTPClient:
             # By position on purpose: this runs once per request, and passing
             # the last two by keyword costs about 1,500 instructions (callgrind),
             # 0.8% of a small keep-alive request.
-            return Response(
+            response = Response(
                 response_head.status,
                 response_head.reason,
                 response_head.http_version,
@@ -873,52 +940,77 @@ class HTTPClient:
                 # decode_content: without a Content-Encoding field there is nothing to decode.
                 self._decode_content and response_head.content_encoded,
             )
+            if self._response_hooks:
+                try:
+                    await call_hooks(self._response_hooks, response)
+                except BaseException:
+                    await response.aclose()
+                    raise
+            return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _hooked_route(
+        self, method: str, url: URL, headers: list[tuple[str, str]], payload: _Payload
+    ) -> _Route:
+        """The route after the request hooks have seen (and maybe changed) the headers."""
+        request = Request(method, url, Headers(headers), payload.data)
+        await call_hooks(self._request_hooks, request)
+        return self._route(method, url, _header_list(request.headers), payload)
 
     def _route(
         self, method: str, url: URL, headers: list[tuple[str, str]], payload: _Payload
     ) -> _Route:
-        """Where a request goes and the head it starts with."""
+        """Where a request goes (origin, TLS, proxy) and the head it starts with."""
         ssl_context = ssl_context_for(url.scheme, self._ssl)
-        key = (url.scheme, url.host, url.port, ssl_context)
+        proxy = self._proxies.select(url) if self._proxies is not None else None
+        key = (url.scheme, url.host, url.port, ssl_context, proxy)
         if url.username is not None and not any(n.lower() == "authorization" for n, _ in headers):
             headers = [*headers, ("Authorization", basic_auth(url.username, url.password or ""))]
+        forward = proxy is not None and url.scheme == "http" and not proxy.is_socks
+        if forward:
+            assert proxy is not None
+            authorization = proxy.authorization
+            if authorization is not None:
+                headers = [
+                    *(item for item in headers if item[0].lower() != "proxy-authorization"),
+                    ("Proxy-Authorization", authorization),
+                ]
         length = payload.length
         if length is None and payload.stream is None and method in METHODS_WITH_CONTENT:
             length = 0
         chunked = payload.stream is not None and length is None
         head = serialize_head(method, url, headers, length, chunked=chunked)
+        if forward:
+            # Absolute form for the proxy (RFC 9112 section 3.2.2): the same
+            # head with the origin in front of the target.
+            origin_form = len(method) + 1 + len(url.target)
+            absolute = f"{method} {url.scheme}://{url.host_header}{url.target}"
+            head = absolute.encode("ascii") + head[origin_form:]
         return key, head, chunked, asks_to_close(headers)
 
     async def _open(
         self,
         url: URL,
         ssl_context: _ssl.SSLContext | None,
+        proxy: Proxy | None,
         timeouts: Timeout,
         deadline: float | None,
     ) -> HTTPConnection:
-        """Open a connection (TCP, happy eyeballs, TLS with SNI) under the connect timeout."""
+        """Open a connection through the connector, under the connect timeout.
+
+        Errors are translated here, once, whatever connector opened it.
+        """
         end = wait_end(timeouts.connect, deadline, asyncio.get_running_loop().time)
         when, is_total = (None, False) if end is None else end
-        parser_limits = self._parser_limits
-        body_buffer = self._body_buffer
-
-        def factory() -> HTTPConnection:
-            return HTTPConnection(parser_limits=parser_limits, body_buffer=body_buffer)
-
+        tracer = self._tracer or debug_tracer()
+        factory = connection_factory(tracer, self._parser_limits, self._body_buffer)
         cm = asyncio.timeout_at(when)
         try:
             async with cm:
                 # SNI and the host name check always use the URL's host.
-                _, conn = await open_connection(
-                    factory,
-                    url.host,
-                    url.port,
-                    ssl_context=ssl_context,
-                    server_hostname=url.host,
-                    happy_eyeballs_delay=self._happy_eyeballs_delay,
-                    resolver=self._resolver,
-                )
+                conn = await self._connector.connect(url, ssl_context, proxy, factory, tracer)
+        except AsyncNetError:
+            raise  # already explained by the connector (a proxy's refusal...)
         except TimeoutError as exc:
             if cm.expired():
                 if is_total:
@@ -936,10 +1028,15 @@ class HTTPClient:
             ) from exc
         except (OSError, _ssl.SSLError) as exc:
             reason = describe_error(exc)
-            if isinstance(exc, PlainTextReply):
-                reason += "; for plain HTTP use http:// instead of https://"
+            if is_plain_text_reply(exc):
+                # OpenSSL's "wrong version number": the port speaks plain text.
+                reason = f"{PLAIN_TEXT_MESSAGE}; for plain HTTP use http:// instead of https://"
             if ssl_context is not None and not str(exc):
                 # Only a TLS handshake fails with a bare ConnectionResetError().
                 reason = f"TLS handshake failed: {reason}"
             raise ConnectError(f"cannot connect to {url.host_header}: {reason}") from exc
+        if isinstance(conn, TracedConnection):
+            conn.tracer.emit(
+                ConnectionCreated(Tracer.now(), conn.connection_id, origin_name(url, proxy))
+            )
         return conn
