@@ -158,7 +158,13 @@ class LineReader:
 
     def __init__(self, stream: Any) -> None:
         self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the pump to see end of file (call after the child ended)."""
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the child's stdout never ended"
 
     def _pump(self, stream: Any) -> None:
         for line in stream:
@@ -184,9 +190,9 @@ def test_socat_clients_chat_through_the_server(chat_server: Running) -> None:
     address = f"TCP:127.0.0.1:{chat_server.port}"
     with subprocess.Popen(["socat", "-u", address, "STDOUT"], stdout=subprocess.PIPE,
                           text=True) as listener:
+        assert listener.stdout is not None
+        heard = LineReader(listener.stdout)
         try:
-            assert listener.stdout is not None
-            heard = LineReader(listener.stdout)
             # socat connects on its own time: the listener is in the room once
             # it hears a line a probe keeps sending (a bounded number of times).
             with socket.create_connection(("127.0.0.1", chat_server.port)) as probe:
@@ -211,6 +217,8 @@ def test_socat_clients_chat_through_the_server(chat_server: Running) -> None:
                     talker.terminate()
         finally:
             listener.terminate()
+            listener.wait(timeout=30)
+            heard.join()
 
 
 async def test_a_member_that_does_not_read_is_dropped_and_the_room_stays_bounded() -> None:
