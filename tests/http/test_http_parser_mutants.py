@@ -176,3 +176,121 @@ def test_a_direct_body_can_be_consumed_one_byte_at_a_time() -> None:
     assert parser.consume_direct_body(1) == EndOfMessage(Headers())
     assert parser.state is ParserState.DONE
     assert parser.direct_body_bytes == 0
+
+
+# -- limits (asyncnet.ParserLimits) ---------------------------------------------------------
+
+
+def test_parser_limit_defaults_are_the_documented_values() -> None:
+    limits = ParserLimits()
+    assert limits.max_line_size == 8192
+    assert limits.max_header_count == 100
+    assert limits.max_head_size == 65536
+    assert limits.max_trailer_size == 16384
+    assert limits.max_interim_responses == 10
+    assert limits.max_chunk_size_digits == 16
+    assert limits.max_content_length_digits == 19
+
+
+def test_every_limit_may_be_one() -> None:
+    one = ParserLimits(
+        max_line_size=1, max_header_count=1, max_head_size=1, max_trailer_size=1,
+        max_interim_responses=1, max_chunk_size_digits=1, max_content_length_digits=1,
+    )
+    assert one.max_line_size == one.max_head_size == one.max_chunk_size_digits == 1
+
+
+def test_a_header_line_of_exactly_max_line_size_is_accepted_however_split() -> None:
+    line = b"X: " + b"a" * 37
+    assert len(line) == 40
+    raw = head(b"HTTP/1.1 200 OK", line, b"Content-Length: 0")
+    outcome = drive_all_splits(raw, limits=ParserLimits(max_line_size=40))
+    assert outcome.error is None
+    assert outcome.events[0][4] == [("X", "a" * 37), ("Content-Length", "0")]
+
+
+# -- a pending head or trailer section fails as soon as it cannot become valid ---------------
+# No EOF in these: the bytes received already prove the response malformed.
+
+SMALL_LINES = ParserLimits(max_line_size=40)
+
+
+@pytest.mark.parametrize(
+    ("raw", "limits", "message"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 38 + b"\r\n", SMALL_LINES,
+         "header line exceeds 40 bytes"),
+        (b"HTTP/1.1 200 OK\r\nA: b\r\n \x01\r\n", ParserLimits(),
+         "value contains control character 0x01"),
+        (CHUNKED + b"0\r\n A: b\r\nB", ParserLimits(), "first trailer line ' A: b' starts"),
+    ],
+    ids=["complete-line-too-long", "bad-continuation-line", "first-trailer-line-folded"],
+)
+def test_a_pending_block_fails_at_the_first_line_that_cannot_be_valid(
+    raw: bytes, limits: ParserLimits, message: str
+) -> None:
+    outcome = drive_all_splits(raw, limits=limits)
+    assert outcome.error is not None
+    assert message in outcome.error
+
+
+def test_a_long_quoted_line_is_shown_cut_at_40_characters() -> None:
+    # Error messages quote peer input shortened, and say so with "...".
+    exact = b"X" * 40
+    outcome = drive_all_splits(exact + b"\r\n\r\n")
+    assert outcome.error == f"status line {'X' * 40!r} does not start with 'HTTP/'"
+    outcome = drive_all_splits(exact + b"Y\r\n\r\n")
+    assert outcome.error == f"status line {'X' * 40!r}... does not start with 'HTTP/'"
+    bare_cr = b"HTTP/1.1 200 OK\r\nA: " + b"b" * 40 + b"\rc"
+    outcome = drive_all_splits(bare_cr)
+    assert outcome.error == f"response head line {(b'A: ' + b'b' * 37)!r}... contains a bare CR"
+
+
+def test_a_bare_lf_in_a_field_line_without_a_colon_is_named() -> None:
+    outcome = drive_all_splits(head(b"HTTP/1.1 200 OK", b"abc\ndef"))
+    assert outcome.error is not None
+    assert "bare LF" in outcome.error
+
+
+# -- chunk-size lines -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rest", "message"),
+    [
+        (b"1\rX", "chunk-size line contains a bare CR"),
+        (b"1\rX\r\nx\r\n0\r\n\r\n", "chunk-size line contains a bare CR"),
+        (b"0" * 17, "chunk size has more than 16 hex digits"),
+        (b"1;a=" + b"b" * 37 + b"\r", "chunk-size line exceeds 40 bytes"),
+        (b"1\r\na\r\n00001\r\nb\r\n0\r\n\r\n", "chunk size has more than 4 hex digits"),
+    ],
+    ids=["bare-cr-pending", "bare-cr-complete", "too-many-digits-pending",
+         "too-long-pending-cr", "too-many-digits-second-chunk"],
+)
+def test_a_bad_chunk_size_line_fails_as_soon_as_certain(rest: bytes, message: str) -> None:
+    limits = ParserLimits(max_line_size=40, max_chunk_size_digits=16 if b"0" * 17 in rest else 4)
+    outcome = drive_all_splits(CHUNKED + rest, limits=limits)
+    assert outcome.error is not None
+    assert message in outcome.error
+
+
+def test_chunk_sizes_are_hexadecimal_on_every_path() -> None:
+    # 0x1a bytes with an extension (read by the steps) and without (the fast
+    # path), then a size of exactly max_chunk_size_digits digits after a chunk.
+    body = bytes(range(65, 65 + 26))
+    raw = (CHUNKED + b"1a;name=value\r\n" + body + b"\r\n" + b"1A\r\n" + body + b"\r\n"
+           + b"0001\r\n!\r\n0\r\n\r\n")
+    outcome = drive_all_splits(raw, limits=ParserLimits(max_chunk_size_digits=4))
+    assert outcome.error is None
+    assert outcome.body == body + body + b"!"
+
+
+def test_a_cr_ending_one_read_of_a_size_line_is_checked_again_when_the_next_byte_comes() -> None:
+    # Regression: "1\r" was accepted pending (an LF could follow); the scan
+    # then resumed after the CR, so "X" behind it passed unseen until the line
+    # ended, where a read of "1\rX" whole fails at once.
+    parser = ResponseParser()
+    parser.start_response("GET")
+    assert [type(e) for e in parser.events(CHUNKED + b"1\r")] == [ResponseHead]
+    with pytest.raises(RemoteProtocolError, match="chunk-size line contains a bare CR"):
+        parser.events(b"X")
