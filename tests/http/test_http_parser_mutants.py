@@ -294,3 +294,10 @@ def test_a_cr_ending_one_read_of_a_size_line_is_checked_again_when_the_next_byte
     assert [type(e) for e in parser.events(CHUNKED + b"1\r")] == [ResponseHead]
     with pytest.raises(RemoteProtocolError, match="chunk-size line contains a bare CR"):
         parser.events(b"X")
+
+
+def test_a_complete_trailer_section_whose_first_line_is_folded_is_refused() -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    with pytest.raises(RemoteProtocolError, match="first trailer line ' A: b' starts with"):
+        parser.events(CHUNKED + b"0\r\n A: b\r\nB: c\r\n\r\n")
