@@ -301,3 +301,18 @@ def test_a_complete_trailer_section_whose_first_line_is_folded_is_refused() -> N
     parser.start_response("GET")
     with pytest.raises(RemoteProtocolError, match="first trailer line ' A: b' starts with"):
         parser.events(CHUNKED + b"0\r\n A: b\r\nB: c\r\n\r\n")
+
+
+def test_a_bare_cr_that_starts_a_read_of_a_size_line_is_named() -> None:
+    # Nothing buffered: the read becomes the buffer and the CR is its first byte.
+    parser = ResponseParser()
+    parser.start_response("GET")
+    parser.events(CHUNKED)
+    with pytest.raises(RemoteProtocolError, match="chunk-size line contains a bare CR"):
+        parser.events(b"\rX")
+
+
+def test_chunk_data_followed_by_a_bare_lf_is_refused_before_the_next_size_line() -> None:
+    outcome = drive_all_splits(CHUNKED + b"1\r\naX\n")
+    assert outcome.error is not None
+    assert "chunk data is not followed by CRLF" in outcome.error
