@@ -51,9 +51,10 @@ from typing import Protocol
 
 from ._errors import InvalidURL, TotalTimeout, TransportError, UsageError
 from ._errors import TimeoutError as AsyncNetTimeoutError
-from ._http._client import AuthInput, HTTPClient
+from ._http._client import HTTPClient
 from ._http._headers import Headers
 from ._http._models import Limits, Response, Timeout
+from ._http._prepare import AuthInput
 from ._http._rules import IDEMPOTENT_METHODS
 from ._http._url import URL, parse_url
 
