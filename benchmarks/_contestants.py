@@ -22,6 +22,16 @@ Two jobs:
     ``--count`` distinct URLs (``?i=N`` appended to ``--url``) fetched at
     ``--concurrency``, as a user of each library would write it. Prints the
     wall time and the peak RSS seen before and after the fetch.
+``spread``
+    ``--count`` URLs spread round-robin over the origins listed in
+    ``--origins-file`` (URL ``i`` goes to origin ``i % N``, path ``--url``
+    with ``?i=N``), fetched at ``--concurrency`` (``fetch_origins.py``,
+    ``soak.py``). Libraries: ``asyncnet`` (``fetch_all``), ``asyncnet-loop``
+    (a bare ``HTTPClient`` loop of ``--concurrency`` workers), ``aiohttp``
+    and ``httpx`` (one session or client, ``gather`` and a ``Semaphore``).
+    Prints the wall time, the CPU time per request, the failures by
+    exception type, and peak RSS before and after. The soft ``RLIMIT_NOFILE``
+    is raised to the hard one first.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-__all__ = ["ASYNC_LOADERS", "FETCHERS", "main"]
+__all__ = ["ASYNC_LOADERS", "FETCHERS", "SPREADERS", "main"]
 
 BodyGetter = Callable[[], Awaitable[bytes]]
 
@@ -237,6 +247,131 @@ async def _fetch_httpx(urls: list[str], concurrency: int) -> list[tuple[int, int
     return [(status, len(body)) for status, body in results]
 
 
+def _fd_budget(concurrency: int) -> int:
+    # The rule docs/http-client.rst gives for max_connections (and fetch_all
+    # applies): half the descriptor limit, at most 10,000, at least the concurrency.
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(concurrency, min(soft // 2, 10_000))
+
+
+Outcome = tuple[int, int, str]  # status (0: none), body size, error type ("" if none)
+
+
+async def _spread_asyncnet(urls: list[str], concurrency: int) -> list[Outcome]:
+    import asyncnet
+
+    results = await asyncnet.fetch_all(urls, concurrency=concurrency)
+    return [
+        (r.status or 0, r.size, "" if r.error is None else type(r.error).__name__)
+        for r in results
+    ]
+
+
+async def _spread_asyncnet_loop(urls: list[str], concurrency: int) -> list[Outcome]:
+    import asyncnet
+
+    limits = asyncnet.Limits(max_connections=_fd_budget(concurrency), max_per_host=concurrency)
+    outcomes: list[Outcome] = [(0, 0, "")] * len(urls)
+    todo = iter(enumerate(urls))
+    async with asyncnet.HTTPClient(limits=limits) as client:
+
+        async def worker() -> None:
+            for i, url in todo:
+                try:
+                    resp = await client.get(url)
+                    body = await resp.read()
+                except asyncnet.AsyncNetError as exc:
+                    outcomes[i] = (0, 0, type(exc).__name__)
+                else:
+                    outcomes[i] = (resp.status, len(body), "")
+
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(urls)))))
+    return outcomes
+
+
+async def _spread_aiohttp(urls: list[str], concurrency: int) -> list[Outcome]:
+    import aiohttp
+
+    sem = asyncio.Semaphore(concurrency)
+    # aiohttp's limit counts connections in use only (idle ones are kept
+    # apart, unbounded): its default of 100 is raised to the concurrency.
+    connector = aiohttp.TCPConnector(limit=max(100, concurrency))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def fetch(url: str) -> Outcome:
+            try:
+                async with sem, session.get(url) as resp:
+                    return resp.status, len(await resp.read()), ""
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                return 0, 0, type(exc).__name__
+
+        return list(await asyncio.gather(*(fetch(u) for u in urls)))
+
+
+async def _spread_httpx(urls: list[str], concurrency: int) -> list[Outcome]:
+    import httpx
+
+    sem = asyncio.Semaphore(concurrency)
+    # httpx's max_connections counts idle ones too; keep every one it may open.
+    n = max(100, concurrency)
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(limits=limits) as client:
+
+        async def fetch(url: str) -> Outcome:
+            try:
+                async with sem:
+                    resp = await client.get(url)
+                    return resp.status_code, len(resp.content), ""
+            except httpx.HTTPError as exc:
+                return 0, 0, type(exc).__name__
+
+        return list(await asyncio.gather(*(fetch(u) for u in urls)))
+
+
+SPREADERS: dict[str, Callable[[list[str], int], Awaitable[list[Outcome]]]] = {
+    "asyncnet": _spread_asyncnet,
+    "asyncnet-loop": _spread_asyncnet_loop,
+    "aiohttp": _spread_aiohttp,
+    "httpx": _spread_httpx,
+}
+
+
+def _run_spread(args: argparse.Namespace) -> dict[str, Any]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    with open(args.origins_file) as f:
+        origins = [line.strip() for line in f if line.strip()]
+    path = args.url
+    n = len(origins)
+    urls = [f"{origins[i % n]}{path}?i={i}" for i in range(args.count)]
+    spreader = SPREADERS[args.library]
+    importlib.import_module(args.library.split("-")[0])
+    rss_before = _maxrss_kib()
+    c0 = _cpu()
+    t0 = time.perf_counter()
+    outcomes = asyncio.run(spreader(urls, args.concurrency))
+    wall = time.perf_counter() - t0
+    cpu = _cpu() - c0
+    ok = sum(1 for status, size, _ in outcomes if status == 200 and size == args.expect)
+    errors: dict[str, int] = {}
+    for status, size, error in outcomes:
+        if not (status == 200 and size == args.expect):
+            what = error or f"status {status} size {size}"
+            errors[what] = errors.get(what, 0) + 1
+    return {
+        "urls": len(urls),
+        "origins": n,
+        "ok": ok,
+        "errors": errors,
+        "wall": wall,
+        "rps": len(urls) / wall,
+        "cpu_per_request_us": cpu / len(urls) * 1e6,
+        "maxrss_before_kib": rss_before,
+        "maxrss_kib": _maxrss_kib(),
+    }
+
+
 ASYNC_LOADERS: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
     "asyncnet": _load_asyncnet,
     "aiohttp": _load_aiohttp,
@@ -285,9 +420,12 @@ def _run_fetch(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="one benchmark contestant (internal)")
-    parser.add_argument("job", choices=["load", "fetch"])
-    parser.add_argument("library", choices=["asyncnet", "aiohttp", "httpx", "http.client"])
-    parser.add_argument("--url", required=True)
+    parser.add_argument("job", choices=["load", "fetch", "spread"])
+    parser.add_argument(
+        "library", choices=["asyncnet", "asyncnet-loop", "aiohttp", "httpx", "http.client"]
+    )
+    parser.add_argument("--url", required=True, help="the URL (spread: the path)")
+    parser.add_argument("--origins-file", help="spread: origin URLs, one a line")
     parser.add_argument("--expect", type=int, required=True, help="expected body size")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=0.5)
@@ -302,13 +440,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--proxy", default=None, help="proxy URL (load job, asyncnet and aiohttp only)"
     )
     args = parser.parse_args(argv)
-    for where in (args.url, args.proxy):
-        host = urllib.parse.urlsplit(where).hostname if where else "127.0.0.1"
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            parser.error("benchmarks talk to loopback only")
+    if args.job == "spread":
+        if not args.origins_file:
+            parser.error("spread needs --origins-file")
+        with open(args.origins_file) as f:
+            hosts = {urllib.parse.urlsplit(line.strip()).hostname for line in f if line.strip()}
+    else:
+        hosts = {urllib.parse.urlsplit(args.url).hostname}
+    if args.proxy:
+        hosts.add(urllib.parse.urlsplit(args.proxy).hostname)
+    if not hosts <= {"127.0.0.1", "::1", "localhost"}:
+        parser.error("benchmarks talk to loopback only")
     if args.uvloop:
         _install_uvloop()
-    result = _run_load(args) if args.job == "load" else _run_fetch(args)
+    if args.job == "spread":
+        result = _run_spread(args)
+    else:
+        result = _run_load(args) if args.job == "load" else _run_fetch(args)
     result["pid"] = os.getpid()
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")

@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "BENCHVENV_PYTHON",
+    "CONTESTANTS_PY",
     "REPO_ROOT",
     "Contestant",
     "ContestantFailed",

@@ -11,6 +11,9 @@ Endpoints (every response is ``200``, keep-alive, no compression):
 
 ``/100b``, ``/1k``, ``/64k``, ``/1m``
     static files of 100 B, 1 KiB, 64 KiB and 1 MiB, sent with ``Content-Length``.
+``/status``
+    nginx's ``stub_status`` counters; :meth:`NginxServer.accepted` reads the
+    number of connections accepted so far (on every port).
 ``/chunked``
     the 64 KiB file sent with ``Transfer-Encoding: chunked``, as 16 chunks of
     4 KiB. nginx has no switch that forces chunked framing for a static file;
@@ -19,6 +22,12 @@ Endpoints (every response is ``200``, keep-alive, no compression):
     HTTP/1.1 client, frames the body as chunks. The body bytes are unchanged.
     (A ``sub_filter`` does the same but scans every byte, making nginx the
     bottleneck at under half the rate.)
+
+``ports=N`` makes the one server listen on N ports of 127.0.0.1 (each port is
+an origin to a client: the many-origins benchmarks); ``keepalive_requests=1``
+makes nginx close every connection after one response (the new-connection
+benchmarks). nginx's descriptor limit and ``worker_connections`` are sized
+for the listening sockets plus ``max_clients`` connections.
 
 Run ``python benchmarks/_nginx.py`` to start one by hand and print its URLs.
 """
@@ -58,8 +67,10 @@ worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 
+worker_rlimit_nofile {rlimit};
+
 events {{
-    worker_connections 4096;
+    worker_connections {worker_connections};
     multi_accept on;
 }}
 
@@ -77,13 +88,20 @@ http {{
     gzip off;
     etag off;
     server_tokens off;
-    # Benchmarks run many requests on one connection: never make a client reconnect.
-    keepalive_requests 100000000;
+    # Benchmarks run many requests on one connection: never make a client
+    # reconnect (unless a benchmark asks for a new connection per request).
+    keepalive_requests {keepalive_requests};
     keepalive_timeout 300s;
 
     server {{
-        listen 127.0.0.1:{port} reuseport backlog=4096;
+{listen}
         root {prefix}/www;
+
+        # Server-side counters (connections accepted, requests), for
+        # benchmarks that count connections opened by a contestant.
+        location = /status {{
+            stub_status;
+        }}
 
         location = /chunked {{
             alias {prefix}/www/64k;
@@ -105,11 +123,18 @@ def nginx_available() -> bool:
     return shutil.which("nginx") is not None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_ports(n: int) -> list[int]:
+    # Held open together so that the n ports are distinct.
+    socks = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def _body(size: int) -> bytes:
@@ -127,10 +152,22 @@ class NginxServer:
     it does not compete with the client under test for the same core.
     """
 
-    def __init__(self, *, cpus: str | None = None, startup_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        cpus: str | None = None,
+        startup_timeout: float = 10.0,
+        ports: int = 1,
+        keepalive_requests: int = 100_000_000,
+        max_clients: int = 4096,
+    ) -> None:
         self.cpus = cpus
         self.startup_timeout = startup_timeout
+        self.n_ports = ports
+        self.keepalive_requests = keepalive_requests
+        self.max_clients = max_clients
         self.port = 0
+        self.ports: list[int] = []
         self.prefix = ""
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -141,6 +178,10 @@ class NginxServer:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    def urls(self, path: str) -> list[str]:
+        """``path`` at every port: one URL per origin."""
+        return [f"http://127.0.0.1:{port}{path}" for port in self.ports]
 
     @property
     def pid(self) -> int | None:
@@ -160,9 +201,23 @@ class NginxServer:
         conf = os.path.join(self.prefix, "nginx.conf")
         # A port picked as free can be taken before nginx binds it: retry a few times.
         for _attempt in range(5):
-            self.port = _free_port()
+            self.ports = _free_ports(self.n_ports)
+            self.port = self.ports[0]
+            # Every listening socket takes a connection slot and a descriptor.
+            slots = self.n_ports + self.max_clients + 64
+            listen = "\n".join(
+                f"        listen 127.0.0.1:{port} reuseport backlog=4096;" for port in self.ports
+            )
             with open(conf, "w") as f:
-                f.write(_CONFIG.format(prefix=self.prefix, port=self.port))
+                f.write(
+                    _CONFIG.format(
+                        prefix=self.prefix,
+                        listen=listen,
+                        worker_connections=slots,
+                        rlimit=2 * slots,
+                        keepalive_requests=self.keepalive_requests,
+                    )
+                )
             argv: list[str] = [nginx, "-p", self.prefix, "-c", conf, "-e", "stderr"]
             if self.cpus is not None and shutil.which("taskset"):
                 argv = ["taskset", "-c", self.cpus, *argv]
@@ -202,6 +257,13 @@ class NginxServer:
             if chunked != (path == "/chunked"):
                 raise RuntimeError(f"unexpected framing at {path}: chunked={chunked}")
 
+    def accepted(self) -> int:
+        """Connections nginx has accepted so far, on all ports (this query's excluded)."""
+        with urllib.request.urlopen(self.url("/status"), timeout=5.0) as resp:
+            lines = resp.read().decode().splitlines()
+        # "Active connections: N", "server accepts handled requests", "A H R", ...
+        return int(lines[2].split()[0]) - 1
+
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
@@ -239,8 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpus", help="pin nginx with taskset -c CPUS")
+    parser.add_argument("--ports", type=int, default=1, help="listen on this many ports")
     args = parser.parse_args(argv)
-    with NginxServer(cpus=args.cpus) as server:
+    with NginxServer(cpus=args.cpus, ports=args.ports) as server:
         server.check()
         for path, size in BODIES.items():
             print(f"{server.url(path)}  ({size} bytes)")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import resource
 from collections.abc import Callable
 from types import TracebackType
 
 import asyncnet
 from asyncnet import HTTPClient, Limits
+from asyncnet._fetch import _connection_budget
 
 _REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -199,3 +201,36 @@ async def test_many_waiters_on_many_origins_are_all_served_and_leave_nothing() -
         assert stats.pool_waiters == 0
         assert stats.connections_open == stats.connections_idle <= 8
         await srv.wait_until(lambda: srv.active == stats.connections_open)
+
+
+async def test_fetch_all_reuses_connections_when_origins_outnumber_concurrency() -> None:
+    # 1,000 URLs over 200 origins at concurrency 20 (issue 19): requests in
+    # flight are bounded by the workers, connections kept open by the
+    # descriptor budget, so each origin's connection is opened once and
+    # reused, instead of a cap of 20 connections closing one per request.
+    async with ManyPortServer(200) as srv:
+        urls = [f"http://127.0.0.1:{srv.ports[i % 200]}/?i={i}" for i in range(1000)]
+        results = await asyncnet.fetch_all(urls, concurrency=20)
+        assert [r.status for r in results] == [200] * 1000
+        assert srv.requests == 1000
+        assert srv.connections == 200, f"{srv.connections} connections for 200 origins"
+        assert srv.peak <= 200
+        # fetch_all closed its client: nothing stays open on the server.
+        await srv.wait_until(lambda: srv.active == 0)
+
+
+def test_connection_budget_is_half_the_descriptor_limit_within_bounds() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        # No descriptor is opened while the limit is low.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(200, hard), hard))
+        assert _connection_budget(10) == min(200, hard) // 2
+        assert _connection_budget(500) == 500  # never below the concurrency
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if hard == resource.RLIM_INFINITY or hard >= 40_000:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40_000, hard))
+        try:
+            assert _connection_budget(10) == 10_000  # the memory cap
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
