@@ -17,7 +17,7 @@ from types import TracebackType
 
 import asyncnet
 from asyncnet import HTTPClient, Limits
-from asyncnet._fetch import _connection_budget
+from asyncnet._fetch._engine import _connection_budget
 
 _REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
