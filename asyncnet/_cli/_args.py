@@ -11,7 +11,31 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["non_negative_float", "non_negative_int", "positive_float", "positive_int"]
+__all__ = [
+    "non_negative_float",
+    "non_negative_int",
+    "port_number",
+    "positive_float",
+    "positive_int",
+]
+
+# TCP and UDP port numbers are 16 bits (RFC 793); 0 asks the system for a free one.
+_MAX_PORT = 65535
+
+
+def port_number(text: str) -> int:
+    """Parse a port number, 0 to 65535, for ``type=``; anything else is a usage error.
+
+    Without this, ``--port 70000`` reaches the socket layer and comes back
+    as a traceback ("port must be 0-65535") instead of a one-line message.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= _MAX_PORT:
+        raise argparse.ArgumentTypeError(f"a port is 0 to {_MAX_PORT}, not {text}")
+    return value
 
 
 _N = TypeVar("_N", int, float)

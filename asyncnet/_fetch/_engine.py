@@ -19,7 +19,8 @@ The life of one call::
                        (-> retry)* -> emit]*
                   -> input exhausted: workers return -> close own client -> return
     deadline      -> cancel requests in flight, each emits a TotalTimeout result;
-                     URLs not yet started emit TotalTimeout without a request
+                     URLs not yet started emit TotalTimeout without a request;
+                     an async source is read no further (a pipe may never end)
     cancellation  -> cancel every worker, await them, close own client, re-raise
 """
 
@@ -262,6 +263,9 @@ class _Engine:
         # Workers currently inside a request (not emitting): the deadline
         # cancels exactly these.
         self._fetching: dict[asyncio.Task[None], _Work] = {}
+        # Workers waiting on an async source for its next URL: the deadline
+        # cancels these too.
+        self._pulling: set[asyncio.Task[None]] = set()
         self._exhausted = False
         # URLs set aside because their host was at its per_host limit; bounded
         # so that a host-skewed input cannot make this grow with the input.
@@ -320,16 +324,38 @@ class _Engine:
             if self._items is not None:
                 url = next(self._items)
             else:
-                assert self._async_items is not None
-                # Workers queued here after the end see StopAsyncIteration again.
-                async with self._pull_lock:
-                    url = await anext(self._async_items)
+                url = await self._pull_async()
         except (StopIteration, StopAsyncIteration):
             self._exhausted = True
             return None
         index = self._pulled
         self._pulled += 1
         return index, url
+
+    async def _pull_async(self) -> str:
+        """The next URL of the async source; StopAsyncIteration at its end or after the deadline.
+
+        A pipe may stay open for ever without sending another line, so the
+        deadline cancels the workers waiting here too; after it, the source
+        is not read any further (its next items may never come).
+        """
+        assert self._async_items is not None
+        task = asyncio.current_task()
+        assert task is not None
+        self._pulling.add(task)
+        try:
+            # Workers queued here after the end see StopAsyncIteration again.
+            async with self._pull_lock:
+                if self._deadline_passed():
+                    raise StopAsyncIteration
+                return await anext(self._async_items)
+        except asyncio.CancelledError:
+            # Only our own deadline's cancellation is absorbed, as in _worker.
+            if self._closing or not self._deadline_passed() or task.uncancel() > 0:
+                raise
+            raise StopAsyncIteration from None
+        finally:
+            self._pulling.discard(task)
 
     async def _pick(self, last_key: str | None) -> tuple[int, str] | None:
         """Choose the next URL for a worker that just finished one on ``last_key``.
@@ -395,7 +421,7 @@ class _Engine:
 
     def _expire(self) -> None:
         self._expired = True
-        for task in list(self._fetching):
+        for task in [*self._fetching, *self._pulling]:
             task.cancel()
 
     def _deadline_result(self, work: _Work) -> FetchResult:

@@ -28,6 +28,7 @@ from .._errors import (
     TooManyRedirects,
     UsageError,
 )
+from .._lifetime import caller_site, warn_unclosed
 from .._version import __version__
 from ._connection import DEFAULT_BODY_BUFFER
 from ._connector import Connector, connector_for
@@ -300,6 +301,19 @@ class HTTPClient:
             request_hooks=request_hooks,
             response_hooks=response_hooks,
         )
+        # The caller's line, for the ResourceWarning of a client never closed.
+        self._created_at = caller_site()
+
+    def __del__(self) -> None:
+        # Only a client that opened something can leak it; one never used
+        # holds nothing (its pool is made on the first request).
+        dispatcher = getattr(self, "_dispatcher", None)
+        if (
+            not getattr(self, "_closed", True)
+            and dispatcher is not None
+            and dispatcher.pool is not None
+        ):
+            warn_unclosed("asyncnet.HTTPClient", self._created_at, self)
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -329,10 +343,13 @@ class HTTPClient:
         """Counters and the pool's current state."""
         dispatcher = self._dispatcher
         pool = dispatcher.pool
+        # After aclose() every connection has been closed; a TLS transport
+        # may take a few more loop turns to report it, but none is open.
+        live = pool if not self._closed else None
         return ClientStatistics(
-            connections_open=pool.connections_open if pool else 0,
-            connections_idle=pool.connections_idle if pool else 0,
-            pool_waiters=pool.waiters if pool else 0,
+            connections_open=live.connections_open if live else 0,
+            connections_idle=live.connections_idle if live else 0,
+            pool_waiters=live.waiters if live else 0,
             connections_opened=pool.connections_opened if pool else 0,
             requests_sent=dispatcher.requests_sent,
             requests_reused=dispatcher.requests_reused,

@@ -37,9 +37,11 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 from .._connect import (
+    PLAIN_TEXT_MESSAGE,
     AddrInfo,
     Resolver,
     interleave_addrinfos,
+    is_plain_text_reply,
     numeric_addrinfos,
     race_connect,
 )
@@ -531,6 +533,9 @@ async def open_connection(
         ) from exc
     except (OSError, ssl.SSLError) as exc:
         reason = describe_error(exc)
+        if is_plain_text_reply(exc):
+            # OpenSSL's "wrong version number": the port speaks plain text.
+            reason = f"{PLAIN_TEXT_MESSAGE}; for plain HTTP use http:// instead of https://"
         if ssl_context is not None and not str(exc):
             # Only a TLS handshake fails with a bare ConnectionResetError().
             reason = f"TLS handshake failed: {reason}"
