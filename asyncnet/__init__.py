@@ -4,6 +4,7 @@ Everything public is importable from here; the underscore modules behind it
 are implementation detail and may move between releases.
 """
 
+from . import _echo
 from ._echo import BulkResult as BulkResult
 from ._echo import EchoClient as EchoClient
 from ._echo import EchoClientProtocol as EchoClientProtocol
@@ -83,14 +84,7 @@ from ._server import start_server as start_server
 from ._version import __version__ as __version__
 
 __all__ = [
-    "BulkResult",
-    "EchoClient",
-    "EchoClientProtocol",
-    "EchoServer",
-    "EchoServerProtocol",
-    "EchoServerStatistics",
-    "open_echo_client",
-    "start_echo_server",
+    *_echo.__all__,  # every name of the echo server and client is public
     "AsyncNetError",
     "BodyNotReplayable",
     "ConnectError",

@@ -362,12 +362,7 @@ def start_echo_server(
         max_connections=max_connections,
         protocol_class=protocol_class,
     )
-
-    async def start() -> EchoServer:
-        await server._listen(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
-        return server
-
-    return Opening(start)
+    return server._opening(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
 
 
 # -- client ---------------------------------------------------------------------------

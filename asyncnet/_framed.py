@@ -367,13 +367,8 @@ class ConnectionProtocol(FramedProtocol[F]):
             self._end = exc
         self._wake()
 
-    def eof_received(self) -> bool:
+    def end_received(self) -> bool:
         """The peer finished sending: the consumer sees the end once the queue drains."""
-        try:
-            self._decoder.feed_eof()
-        except Exception as exc:
-            self._decode_failed(exc)
-            return True
         if self._end is None:
             self._end = EndOfStream("the peer finished sending")
         self._pause_reading(_STOPPED)

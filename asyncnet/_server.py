@@ -212,12 +212,7 @@ def start_server(
         receive_limit=receive_limit,
         receive_low=receive_low,
     )
-
-    async def start() -> Server:
-        await server._listen(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
-        return server
-
-    return Opening(start)
+    return server._opening(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
 
 
 def open_connection(

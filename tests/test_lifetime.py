@@ -114,7 +114,7 @@ async def test_an_http_client_left_open_warns_and_a_closed_one_is_silent() -> No
         line = here()
         client = HTTPClient()
         assert (await client.get(server.url("/"))).content == b"hi"
-        pool = client._pool
+        pool = client._dispatcher.pool
         assert pool is not None
         where = rf"HTTPClient created at .*test_lifetime\.py:{line}"
         with pytest.warns(ResourceWarning, match=where):
