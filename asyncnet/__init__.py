@@ -4,6 +4,7 @@ Everything public is importable from here; the underscore modules behind it
 are implementation detail and may move between releases.
 """
 
+from . import _echo
 from ._echo import BulkResult as BulkResult
 from ._echo import EchoClient as EchoClient
 from ._echo import EchoClientProtocol as EchoClientProtocol
@@ -83,14 +84,7 @@ from ._server import start_server as start_server
 from ._version import __version__ as __version__
 
 __all__ = [
-    "BulkResult",
-    "EchoClient",
-    "EchoClientProtocol",
-    "EchoServer",
-    "EchoServerProtocol",
-    "EchoServerStatistics",
-    "open_echo_client",
-    "start_echo_server",
+    *_echo.__all__,  # every name of the echo server and client is public
     "AsyncNetError",
     "BodyNotReplayable",
     "ConnectError",
@@ -161,3 +155,27 @@ __all__ = [
     "open_connection",
     "start_server",
 ]
+
+
+#: Where each public class or function is defined (``"asyncnet._fetch"``),
+#: before :func:`_claim_public_names` renamed its module: for tools that read
+#: source (``inspect.getsource``, the docs build's ``#:`` comments), which
+#: look in the module ``__module__`` names.
+_defined_in: dict[str, str] = {}
+
+
+def _claim_public_names() -> None:
+    """Make tracebacks and reprs name ``asyncnet.X`` rather than ``asyncnet._mod.X``.
+
+    Only classes and functions defined in an asyncnet submodule are touched;
+    pickling still works, because each name is importable from here.
+    """
+    for name in __all__:
+        obj = globals()[name]
+        module = getattr(obj, "__module__", None)
+        if callable(obj) and isinstance(module, str) and module.startswith("asyncnet."):
+            _defined_in[name] = module
+            obj.__module__ = __name__
+
+
+_claim_public_names()

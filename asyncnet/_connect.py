@@ -44,14 +44,53 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
-__all__ = ["DEFAULT_DNS_CACHE_TTL", "DEFAULT_MAX_DNS_LOOKUPS", "AddrInfo", "Resolver",
-           "interleave_addrinfos", "numeric_addrinfos", "open_connection",
-           "open_tcp_socket", "race_connect"]
+__all__ = [
+    "DEFAULT_DNS_CACHE_TTL",
+    "DEFAULT_MAX_DNS_LOOKUPS",
+    "PLAIN_TEXT_MESSAGE",
+    "AddrInfo",
+    "PlainTextReply",
+    "Resolver",
+    "interleave_addrinfos",
+    "is_plain_text_reply",
+    "numeric_addrinfos",
+    "open_connection",
+    "open_tcp_socket",
+    "race_connect",
+]
 
 #: One ``getaddrinfo`` result: (family, type, proto, canonname, sockaddr).
 AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+# What OpenSSL says when the first bytes back from the server are not a TLS
+# record: "HTTP/1.1 400 ..." or "SSH-2.0-..." read as a record header gives
+# a version of 0x5454 or 0x5348. 3.0 says "wrong version number", 3.2 and
+# later "record layer failure"; a big first "length" gives "packet length
+# too long", OpenSSL 1.0 said "unknown protocol".
+_PLAIN_TEXT_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"}
+)
+PLAIN_TEXT_MESSAGE = (
+    "the server answered in plain text, not TLS: it does not speak TLS on this port"
+)
+
+
+class PlainTextReply(ssl.SSLError):
+    """The TLS handshake got plain text back: the port serves something without TLS.
+
+    Raised by :func:`open_connection` in place of OpenSSL's "wrong version
+    number", which tells a newcomer nothing; the original is its cause.
+    """
+
+
+def is_plain_text_reply(exc: BaseException) -> bool:
+    """Whether ``exc`` is OpenSSL's way of saying the server's first bytes were not TLS."""
+    return isinstance(exc, PlainTextReply) or (
+        isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _PLAIN_TEXT_REASONS
+    )
+
 
 #: Seconds a resolved name is reused: aiohttp's ``ttl_dns_cache`` default. Short
 #: enough that a changed DNS record is picked up quickly, long enough that a
@@ -384,7 +423,8 @@ async def open_connection(
     Like ``loop.create_connection`` with ``happy_eyeballs_delay``, except
     that nothing leaks when it is cancelled. SNI and the host name check use
     ``server_hostname`` (default: ``host``); ``resolver`` is passed to
-    :func:`open_tcp_socket`.
+    :func:`open_tcp_socket`. A server that answers the TLS handshake in plain
+    text raises :class:`PlainTextReply`.
     """
     loop = asyncio.get_running_loop()
     sock = await open_tcp_socket(
@@ -397,6 +437,11 @@ async def open_connection(
             ssl=ssl_context,
             server_hostname=(server_hostname or host) if ssl_context is not None else None,
         )
+    except ssl.SSLError as exc:
+        # The transport closed the socket when the handshake failed.
+        if is_plain_text_reply(exc):
+            raise PlainTextReply(PLAIN_TEXT_MESSAGE) from exc
+        raise
     except (ValueError, TypeError):
         # Rejected before a transport took the socket: it is still ours to close.
         # Past that point the transport owns it (it closes the socket itself

@@ -14,15 +14,15 @@ client that also stopped reading would deadlock against a relaying server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import ssl as _ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
+from ._connect import PLAIN_TEXT_MESSAGE, is_plain_text_reply
 from ._errors import ConnectError, ConnectionClosed, ConnectTimeout, ReadError, UsageError
 from ._flow import (
     DEFAULT_HIGH,
@@ -31,6 +31,7 @@ from ._flow import (
     ReceiveBuffer,
     WaterMarks,
 )
+from ._lifetime import Opening, Site, caller_site, warn_unclosed
 from ._server_core import ServedProtocol, ServerCore, check_listen_arguments
 from ._text import describe_error
 
@@ -332,7 +333,7 @@ class EchoServer(ServerCore[EchoServerStatistics]):
         return self._snapshot()
 
 
-async def start_echo_server(
+def start_echo_server(
     host: str | None = "127.0.0.1",
     port: int = 0,
     *,
@@ -345,10 +346,12 @@ async def start_echo_server(
     reuse_port: bool = False,
     backlog: int = 100,
     protocol_class: type[EchoServerProtocol] = EchoServerProtocol,
-) -> EchoServer:
-    """Start an echo server on ``host:port`` (or the Unix socket ``path``) and return it.
+) -> Opening[EchoServer]:
+    """Start an echo server on ``host:port`` (or the Unix socket ``path``).
 
-    ``port=0`` picks a free port (see ``server.sockets``). Raises
+    Use as ``server = await start_echo_server(...)`` or ``async with
+    start_echo_server(...) as server`` (shut down on exit). ``port=0`` picks
+    a free port (see ``server.sockets``). Raises
     :class:`~asyncnet.ConnectError` if the address cannot be bound.
     """
     check_listen_arguments(host, port, path, reuse_port)
@@ -359,8 +362,7 @@ async def start_echo_server(
         max_connections=max_connections,
         protocol_class=protocol_class,
     )
-    await server._listen(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
-    return server
+    return server._opening(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
 
 
 # -- client ---------------------------------------------------------------------------
@@ -435,10 +437,28 @@ class EchoClient:
     concurrent :meth:`echo` waits its turn.
     """
 
-    def __init__(self, transport: asyncio.Transport, protocol: EchoClientProtocol) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        protocol: EchoClientProtocol,
+        *,
+        created_at: Site | None = None,
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
         self._lock = asyncio.Lock()
+        self._created_at = created_at
+
+    def __del__(self) -> None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None and not transport.is_closing():
+            warn_unclosed("asyncnet.EchoClient", self._created_at, self)
+
+    async def __aenter__(self) -> EchoClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     @property
     def protocol(self) -> EchoClientProtocol:
@@ -550,8 +570,7 @@ class EchoClient:
         await asyncio.shield(self._protocol.closed)
 
 
-@contextlib.asynccontextmanager
-async def open_echo_client(
+def open_echo_client(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
@@ -562,40 +581,53 @@ async def open_echo_client(
     receive_limit: int = DEFAULT_RECEIVE_LIMIT,
     high_water: int = DEFAULT_HIGH,
     low_water: int | None = None,
-) -> AsyncIterator[EchoClient]:
-    """Connect to an echo server and yield an :class:`EchoClient`; close it on exit.
+) -> Opening[EchoClient]:
+    """Connect to an echo server and return an :class:`EchoClient`.
 
-    Connection failures raise :class:`~asyncnet.ConnectError` (or
-    :class:`~asyncnet.ConnectTimeout`), with the ``OSError`` as the cause.
+    Use as ``client = await open_echo_client(...)`` (then ``await
+    client.aclose()``) or ``async with open_echo_client(...) as client``
+    (closed on exit). Connection failures raise
+    :class:`~asyncnet.ConnectError` (or :class:`~asyncnet.ConnectTimeout`),
+    with the ``OSError`` as the cause.
     """
     marks = WaterMarks(high_water, low_water)
-    loop = asyncio.get_running_loop()
+    # The caller's line, for the ResourceWarning of a client never closed.
+    site = caller_site()
 
     def factory() -> EchoClientProtocol:
         return EchoClientProtocol(receive_limit=receive_limit)
 
-    where = path if path is not None else f"{host}:{port}"
-    try:
-        async with asyncio.timeout(connect_timeout):
-            if path is not None:
-                transport, protocol = await loop.create_unix_connection(
-                    factory, path, ssl=ssl, server_hostname=server_hostname
+    async def connect() -> EchoClient:
+        loop = asyncio.get_running_loop()
+        where = path if path is not None else f"{host}:{port}"
+        try:
+            async with asyncio.timeout(connect_timeout):
+                if path is not None:
+                    transport, protocol = await loop.create_unix_connection(
+                        factory, path, ssl=ssl, server_hostname=server_hostname
+                    )
+                else:
+                    transport, protocol = await loop.create_connection(
+                        factory, host, port, ssl=ssl, server_hostname=server_hostname
+                    )
+        except TimeoutError as exc:
+            raise ConnectTimeout(
+                f"connecting to {where} took longer than {connect_timeout}s"
+            ) from exc
+        except OSError as exc:
+            reason = PLAIN_TEXT_MESSAGE if is_plain_text_reply(exc) else describe_error(exc)
+            if getattr(exc, "reason", None) == "UNEXPECTED_MESSAGE":
+                # What OpenSSL says when our own ClientHello comes back: an
+                # echo server without TLS does exactly that.
+                reason = (
+                    "the server sent the TLS hello straight back: it echoes in plain text, "
+                    "not TLS (start it with --certfile, or connect without TLS)"
                 )
-            else:
-                transport, protocol = await loop.create_connection(
-                    factory, host, port, ssl=ssl, server_hostname=server_hostname
-                )
-    except TimeoutError as exc:
-        raise ConnectTimeout(f"connecting to {where} took longer than {connect_timeout}s") from exc
-    except OSError as exc:
-        reason = describe_error(exc)
-        if ssl is not None and not str(exc):
-            # Only a TLS handshake fails with a bare ConnectionResetError().
-            reason = f"TLS handshake failed: {reason}"
-        raise ConnectError(f"cannot connect to {where}: {reason}") from exc
-    transport.set_write_buffer_limits(high=marks.high, low=marks.low)
-    client = EchoClient(transport, protocol)
-    try:
-        yield client
-    finally:
-        await client.aclose()
+            if ssl is not None and not str(exc):
+                # Only a TLS handshake fails with a bare ConnectionResetError().
+                reason = f"TLS handshake failed: {reason}"
+            raise ConnectError(f"cannot connect to {where}: {reason}") from exc
+        transport.set_write_buffer_limits(high=marks.high, low=marks.low)
+        return EchoClient(transport, protocol, created_at=site)
+
+    return Opening(connect)

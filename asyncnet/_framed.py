@@ -42,6 +42,7 @@ from typing import Any, Final, Generic, TypeVar, cast
 from ._errors import ConnectionClosed, EndOfStream, ReadError, UsageError
 from ._flow import DEFAULT_HIGH, DEFAULT_RECEIVE_LIMIT, FlowControlProtocol, WaterMarks
 from ._framing import FrameDecoder, Framing, Raw
+from ._lifetime import Site, warn_unclosed
 
 __all__ = [
     "Connection",
@@ -366,13 +367,8 @@ class ConnectionProtocol(FramedProtocol[F]):
             self._end = exc
         self._wake()
 
-    def eof_received(self) -> bool:
+    def end_received(self) -> bool:
         """The peer finished sending: the consumer sees the end once the queue drains."""
-        try:
-            self._decoder.feed_eof()
-        except Exception as exc:
-            self._decode_failed(exc)
-            return True
         if self._end is None:
             self._end = EndOfStream("the peer finished sending")
         self._pause_reading(_STOPPED)
@@ -448,11 +444,24 @@ class Connection(Generic[F]):
     that came before it. One task may receive at a time; any number may send.
     """
 
-    __slots__ = ("_protocol", "_transport")
+    __slots__ = ("_created_at", "_protocol", "_transport")
 
-    def __init__(self, transport: asyncio.BaseTransport, protocol: ConnectionProtocol[F]) -> None:
+    def __init__(
+        self,
+        transport: asyncio.BaseTransport,
+        protocol: ConnectionProtocol[F],
+        *,
+        created_at: Site | None = None,
+    ) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._protocol = protocol
+        # Set for connections the caller opened (open_connection), which the
+        # caller must close; a server's connections are closed by the server.
+        self._created_at = created_at
+
+    def __del__(self) -> None:
+        if getattr(self, "_created_at", None) is not None and not self._transport.is_closing():
+            warn_unclosed("asyncnet.Connection", self._created_at, self)
 
     # -- receiving ------------------------------------------------------------------------
 

@@ -382,10 +382,9 @@ class _SizedDecoder:
         try:
             self._feed(data, frames)
         except FrameTooLarge as exc:
+            # Nothing is held to free: a length is checked only in the header
+            # state, once its field has been taken out of ``_head``.
             self._error = exc
-            self._head.clear()
-            self._parts.clear()
-            self._have = 0
             if not frames:
                 raise
         return frames

@@ -14,12 +14,11 @@ where their rules are written down); the echo server uses the same.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl as _ssl
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from ._connect import open_connection as _open_tcp_transport
 from ._errors import (
@@ -37,6 +36,7 @@ from ._framed import (
     connection_factory,
 )
 from ._framing import Framing, Raw
+from ._lifetime import Opening, caller_site
 from ._server_core import ServedProtocol, ServerCore, check_listen_arguments
 
 __all__ = ["Server", "ServerStatistics", "open_connection", "start_server"]
@@ -44,7 +44,6 @@ __all__ = ["Server", "ServerStatistics", "open_connection", "start_server"]
 logger = logging.getLogger("asyncnet")
 
 F = TypeVar("F")
-T = TypeVar("T", bound=contextlib.AbstractAsyncContextManager[Any])
 
 Handler = Callable[[Connection[Any]], Awaitable[None]]
 
@@ -176,33 +175,6 @@ class Server(ServerCore[ServerStatistics]):
         return f" {self.framing!r}"
 
 
-class Opening(Generic[T]):
-    """What ``start_server`` and ``open_connection`` return: ``await`` it, or ``async with`` it.
-
-    ``await start_server(...)`` gives the running server; ``async with
-    start_server(...) as server`` also shuts it down on exit (the same for
-    connections, which are closed). Nothing starts until one of the two.
-    """
-
-    __slots__ = ("_make", "_result")
-
-    def __init__(self, make: Callable[[], Coroutine[Any, Any, T]]) -> None:
-        self._make = make
-        self._result: T | None = None
-
-    def __await__(self) -> Generator[Any, None, T]:
-        return self._make().__await__()
-
-    async def __aenter__(self) -> T:
-        self._result = await self._make()
-        return self._result
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        result, self._result = self._result, None
-        if result is not None:
-            await result.__aexit__(*exc_info)
-
-
 def start_server(
     handler: Handler,
     host: str | None = "127.0.0.1",
@@ -240,12 +212,7 @@ def start_server(
         receive_limit=receive_limit,
         receive_low=receive_low,
     )
-
-    async def start() -> Server:
-        await server._listen(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
-        return server
-
-    return Opening(start)
+    return server._opening(server._make_protocol, host, port, path, ssl, backlog, reuse_port)
 
 
 def open_connection(
@@ -301,6 +268,8 @@ def open_connection(
             ) from exc
         except OSError as exc:
             raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
-        return Connection(transport, protocol)
+        return Connection(transport, protocol, created_at=site)
 
+    # The caller's line, for the ResourceWarning of a connection never closed.
+    site = caller_site()
     return Opening(connect)

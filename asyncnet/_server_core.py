@@ -41,6 +41,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from ._errors import ConnectError, UsageError
+from ._lifetime import Opening
 from ._text import describe_error
 
 __all__ = ["ServedProtocol", "ServerCore", "check_listen_arguments"]
@@ -185,7 +186,7 @@ class ServerCore(Generic[S]):
 
     # -- used by the connections and the server built on this -----------------------------
 
-    async def _listen(
+    def _opening(
         self,
         factory: Callable[[], asyncio.BaseProtocol],
         host: str | None,
@@ -194,20 +195,31 @@ class ServerCore(Generic[S]):
         ssl: _ssl.SSLContext | None,
         backlog: int,
         reuse_port: bool,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            if path is not None:
-                self._server = await loop.create_unix_server(
-                    factory, path, ssl=ssl, backlog=backlog
-                )
-            else:
-                self._server = await loop.create_server(
-                    factory, host, port, ssl=ssl, backlog=backlog, reuse_port=reuse_port or None
-                )
-        except OSError as exc:
-            where = path if path is not None else f"{host}:{port}"
-            raise ConnectError(f"cannot listen on {where}: {describe_error(exc)}") from exc
+    ) -> Opening[Self]:
+        """What ``start_*`` returns: the server listens once that is awaited or entered."""
+
+        async def listen() -> Self:
+            loop = asyncio.get_running_loop()
+            try:
+                if path is not None:
+                    self._server = await loop.create_unix_server(
+                        factory, path, ssl=ssl, backlog=backlog
+                    )
+                else:
+                    self._server = await loop.create_server(
+                        factory,
+                        host,
+                        port,
+                        ssl=ssl,
+                        backlog=backlog,
+                        reuse_port=reuse_port or None,
+                    )
+            except OSError as exc:
+                where = path if path is not None else f"{host}:{port}"
+                raise ConnectError(f"cannot listen on {where}: {describe_error(exc)}") from exc
+            return self
+
+        return Opening(listen)
 
     def _count(self, name: str) -> None:
         self._counts[name] = self._counts.get(name, 0) + 1

@@ -10,7 +10,11 @@ was printed. Everything that shows such text (the command line,
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import socket
+import ssl
 
 __all__ = ["describe_error", "escape", "is_terminal_safe"]
 
@@ -57,9 +61,20 @@ def describe_error(exc: BaseException) -> str:
     its ``str()`` ("[Errno 111] Connection refused"); an exception with no
     message (asyncio raises a bare ``ConnectionResetError()`` when the peer
     closes during a TLS handshake) is named by its class, so a message
-    never ends in an empty reason.
+    never ends in an empty reason. asyncio's "Connect call failed
+    ('127.0.0.1', 1)" repeats the address the caller already names; the
+    system's own text for its errno ("Connection refused") is used instead.
     """
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if (
+        isinstance(exc, OSError)
+        # An SSLError's errno is OpenSSL's, a gaierror's the resolver's.
+        and not isinstance(exc, (ssl.SSLError, socket.gaierror))
+        and exc.errno is not None
+        and exc.errno in errno.errorcode
+        and str(exc.strerror).startswith("Connect call failed")
+    ):
+        text = os.strerror(exc.errno)
     text = " ".join(str(text).split())
     if text:
         return escape(text)

@@ -7,6 +7,14 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
+import asyncnet
+
+# asyncnet names its public classes asyncnet.X (for tracebacks), but autodoc
+# reads "#:" field comments from the module named by __module__: point it
+# back at the module that holds the source while the docs are built.
+for _name, _module in asyncnet._defined_in.items():
+    getattr(asyncnet, _name).__module__ = _module
+
 project = "asyncnet"
 author = "asyncnet developers"
 copyright = "2026, asyncnet developers"

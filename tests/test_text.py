@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import ssl
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asyncnet._text import escape, is_terminal_safe
+from asyncnet._text import describe_error, escape, is_terminal_safe
 
 # The code points no output may carry: C0, DEL, C1, lone surrogates.
 FORBIDDEN = {*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), *range(0xD800, 0xE000)}
@@ -42,3 +46,12 @@ def test_examples() -> None:
     assert escape("csi\x9b2J del\x7f") == "csi\\x9b2J del\\x7f"
     assert escape("caf\u00e9 \u65e5\u672c") == "caf\u00e9 \u65e5\u672c"
     assert escape("bad\udcff") == "bad\\udcff"
+
+
+def test_describe_error_names_the_errno_not_asyncios_address_echo() -> None:
+    # What loop.sock_connect raises for a refused connection.
+    refused = OSError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 1)")
+    assert describe_error(refused) == os.strerror(errno.ECONNREFUSED)
+    # An SSLError's errno is OpenSSL's code, not the system's: its text stays.
+    tls = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    assert describe_error(tls) == "[SSL: WRONG_VERSION_NUMBER] wrong version number"

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import socket
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -48,15 +50,49 @@ SLOW_DELAY = 0.2
 STUCK_DELAY = 5.0
 
 
-class _Printer:
-    """Prints the demo's narration; ``check`` records whether each claim held."""
+# Narrow terminals still get sentences, not a word per line; wide ones get
+# lines short enough to read.
+_MIN_WIDTH = 40
+_MAX_WIDTH = 100
 
-    def __init__(self, out: TextIO) -> None:
+
+def terminal_width() -> int:
+    """Columns to wrap the narration to: the terminal's (or $COLUMNS, or 80), within bounds."""
+    columns = shutil.get_terminal_size((80, 24)).columns
+    return max(_MIN_WIDTH, min(_MAX_WIDTH, columns - 1))
+
+
+class _Printer:
+    """Prints the demo's narration wrapped to ``width``; ``check`` records whether each claim held.
+
+    A line wrapped under an indented item continues two columns deeper than
+    the item, so a figure and its sentence still read as one item.
+    """
+
+    def __init__(self, out: TextIO, width: int = 80) -> None:
         self.out = out
+        self.width = width
         self.failures: list[str] = []
 
-    def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+    def say(self, text: str = "", *, wrap: bool = True) -> None:
+        if not wrap:  # a table row: its columns only line up unbroken
+            print(text, file=self.out, flush=True)
+            return
+        body = text.lstrip(" ")
+        indent = text[: len(text) - len(body)]
+        if body.startswith("["):  # "[ok] claim": continue under the claim
+            hang = indent + " " * (body.index("]") + 2)
+        else:
+            hang = indent + ("  " if indent else "")
+        wrapped = textwrap.fill(
+            body,
+            width=self.width,
+            initial_indent=indent,
+            subsequent_indent=hang,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        print(wrapped, file=self.out, flush=True)
 
     def check(self, claim: str, held: bool) -> None:
         self.say(f"  [{'ok' if held else 'FAILED'}] {claim}")
@@ -219,6 +255,14 @@ async def _echo_part(p: _Printer) -> _EchoReport:
         f"<= {bound // 1024} KiB, while {ECHO_TOTAL // 1024} KiB went through)",
         report.max_write_buffer <= bound,
     )
+    p.say(
+        f"  Why {bound // 1024} KiB: the server stops reading once its write buffer is above "
+        f"the {ECHO_HIGH_WATER // 1024} KiB high-water mark, but the read that took it "
+        f"there (up to {(bound - ECHO_HIGH_WATER) // 1024} KiB, asyncio's read size) is "
+        f"already in. So one connection holds at most high water plus one read, however "
+        f"much the client sends; a server without flow control would have held whatever "
+        f"the reader had not taken yet, up to all {ECHO_TOTAL // 1024} KiB."
+    )
     return report
 
 
@@ -291,7 +335,8 @@ async def _http_part(p: _Printer) -> _HTTPReport:
         ok = sum(r.ok for r in results)
         p.say(
             f"  {kind:<9} {len(results):>2} URLs, {ok:>2} ok   e.g. {_describe(results[0])}"
-            f" in {results[0].elapsed:.3f} s"
+            f" in {results[0].elapsed:.3f} s",
+            wrap=False,
         )
 
     total = sum(r.elapsed for r in report.results)
@@ -325,9 +370,9 @@ async def _http_part(p: _Printer) -> _HTTPReport:
     return report
 
 
-async def run_demo(out: TextIO) -> int:
-    """Run both parts, narrating to ``out``; returns 0 when every claim held."""
-    p = _Printer(out)
+async def run_demo(out: TextIO, width: int = 80) -> int:
+    """Run both parts, narrating to ``out`` in lines of ``width``; 0 when every claim held."""
+    p = _Printer(out, width)
     started = time.perf_counter()
     echo = await _echo_part(p)
     http = await _http_part(p)
@@ -348,12 +393,30 @@ async def run_demo(out: TextIO) -> int:
         p.say(f"  {len(p.failures)} claim(s) did NOT hold: " + "; ".join(p.failures))
         return 1
     p.say(f"  every claim held; demo finished in {wall:.2f} s, all on 127.0.0.1.")
+    _next_steps(p)
     return 0
+
+
+def _next_steps(p: _Printer) -> None:
+    p.say()
+    p.say("== Where to go next ==")
+    for command, what in (
+        ("python -m asyncnet --help", "every command: fetch, echo-server, echo-client, demo"),
+        ("python -m asyncnet fetch --help", "fetch your own URLs, as a table or JSON lines"),
+        ("python -m asyncnet echo-server --help", "run the flow-controlled echo server"),
+    ):
+        p.say(f"  {command}", wrap=False)
+        p.say(f"      {what}")
+    p.say(
+        "  The documentation (docs/ in the source tree; start with quickstart.rst) shows "
+        "the same things as code: fetch_all() and HTTPClient, a protocol server in a few "
+        "lines, and how the flow control above works."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``demo``; returns its exit status."""
-    return asyncio.run(run_demo(sys.stdout))
+    return asyncio.run(run_demo(sys.stdout, terminal_width()))
 
 
 def add_parser(subparsers: Any) -> None:

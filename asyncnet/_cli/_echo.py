@@ -9,10 +9,12 @@ import errno
 import os
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -20,7 +22,8 @@ from .._echo import EchoServer, open_echo_client, start_echo_server
 from .._errors import AsyncNetError
 from .._flow import DEFAULT_HIGH
 from .._text import escape
-from ._args import positive_float, positive_int
+from ._args import port_number, positive_float, positive_int
+from ._progress import plural
 
 __all__ = ["add_parser", "parse_size"]
 
@@ -61,7 +64,7 @@ def add_parser(subparsers: Any) -> None:
     )
     server.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=DEFAULT_PORT,
         help="TCP port; 0 picks a free one (default: %(default)s)",
     )
@@ -135,7 +138,8 @@ def add_parser(subparsers: Any) -> None:
     )
     client.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
     client.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="server TCP port (default: %(default)s)"
+        "--port", type=port_number, default=DEFAULT_PORT,
+        help="server TCP port (default: %(default)s)",
     )
     client.add_argument("--unix", metavar="PATH", help="connect to this Unix socket instead")
     client.add_argument(
@@ -169,7 +173,94 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         help="give up connecting after this long (default: %(default)s)",
     )
+    client.add_argument(
+        "--tls", action="store_true",
+        help="speak TLS, verifying the server's certificate (for echo-server --certfile)",
+    )
+    client.add_argument(
+        "--cafile", metavar="PEM",
+        help="trust the certificates in this file instead of the system's (implies --tls)",
+    )
+    client.add_argument(
+        "--insecure", action="store_true",
+        help="TLS without checking the certificate or host name: for testing only (implies --tls)",
+    )
     client.set_defaults(run=run_client)
+
+
+# -- TLS files ---------------------------------------------------------------------------
+
+
+class _BadTLSFiles(Exception):
+    """A certificate, key or CA file cannot be used; the message names the file and why."""
+
+
+def _readable_file(option: str, path: str) -> None:
+    if not os.path.exists(path):
+        raise _BadTLSFiles(f"{option} {path}: no such file")
+    if not os.path.isfile(path):
+        raise _BadTLSFiles(f"{option} {path}: not a file")
+    if not os.access(path, os.R_OK):
+        raise _BadTLSFiles(f"{option} {path}: not readable (permission denied)")
+
+
+def _holds_private_key(path: str) -> bool:
+    """Whether the PEM file at ``path`` contains a private key block (of any type)."""
+    try:
+        with open(path, "rb") as file:
+            return b"PRIVATE KEY-----" in file.read()
+    except OSError:
+        return False
+
+
+def _server_ssl_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    """The server's TLS context; every failure names the file and says what is wrong with it.
+
+    OpenSSL's own words for these mistakes are "[SSL] PEM lib" or a bare
+    "No such file or directory" without the file's name.
+    """
+    _readable_file("--certfile", certfile)
+    if keyfile is not None:
+        _readable_file("--keyfile", keyfile)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        if keyfile is None and not _holds_private_key(certfile):
+            raise _BadTLSFiles(
+                f"--certfile {certfile} holds a certificate but no private key: "
+                "give the key with --keyfile"
+            ) from exc
+        if keyfile is not None and not _holds_private_key(keyfile):
+            raise _BadTLSFiles(f"--keyfile {keyfile}: holds no private key") from exc
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise _BadTLSFiles(
+                f"--keyfile {keyfile or certfile}: not the private key of the certificate "
+                f"in {certfile}"
+            ) from exc
+        raise _BadTLSFiles(
+            f"--certfile {certfile}: cannot load it ({exc.reason or exc}); "
+            "expected a PEM certificate chain"
+        ) from exc
+    return context
+
+
+def _client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """TLS for ``echo-client`` when ``--tls``, ``--cafile`` or ``--insecure`` asks for it."""
+    if not (args.tls or args.cafile or args.insecure):
+        return None
+    if args.cafile is not None:
+        _readable_file("--cafile", args.cafile)
+    try:
+        context = ssl.create_default_context(cafile=args.cafile)
+    except ssl.SSLError as exc:
+        raise _BadTLSFiles(
+            f"--cafile {args.cafile}: holds no usable certificate ({exc.reason or exc})"
+        ) from exc
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 # -- server ------------------------------------------------------------------------------
@@ -262,10 +353,7 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_reader(stdin_fd, on_stdin)
     ssl_context = None
     if args.certfile:
-        import ssl
-
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(args.certfile, args.keyfile)
+        ssl_context = _server_ssl_context(args.certfile, args.keyfile)
     if args.unix:
         _claim_unix_path(args.unix)
         server = await start_echo_server(
@@ -311,11 +399,22 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def run_server(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 0 after a graceful shutdown, 1 if it cannot listen."""
+    if args.keyfile and not args.certfile:
+        print("echo-server: --keyfile needs --certfile (the certificate it belongs to)",
+              file=sys.stderr)
+        return 2
+    if args.certfile:
+        # Checked here, before any worker starts, so a bad file is one message.
+        try:
+            _server_ssl_context(args.certfile, args.keyfile)
+        except _BadTLSFiles as exc:
+            print(f"echo-server: {escape(str(exc))}", file=sys.stderr)
+            return 2
     if args.workers > 1:
         return _run_workers(args)
     try:
         return asyncio.run(_serve(args))
-    except (AsyncNetError, ValueError, OSError, _PathTaken) as exc:
+    except (AsyncNetError, ValueError, OSError, _PathTaken, _BadTLSFiles) as exc:
         print(f"echo-server: {escape(str(exc))}", file=sys.stderr)
         return 1
 
@@ -433,53 +532,94 @@ def _pause_briefly() -> None:
 # -- client ------------------------------------------------------------------------------
 
 
-async def _client_connection(args: argparse.Namespace, index: int) -> tuple[int, int, int]:
-    """Run one connection; return (messages, bytes echoed, mismatches)."""
-    kwargs: dict[str, Any] = {"connect_timeout": args.connect_timeout}
+@dataclass
+class _Progress:
+    """What the client has done so far, shared by its connections: the Ctrl-C summary reads it."""
+
+    messages: int = 0
+    echoed: int = 0
+    mismatches: int = 0
+
+
+async def _client_connection(
+    args: argparse.Namespace, index: int, progress: _Progress, ssl_context: ssl.SSLContext | None
+) -> None:
+    """Run one connection, counting every echo into ``progress`` as it comes back."""
+    kwargs: dict[str, Any] = {"connect_timeout": args.connect_timeout, "ssl": ssl_context}
     if args.unix:
         kwargs["path"] = args.unix
+        if ssl_context is not None:
+            kwargs["server_hostname"] = args.host
     async with open_echo_client(args.host, args.port, **kwargs) as client:
         if args.bulk:
             result = await client.bulk(args.size * args.count)
-            return 1, result.bytes_received, 0 if result.ok else 1
+            progress.messages += 1
+            progress.echoed += result.bytes_received
+            progress.mismatches += 0 if result.ok else 1
+            return
         base = bytearray(os.urandom(args.size))
-        mismatches = 0
         for i in range(args.count):
             if args.size >= 12:
                 # Distinct messages: a stale or reordered echo cannot pass as correct.
                 base[:12] = index.to_bytes(4, "big") + i.to_bytes(8, "big")
             message = bytes(base)
             reply = await client.echo(message)
+            progress.messages += 1
+            progress.echoed += len(reply)
             if reply != message:
-                mismatches += 1
-        return args.count, args.size * args.count, mismatches
+                progress.mismatches += 1
 
 
-async def _client(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    results = await asyncio.gather(
-        *(_client_connection(args, i) for i in range(args.concurrency)),
-        return_exceptions=True,
+def _client_summary(
+    args: argparse.Namespace, progress: _Progress, connections: int, elapsed: float
+) -> str:
+    mode = "bulk" if args.bulk else "round trips"
+    rate = progress.messages / elapsed if elapsed > 0 else 0.0
+    mib = progress.echoed / elapsed / 1024**2 if elapsed > 0 else 0.0
+    return (
+        f"{mode}: {connections}/{plural(args.concurrency, 'connection')}, "
+        f"{plural(progress.messages, 'message')}, "
+        f"{plural(progress.echoed, 'byte')} echoed in {elapsed:.3f} s: "
+        f"{rate:.0f} msg/s, {mib:.1f} MiB/s"
     )
+
+
+async def _client(args: argparse.Namespace, ssl_context: ssl.SSLContext | None) -> int:
+    progress = _Progress()
+    start = time.perf_counter()
+    try:
+        results = await asyncio.gather(
+            *(
+                _client_connection(args, i, progress, ssl_context)
+                for i in range(args.concurrency)
+            ),
+            return_exceptions=True,
+        )
+    except asyncio.CancelledError:
+        # Ctrl-C: asyncio.run cancels us, then raises KeyboardInterrupt; one
+        # line says how far the run got, instead of a traceback.
+        elapsed = time.perf_counter() - start
+        print(
+            f"echo-client: interrupted after {elapsed:.3f} s: "
+            f"{plural(progress.messages, 'message')}, "
+            f"{plural(progress.echoed, 'byte')} echoed on "
+            f"{plural(args.concurrency, 'connection')}",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
     elapsed = time.perf_counter() - start
     failures = [r for r in results if isinstance(r, BaseException)]
-    done = [r for r in results if not isinstance(r, BaseException)]
-    messages = sum(r[0] for r in done)
-    echoed = sum(r[1] for r in done)
-    mismatches = sum(r[2] for r in done)
     for exc in failures:
         if not isinstance(exc, Exception):
             raise exc
         print(f"echo-client: connection failed: {escape(str(exc))}", file=sys.stderr)
-    mode = "bulk" if args.bulk else "round trips"
-    rate = messages / elapsed if elapsed > 0 else 0.0
-    mib = echoed / elapsed / 1024**2 if elapsed > 0 else 0.0
-    print(
-        f"{mode}: {len(done)}/{args.concurrency} connections, {messages} messages, "
-        f"{echoed} bytes echoed in {elapsed:.3f} s: {rate:.0f} msg/s, {mib:.1f} MiB/s"
-    )
-    if mismatches:
-        print(f"echo-client: MISMATCH: {mismatches} echo(es) differed from what was sent")
+    print(_client_summary(args, progress, len(results) - len(failures), elapsed))
+    if progress.mismatches:
+        print(
+            f"echo-client: MISMATCH: {progress.mismatches} "
+            f"{'echo' if progress.mismatches == 1 else 'echoes'} differed from what was sent"
+        )
         return 1
     if failures:
         return 1
@@ -488,5 +628,13 @@ async def _client(args: argparse.Namespace) -> int:
 
 
 def run_client(args: argparse.Namespace) -> int:
-    """Run the client; 0 when every byte came back unchanged, 1 otherwise."""
-    return asyncio.run(_client(args))
+    """Run the client; 0 when every byte came back unchanged, 1 otherwise, 130 after Ctrl-C."""
+    try:
+        ssl_context = _client_ssl_context(args)
+    except _BadTLSFiles as exc:
+        print(f"echo-client: {escape(str(exc))}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_client(args, ssl_context))
+    except KeyboardInterrupt:
+        return 130

@@ -1,7 +1,10 @@
 """The ``fetch`` subcommand: many URLs at once, a table or JSON lines, a clear exit status.
 
-The formatting helpers are pure functions (a result in, a line out) so they
+The row helpers here are pure functions (a result in, a line out) so they
 are tested without a network; :func:`run` wires them to :func:`fetch_iter`.
+What a terminal shows lives beside it: ``_progress`` (the progress line and
+the summary, pure), ``_screen`` (where and when they are written) and
+``_output`` (``--output`` files).
 Memory stays bounded however many URLs and however large the bodies:
 fetch_iter holds no results, URLs are read as workers free up (so ``-i -``
 answers while its producer is still writing), and bodies are never kept:
@@ -13,35 +16,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
-import re
 import stat
 import sys
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
-from urllib.parse import unquote, urlsplit
+from typing import IO, Any
+from urllib.parse import urlsplit
 
 from .._errors import InvalidURL, UsageError
-from .._fetch import BodySink, FetchResult, SinkFactory, fetch_iter
+from .._fetch import FetchResult, fetch_iter
 from .._http._auth import BasicAuth
 from .._http._client import HTTPClient
-from .._http._models import Limits, Response, Timeout
+from .._http._models import Limits, Timeout
 from .._http._proxy import parse_proxy_url, proxies_from_env
 from .._http._request import validate_header_items, validate_method
 from .._http._rules import IDEMPOTENT_METHODS
 from .._text import escape
 from ._args import non_negative_float, non_negative_int, positive_float, positive_int
+from ._output import body_sink, prepare_output, safe_filename
+from ._progress import (
+    Style,
+    format_duration,
+    format_size,
+    outcome_label,
+    plural,
+    shorten_middle,
+    truncate,
+)
+from ._screen import Screen, Tally, redraw, style_for
 
 __all__ = [
     "add_parser",
-    "format_progress",
+    "error_detail",
     "format_row",
     "format_size",
-    "format_summary",
     "iter_urls",
     "json_line",
     "read_urls",
@@ -50,13 +59,18 @@ __all__ = [
     "short_error",
 ]
 
-# Longest file name written by --output; most file systems allow 255 bytes.
-_MAX_NAME = 120
 # Longest error message in a table row or a JSON line: one line, readable.
 _MAX_ERROR = 200
-# Progress is redrawn at most this often (seconds): enough to look live,
-# rare enough to cost nothing.
-_PROGRESS_EVERY = 0.1
+# Columns of a table row before the URL: status or error class, size, time.
+_HEAD_WIDTH = 16
+_SIZE_WIDTH = 10
+_TIME_WIDTH = 9
+# On a terminal a URL keeps at least this many characters (or all of it)
+# when it shares the row with an error text.
+_MIN_URL = 24
+# Below this many characters left beside the URL, an error text goes on a
+# line of its own under the row instead of being cut to nothing.
+_MIN_DETAIL = 20
 # Default --max-time (seconds) for one request, body included: curl has none,
 # but a fetcher of many URLs must not let one server that drips a byte just
 # inside --timeout hold a worker for ever; a minute fits any page or file a
@@ -93,34 +107,83 @@ def short_error(error: BaseException) -> str:
     return text
 
 
-def format_size(size: int) -> str:
-    """Human-readable byte count: ``512 B``, ``1.5 KiB``, ``3.0 MiB``."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.1f} {unit}"
+def error_detail(error: BaseException, url: str) -> str:
+    """What a table row says about ``error``: its message without the class name or the URL.
+
+    The row already shows the class in its first column and the URL before
+    the message, so a message that repeats either (``InvalidURL`` quotes
+    the URL, ``ConnectError`` names its host and port) loses the repeat.
+    The text is escaped and on one line.
+    """
+    message = " ".join(str(error).split())
+    if not message:
+        return ""
+    for form in (repr(url), url):
+        message = message.replace(f": {form}", "").replace(form, "the URL")
+    try:
+        netloc = urlsplit(url).netloc.rpartition("@")[2]
+    except ValueError:
+        netloc = ""
+    if netloc:
+        for form in (netloc, netloc.lower()):
+            message = message.replace(f" to {form}:", ":").replace(f" of {form} ", " ")
+    return escape(message)
 
 
-def format_row(result: FetchResult) -> str:
-    """One table line: status (or error class), size, time, URL, then the error message.
+def format_row(
+    result: FetchResult, *, width: int | None = None, style: Style | None = None
+) -> str:
+    """One table line: status (or error class), size, time, URL, then what went wrong.
 
     The URL comes from the caller's list and the message from a server:
-    both are escaped, so the line cannot drive the terminal.
+    both are escaped, so the line cannot drive the terminal. With ``width``
+    (a terminal's) the line fits it: a long URL loses its middle and the
+    error text its end, or moves to a second, indented line when the
+    terminal is too narrow to share one; without it (a pipe) the row is one
+    line and kept in full.
     """
-    head = type(result.error).__name__ if result.error is not None else f"{result.status}"
-    size = "-" if result.error is not None else format_size(result.size)
+    style = style or Style()
+    error = result.error
+    head = type(error).__name__ if error is not None else f"{result.status}"
+    size = "-" if error is not None else format_size(result.size)
     if result.truncated:
         size += "+"
-    line = f"{head:<16} {size:>10} {result.elapsed:>8.3f}s  {escape(result.url)}"
-    if result.error is not None:
-        line += f"  ({short_error(result.error)})"
-    elif result.attempts > 1:
-        line += f"  ({result.attempts} attempts)"
-    return line
+    url = escape(result.url)
+    notes = []
+    if error is not None:
+        detail = error_detail(error, result.url)
+        if detail:
+            notes.append(detail)
+    if result.attempts > 1:
+        notes.append(plural(result.attempts, "attempt"))
+    detail = f"({'; '.join(notes)})" if notes else ""
+    if width is None and len(detail) > _MAX_ERROR:
+        detail = detail[: _MAX_ERROR - 4] + "...)"
+    took = format_duration(result.elapsed)
+    prefix = f"{head:<{_HEAD_WIDTH}} {size:>{_SIZE_WIDTH}} {took:>{_TIME_WIDTH}}  "
+    below = ""
+    if width is not None:
+        room = max(1, width - 1 - len(prefix))
+        if len(url) + (len(detail) + 2 if detail else 0) > room:
+            url_room = min(len(url), max(_MIN_URL, room // 2))
+            if detail and room - url_room - 2 < _MIN_DETAIL:
+                # Too narrow to share the row: the error text gets a line of its own.
+                below = "    " + truncate(detail, max(1, width - 5), style)
+                detail = ""
+            elif detail:
+                # The URL keeps a fair share; the error text takes the rest.
+                detail = truncate(detail, room - url_room - 2, style)
+                url_room = room - len(detail) - 2
+            url = shorten_middle(url, max(1, url_room if detail else room), style)
+    line = f"{url}  {detail}" if detail else url
+    if below:
+        line += "\n" + below
+    if style.colour:
+        role = outcome_label(result.status, error)
+        role = role if role in ("2xx", "3xx", "4xx", "5xx") else "error"
+        painted = style.paint(head, role) + " " * (_HEAD_WIDTH - len(head))
+        return painted + prefix[max(_HEAD_WIDTH, len(head)) :] + line
+    return prefix + line
 
 
 def json_line(result: FetchResult) -> str:
@@ -136,113 +199,6 @@ def json_line(result: FetchResult) -> str:
             "attempts": result.attempts,
         }
     )
-
-
-def format_summary(ok: int, failed: int, total_bytes: int, wall: float) -> str:
-    """The closing line: ok, failed, bytes, wall time and requests per second."""
-    done = ok + failed
-    rate = done / wall if wall > 0 else 0.0
-    return (
-        f"{ok} ok, {failed} failed, {format_size(total_bytes)} in {wall:.3f} s "
-        f"({rate:.1f} requests/s)"
-    )
-
-
-def format_progress(done: int, total: int | None, failed: int, wall: float) -> str:
-    """The live progress line drawn on a terminal (``total`` is None while input still flows)."""
-    rate = done / wall if wall > 0 else 0.0
-    count = f"{done}/{total}" if total is not None else f"{done}"
-    return f"{count} done, {failed} failed, {rate:.1f}/s"
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_filename(url: str) -> str:
-    """A file name for ``url``'s body that cannot leave the output directory.
-
-    Host, port and path are flattened into one name of letters, digits,
-    ``.``, ``_`` and ``-`` (``http://h:8080/a/b.txt`` -> ``h_8080_a_b.txt``),
-    never starting with a dot; a path ending in ``/`` gets ``index.html``.
-    A query, or a name cut to length, adds a short hash of the whole URL so
-    distinct URLs keep distinct names.
-    """
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        parts = urlsplit("")
-        host, port = "", None
-    path = unquote(parts.path)
-    if not path or path.endswith("/"):
-        path += "index.html"
-    pieces = [host] + ([str(port)] if port else []) + [p for p in path.split("/") if p]
-    name = _UNSAFE.sub("_", "_".join(pieces)).strip("._-") or "download"
-    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    if parts.query or len(name) > _MAX_NAME or not (host or parts.path):
-        stem, dot, ext = name[:_MAX_NAME].rpartition(".")
-        if not dot or len(ext) > 8:
-            stem, ext = name[:_MAX_NAME], ""
-        name = f"{stem}-{digest}" + (f".{ext}" if ext else "")
-    return name
-
-
-def _create_file(directory: str, url: str) -> tuple[str, BinaryIO]:
-    """Create a new file for ``url``'s body under ``directory``; never replaces one."""
-    name = safe_filename(url)
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
-    root = os.path.realpath(directory)
-    for n in range(1, 10_000):
-        candidate = name if n == 1 else f"{stem}~{n}" + (f".{ext}" if ext else "")
-        path = os.path.join(root, candidate)
-        # safe_filename already guarantees this; checked again because a
-        # write outside the directory must be impossible, not unlikely.
-        if os.path.dirname(path) != root:
-            raise ValueError(f"refusing to write outside {root}: {candidate!r}")
-        try:
-            # Closed by _FileSink.finish, which owns it from here.
-            return path, open(path, "xb")
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free file name for {escape(url)} in {root}")
-
-
-class _FileSink:
-    """Streams one body into a new file; a body that ends early leaves no file behind."""
-
-    def __init__(self, path: str, file: BinaryIO) -> None:
-        self._path = path
-        self._file = file
-
-    def write(self, data: bytes) -> None:
-        self._file.write(data)
-
-    def finish(self, error: BaseException | None) -> None:
-        self._file.close()
-        if error is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path)
-
-
-def _body_sink(directory: str | None) -> SinkFactory:
-    """The ``sink=`` for fetch_iter: successful bodies to files in ``directory``, or none kept."""
-
-    def sink(url: str, response: Response) -> BodySink | None:
-        if directory is None or response.status >= 400:
-            return None  # counted and dropped
-        return _FileSink(*_create_file(directory, url))
-
-    return sink
-
-
-@dataclass
-class _Tally:
-    ok: int = 0
-    failed: int = 0
-    total_bytes: int = 0
 
 
 def add_parser(subparsers: Any) -> None:
@@ -316,7 +272,14 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "-q", "--quiet", action="store_true",
-        help="no progress line, and in the table only failed URLs and the summary",
+        help="no progress line, and in the table only failed URLs and the summary's first line",
+    )
+    parser.add_argument(
+        "--no-color", action="store_true",
+        help=(
+            "no colours and plain ASCII even on a terminal (colours are also off "
+            "when NO_COLOR is set)"
+        ),
     )
     request = parser.add_argument_group("request (curl's spellings)")
     request.add_argument(
@@ -427,18 +390,35 @@ def _open_input(args: argparse.Namespace) -> IO[str] | None:
     return open(args.input, encoding="utf-8", errors="replace")
 
 
+def _count_urls(listing: IO[str]) -> int | None:
+    """How many URLs a seekable ``--input`` file holds (one streaming pass), for the ETA."""
+    try:
+        if not listing.seekable():
+            return None
+        count = sum(1 for _ in iter_urls(listing))
+        listing.seek(0)
+    except (OSError, ValueError):
+        return None
+    return count
+
+
 async def _url_source(
-    args: argparse.Namespace, listing: IO[str] | None, stdin: IO[str]
+    args: argparse.Namespace, listing: IO[str] | None, stdin: IO[str], tally: Tally
 ) -> AsyncIterator[str]:
-    """The URLs given as arguments, then those of ``--input``, read lazily."""
+    """The URLs given as arguments, then those of ``--input``, read lazily and counted."""
     for url in args.urls:
+        tally.pulled += 1
         yield url
     if args.input == "-":
         async for url in _stdin_urls(stdin):
+            tally.pulled += 1
             yield url
     elif listing is not None:
         for url in iter_urls(listing):
+            tally.pulled += 1
             yield url
+    # Once the input has ended, how many there are is no longer a guess.
+    tally.total = tally.pulled
 
 
 # Framing headers are the client's to write: one given by hand would
@@ -514,13 +494,18 @@ def _request_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fetch`` with parsed arguments; returns the exit status."""
+    """Run ``fetch`` with parsed arguments; returns the exit status (130 after Ctrl-C)."""
     parser: argparse.ArgumentParser = args._parser
-    if not args.urls and args.input is None:
-        parser.error("no URLs given (pass them as arguments or with -i FILE)")
     _request_options(args, parser)
-    if args.output is not None and not os.path.isdir(args.output):
-        parser.error(f"--output {args.output}: not a directory")
+    if not args.urls and args.input is None:
+        # Nothing to do is not a mistake (a script's list may be empty), but
+        # a person who typed only "fetch" is shown where the URLs go.
+        print("0 URLs")
+        print("fetch: no URLs given (pass them as arguments or with -i FILE; see --help)",
+              file=sys.stderr)
+        return 0
+    if args.output is not None:
+        prepare_output(parser, args.output)
     try:
         listing = _open_input(args)
     except OSError as exc:
@@ -536,6 +521,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         tally = asyncio.run(_fetch(args, listing, sys.stdin, sys.stdout, sys.stderr, routing))
     except KeyboardInterrupt:
+        # The summary is already out (see _fetch); no traceback for a Ctrl-C.
         return 130
     except _BadInput as exc:
         print(f"fetch: cannot read URLs: {exc}", file=sys.stderr)
@@ -571,14 +557,9 @@ async def _fetch(
     out: IO[str],
     err: IO[str],
     routing: dict[str, Any] | None = None,
-) -> _Tally:
-    tally = _Tally()
-    show_progress = not args.quiet and err.isatty()
-    # When rows and the progress line share one terminal, the progress line
-    # is wiped before each row and drawn again after it.
-    shared_screen = show_progress and out.isatty()
-    drawn = False
-    started = last_draw = time.perf_counter()
+) -> Tally:
+    tally = Tally()
+    screen = Screen(args, out, err)
     timeout = Timeout(
         connect=args.timeout,
         read=args.timeout,
@@ -586,8 +567,11 @@ async def _fetch(
         pool=None,
         total=args.max_time or None,
     )
-    # The total is known only when every URL was given on the command line.
-    total = len(args.urls) if args.input is None else None
+    if args.input is None:
+        tally.total = len(args.urls)
+    elif listing is not None:
+        counted = _count_urls(listing)
+        tally.total = None if counted is None else len(args.urls) + counted
     # The client fetch_iter would make, plus where its connections go.
     client = HTTPClient(
         cookies=args.cookies,
@@ -599,56 +583,47 @@ async def _fetch(
         **(routing if routing is not None else {"trust_env": False}),
     )
     results = fetch_iter(
-        _url_source(args, listing, stdin),
+        _url_source(args, listing, stdin, tally),
         client=client,
         concurrency=args.concurrency,
         per_host=args.per_host,
         timeout=timeout,
         deadline=args.deadline,
         retries=args.retries,
-        sink=_body_sink(args.output),
+        sink=body_sink(args.output),
         method=args.request_method,
         headers=args.request_headers,
         body=args.body,
         auth=args.auth,
         max_body=args.max_body,
     )
-    async with client, contextlib.aclosing(results):
-        async for result in results:
-            ok = result.ok
-            if ok:
-                tally.ok += 1
-            else:
-                tally.failed += 1
-            tally.total_bytes += result.size
-            line = None
-            if args.json:
-                line = json_line(result)
-            elif not args.quiet or not ok:
-                line = format_row(result)
-            if line is not None:
-                if shared_screen and drawn:
-                    err.write("\r\x1b[K")
-                    err.flush()
-                    drawn = False
-                # Flushed row by row: a pipeline reading our output sees each
-                # result as it lands, not when a buffer fills.
-                print(line, file=out, flush=True)
-            now = time.perf_counter()
-            if show_progress and (not drawn or now - last_draw >= _PROGRESS_EVERY):
-                done = tally.ok + tally.failed
-                progress = format_progress(done, total, tally.failed, now - started)
-                err.write("\r\x1b[K" + progress)
-                err.flush()
-                drawn = True
-                last_draw = now
-    wall = time.perf_counter() - started
-    if drawn:
-        err.write("\r\x1b[K")
-        err.flush()
-    summary = format_summary(tally.ok, tally.failed, tally.total_bytes, wall)
-    if not args.json:
-        print(summary, file=out)
-    elif err.isatty():
-        print(summary, file=err)
+    row_style = style_for(out, args)
+    redrawing = asyncio.create_task(redraw(screen, tally)) if screen.show_progress else None
+    interrupted = completed = False
+    try:
+        async with client, contextlib.aclosing(results):
+            async for result in results:
+                tally.add(result)
+                line = None
+                if args.json:
+                    line = json_line(result)
+                elif not args.quiet or not result.ok:
+                    line = format_row(result, width=screen.row_width(), style=row_style)
+                if line is not None:
+                    screen.row(line)
+                    if screen.show_progress:
+                        screen.draw(tally)
+        completed = True
+    except asyncio.CancelledError:
+        # Ctrl-C: asyncio.run cancels us, then raises KeyboardInterrupt.
+        interrupted = True
+        raise
+    finally:
+        if redrawing is not None:
+            redrawing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await redrawing
+        screen.clear()
+        if completed or interrupted:
+            screen.summary(tally, interrupted=interrupted)
     return tally

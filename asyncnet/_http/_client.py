@@ -1,90 +1,67 @@
 """HTTPClient: the public HTTP/1.1 client on the connection pool.
 
-A request's life: validate and serialize it (sans-IO), take a connection from
-the pool (opening one under the connect timeout when a slot is free), write
-the head and small bodies in one ``transport.write``, wait for the response
-head, and hand back a :class:`~asyncnet.Response` whose body is read from the
-same connection. Redirects loop here; everything below the connection's
-``data_received`` is the parser's business.
+A request's life: its arguments are checked and prepared
+(:mod:`~asyncnet._http._prepare`: payload, merged headers and params,
+credentials), then the request loop here sends one hop after another through
+the :class:`~asyncnet._http._dispatch.Dispatcher` (which takes a connection
+from the pool, writes the request and waits for the response head), storing
+cookies, answering one 401 and following redirects, and hands back a
+:class:`~asyncnet.Response` whose body is read from the same connection.
+Everything below the connection's ``data_received`` is the parser's business.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json as _json
-import netrc
 import os
 import ssl as _ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from http.cookiejar import CookieJar
 from types import TracebackType
-from typing import Any, Final, TypeAlias, TypedDict, Unpack
+from typing import Any, Final, TypedDict, Unpack
 
 from .._connect import DEFAULT_DNS_CACHE_TTL, DEFAULT_MAX_DNS_LOOKUPS, Resolver
-from .._deadline import wait_end
 from .._errors import (
-    AsyncNetError,
     BodyNotReplayable,
     BodyTooLarge,
-    ConnectError,
     ConnectionClosed,
-    ConnectTimeout,
-    ReadError,
-    RemoteProtocolError,
     TooManyRedirects,
-    TotalTimeout,
     UsageError,
-    WriteError,
 )
-from .._text import describe_error
+from .._lifetime import caller_site, warn_unclosed
 from .._version import __version__
-from ._auth import Auth, BasicAuth
-from ._connection import DEFAULT_BODY_BUFFER, HTTPConnection
+from ._connection import DEFAULT_BODY_BUFFER
 from ._connector import Connector, connector_for
 from ._cookies import CookieStore, cookie_pairs, new_jar
 from ._decoders import ACCEPT_ENCODING
-from ._headers import Headers
-from ._hooks import EventHooks, Request, call_hooks, check_event_hooks
+from ._dispatch import Dispatcher
+from ._hooks import EventHooks, check_event_hooks
 from ._models import ClientStatistics, Limits, Response, Timeout
-from ._multipart import FilesInput, MultipartEncoder
+from ._multipart import FilesInput
 from ._parser import ParserLimits
-from ._pool import ConnectionPool
-from ._proxy import Proxy, proxy_selector
-from ._query import QueryInput, encode_form, query_pairs, with_params
+from ._prepare import (
+    NO_BODY,
+    AuthInput,
+    Credentials,
+    HeaderInput,
+    check_expect,
+    check_max_body,
+    check_max_redirects,
+    coerce_auth,
+    merge_headers,
+    merge_params,
+    payload_of,
+    wants_continue,
+    with_credentials,
+)
+from ._proxy import proxy_selector
+from ._query import QueryInput, query_pairs, with_params
 from ._redirects import next_request
-from ._request import (
-    BodyValue,
-    RequestBody,
-    asks_to_close,
-    basic_auth,
-    serialize_head,
-    validate_header_items,
-    validate_method,
-)
-from ._rules import IDEMPOTENT_METHODS, METHODS_WITH_CONTENT
-from ._tls import ssl_context_for
-from ._trace import (
-    ConnectionCreated,
-    ConnectionReused,
-    TraceCallback,
-    TracedConnection,
-    Tracer,
-    connection_factory,
-    debug_tracer,
-    origin_name,
-)
+from ._request import BodyValue, validate_method
+from ._trace import TraceCallback, Tracer
 from ._url import URL, parse_url
 
 __all__ = ["HTTPClient", "RequestOptions"]
-
-# A request's pool key (scheme, host, port, TLS context, proxy), its serialized
-# head, whether its body goes chunked, and whether its own headers say
-# ``Connection: close``.
-_Key: TypeAlias = tuple[str, str, int, "_ssl.SSLContext | None", Proxy | None]
-_Route: TypeAlias = tuple[_Key, bytes, bool, bool]
-HeaderInput: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None
-AuthInput: TypeAlias = Auth | tuple[str, str] | None
 
 
 class RequestOptions(TypedDict, total=False):
@@ -111,6 +88,7 @@ class RequestOptions(TypedDict, total=False):
     max_body: int | None
     expect_continue: bool | int | None
 
+
 # A redirect's body is read and dropped so that its connection can be reused;
 # past this many bytes closing the connection is cheaper than reading on.
 _MAX_REDIRECT_DRAIN: Final = 64 * 1024
@@ -118,112 +96,8 @@ _MAX_REDIRECT_DRAIN: Final = 64 * 1024
 # verdict before the body follows anyway: curl's default, long enough for a
 # server on another continent, short enough that one ignoring Expect costs little.
 _CONTINUE_TIMEOUT: Final = 1.0
-# Routes (pool key, serialized head) kept per client (see _send_one); small,
-# and emptied when full, so memory stays bounded whatever the URLs.
-_ROUTE_CACHE_SIZE: Final = 256
 _DEFAULT_TIMEOUT: Final = Timeout()
 _DEFAULT_LIMITS: Final = Limits()
-
-
-class _Payload:
-    """A request body in the form the connection sends it."""
-
-    __slots__ = ("data", "length", "replayable", "stream")
-
-    def __init__(self, data: bytes | None = None, stream: RequestBody | None = None) -> None:
-        self.data = data
-        self.stream = stream
-        if stream is not None:
-            self.length = stream.length
-            self.replayable = stream.replayable
-        else:
-            self.length = None if data is None else len(data)
-            self.replayable = True
-
-
-_NO_BODY: Final = _Payload()
-
-
-def _payload(
-    body: BodyValue, json: Any, data: QueryInput = None, files: FilesInput | None = None
-) -> tuple[_Payload, str | None]:
-    """Normalize ``body=``/``json=``/``data=``/``files=`` into a payload and its Content-Type."""
-    if files is not None:
-        if body is not None or json is not None:
-            raise UsageError("files= goes with data= only, not with body= or json=")
-        form = MultipartEncoder(data, files)
-        return _Payload(stream=form.body()), form.content_type
-    if data is not None:
-        if body is not None or json is not None:
-            raise UsageError("pass only one of body=, json= and data=")
-        if isinstance(data, (str, bytes, bytearray, memoryview)):
-            raise UsageError(
-                "data= takes a mapping or pairs for a form; pass text or bytes as body="
-            )
-        return _Payload(encode_form(data)), "application/x-www-form-urlencoded"
-    if json is not None:
-        if body is not None:
-            raise UsageError("pass either body= or json=, not both")
-        encoded = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        return _Payload(encoded), "application/json"
-    if body is None:
-        return _NO_BODY, None
-    if isinstance(body, bytes):
-        return _Payload(body), None
-    if isinstance(body, (bytearray, memoryview)):
-        return _Payload(bytes(body)), None
-    if isinstance(body, str):
-        return _Payload(body.encode("utf-8")), "text/plain; charset=utf-8"
-    return _Payload(stream=RequestBody.from_value(body)), None
-
-
-def _check_max_redirects(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UsageError(f"max_redirects must be an int >= 0, not {value!r}")
-
-
-def _check_max_body(value: object) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise UsageError(f"max_body must be an int >= 0 or None, not {value!r}")
-
-
-def _check_expect(value: object) -> None:
-    if not isinstance(value, int) or (not isinstance(value, bool) and value < 0):
-        raise UsageError(f"expect_continue must be a bool or a size >= 0, not {value!r}")
-
-
-def _coerce_auth(auth: object) -> Auth:
-    if isinstance(auth, Auth):
-        return auth
-    if (
-        isinstance(auth, tuple)
-        and len(auth) == 2
-        and isinstance(auth[0], str)
-        and isinstance(auth[1], str)
-    ):
-        return BasicAuth(auth[0], auth[1])
-    raise UsageError(
-        f"auth must be (user, password) or an asyncnet.Auth, not {type(auth).__name__}"
-    )
-
-
-def _wants_continue(setting: bool | int, payload: _Payload) -> bool:
-    """Whether a request with ``payload`` goes with ``Expect: 100-continue``."""
-    if payload is _NO_BODY or setting is False:
-        return False
-    if setting is True:
-        return payload.length != 0
-    return payload.length is None or payload.length >= setting
-
-
-def _header_list(headers: HeaderInput) -> list[tuple[str, str]]:
-    if headers is None:
-        return []
-    if isinstance(headers, Headers):
-        return validate_header_items(headers.items())
-    if isinstance(headers, Mapping):
-        return validate_header_items(list(headers.items()))
-    return validate_header_items(list(headers))
 
 
 class _StreamContext:
@@ -359,7 +233,7 @@ class HTTPClient:
         trace: TraceCallback | None = None,
         local_addr: tuple[str, int] | None = None,
     ) -> None:
-        _check_max_redirects(max_redirects)
+        check_max_redirects(max_redirects)
         if dns_cache_ttl is not None and (
             isinstance(dns_cache_ttl, bool)
             or not isinstance(dns_cache_ttl, (int, float))
@@ -377,35 +251,27 @@ class HTTPClient:
         if not isinstance(body_buffer, int) or body_buffer < 1:
             raise UsageError("body_buffer must be an int >= 1")
         self._timeout = Timeout.coerce(timeout)
-        self._limits = limits
         self._max_redirects = max_redirects
         self._follow_redirects = follow_redirects
-        self._ssl = ssl
-        self._decode_content = decode_content
-        self._happy_eyeballs_delay = happy_eyeballs_delay
-        self._parser_limits = parser_limits
-        self._body_buffer = body_buffer
         self._resolver = Resolver(ttl=dns_cache_ttl, max_lookups=max_dns_lookups)
         if uds is not None and proxy is not None:
             raise UsageError("pass either uds= or proxy=, not both: the socket is the destination")
         # With a Unix socket every request goes to it: the environment's
         # proxies cannot apply.
-        self._proxies = None if uds is not None else proxy_selector(proxy, trust_env, os.environ)
-        self._connector = connector_for(
+        proxies = None if uds is not None else proxy_selector(proxy, trust_env, os.environ)
+        connector = connector_for(
             transport, uds, local_addr, self._resolver, happy_eyeballs_delay, ssl, parser_limits
         )
         if trace is not None and not callable(trace):
             raise UsageError(f"trace must be callable, not {trace!r}")
-        self._tracer = Tracer(trace) if trace is not None else None
-        self._request_hooks, self._response_hooks = check_event_hooks(event_hooks)
-        _check_max_body(max_body)
-        _check_expect(expect_continue)
+        request_hooks, response_hooks = check_event_hooks(event_hooks)
+        check_max_body(max_body)
+        check_expect(expect_continue)
         if isinstance(continue_timeout, bool) or not isinstance(continue_timeout, (int, float)) or (
             not continue_timeout >= 0
         ):
             raise UsageError(f"continue_timeout must be a number >= 0, not {continue_timeout!r}")
         self._params = query_pairs(params)
-        self._auth = None if auth is None else _coerce_auth(auth)
         self._cookies: CookieStore | None
         if cookies is True:
             self._cookies = CookieStore(new_jar())
@@ -415,22 +281,39 @@ class HTTPClient:
             self._cookies = CookieStore(cookies)
         self._max_body = max_body
         self._expect_continue = expect_continue
-        self._continue_timeout = continue_timeout
-        self._trust_env = trust_env
-        self._netrc: netrc.netrc | None = None
+        self._credentials = Credentials(None if auth is None else coerce_auth(auth), trust_env)
         defaults = [("User-Agent", f"asyncnet/{__version__}"), ("Accept", "*/*")]
         if decode_content:
             defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
-        given = _header_list(headers)
-        given_names = {name.lower() for name, _ in given}
-        self._headers: list[tuple[str, str]] = [
-            item for item in defaults if item[0].lower() not in given_names
-        ] + given
-        self._pool: ConnectionPool | None = None
+        self._headers = merge_headers(defaults, headers, None)
         self._closed = False
-        self._requests_sent = 0
-        self._requests_reused = 0
-        self._routes: dict[tuple[str, URL, int | None, bool], _Route] = {}
+        self._dispatcher = Dispatcher(
+            connector=connector,
+            limits=limits,
+            default_headers=self._headers,
+            ssl=ssl,
+            proxies=proxies,
+            tracer=Tracer(trace) if trace is not None else None,
+            parser_limits=parser_limits,
+            body_buffer=body_buffer,
+            decode_content=decode_content,
+            continue_timeout=continue_timeout,
+            request_hooks=request_hooks,
+            response_hooks=response_hooks,
+        )
+        # The caller's line, for the ResourceWarning of a client never closed.
+        self._created_at = caller_site()
+
+    def __del__(self) -> None:
+        # Only a client that opened something can leak it; one never used
+        # holds nothing (its pool is made on the first request).
+        dispatcher = getattr(self, "_dispatcher", None)
+        if (
+            not getattr(self, "_closed", True)
+            and dispatcher is not None
+            and dispatcher.pool is not None
+        ):
+            warn_unclosed("asyncnet.HTTPClient", self._created_at, self)
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -448,9 +331,7 @@ class HTTPClient:
     async def aclose(self) -> None:
         """Close every connection; requests in flight fail, later ones raise ConnectionClosed."""
         self._closed = True
-        if self._pool is not None:
-            await self._pool.aclose()
-        await self._connector.aclose()
+        await self._dispatcher.aclose()
         await self._resolver.aclose()
 
     @property
@@ -460,14 +341,18 @@ class HTTPClient:
 
     def statistics(self) -> ClientStatistics:
         """Counters and the pool's current state."""
-        pool = self._pool
+        dispatcher = self._dispatcher
+        pool = dispatcher.pool
+        # After aclose() every connection has been closed; a TLS transport
+        # may take a few more loop turns to report it, but none is open.
+        live = pool if not self._closed else None
         return ClientStatistics(
-            connections_open=pool.connections_open if pool else 0,
-            connections_idle=pool.connections_idle if pool else 0,
-            pool_waiters=pool.waiters if pool else 0,
+            connections_open=live.connections_open if live else 0,
+            connections_idle=live.connections_idle if live else 0,
+            pool_waiters=live.waiters if live else 0,
             connections_opened=pool.connections_opened if pool else 0,
-            requests_sent=self._requests_sent,
-            requests_reused=self._requests_reused,
+            requests_sent=dispatcher.requests_sent,
+            requests_reused=dispatcher.requests_reused,
             read_pauses=pool.read_pauses if pool else 0,
             peak_body_buffered=pool.peak_buffered if pool else 0,
         )
@@ -587,11 +472,11 @@ class HTTPClient:
         if max_redirects is None:
             max_redirects = self._max_redirects
         else:
-            _check_max_redirects(max_redirects)
+            check_max_redirects(max_redirects)
         method = validate_method(method)
         target = parse_url(url)
         if params is not None or self._params:
-            target = with_params(target, self._merge_params(params))
+            target = with_params(target, merge_params(self._params, params))
         timeouts = self._timeout if timeout is None else Timeout.coerce(timeout)
         # Without a total deadline the loop is not needed: on Python 3.11
         # get_running_loop() costs a getpid() system call.
@@ -601,25 +486,25 @@ class HTTPClient:
             else asyncio.get_running_loop().time() + timeouts.total
         )
         if body is None and json is None and data is None and files is None:
-            payload = _NO_BODY
+            payload = NO_BODY
             header_list = (
                 self._headers
                 if headers is None
-                else self._merge_headers(headers, content_type=None)
+                else merge_headers(self._headers, headers, None)
             )
         else:
-            payload, content_type = _payload(body, json, data, files)
-            header_list = self._merge_headers(headers, content_type)
+            payload, content_type = payload_of(body, json, data, files)
+            header_list = merge_headers(self._headers, headers, content_type)
         if max_body is None:
             max_body = self._max_body
         else:
-            _check_max_body(max_body)
+            check_max_body(max_body)
         if expect_continue is None:
             expect_continue = self._expect_continue
         else:
-            _check_expect(expect_continue)
-        expect = _wants_continue(expect_continue, payload)
-        auth_obj = self._auth_for(auth, header_list, target)
+            check_expect(expect_continue)
+        expect = wants_continue(expect_continue, payload)
+        auth_obj = self._credentials.for_request(auth, header_list, target)
         request_cookie = None if cookies is None else cookie_pairs(cookies)
         store = self._cookies
         origin = target.origin
@@ -631,11 +516,11 @@ class HTTPClient:
         while True:
             hop_headers = header_list
             if auth_obj is not None or store is not None or request_cookie is not None:
-                hop_headers = self._hop_headers(
+                hop_headers = with_credentials(
                     header_list, method, target, origin, auth_obj, answer, store, request_cookie
                 )
             answer = None
-            response = await self._send_one(
+            response = await self._dispatcher.send(
                 method, target, hop_headers, payload, timeouts, deadline, read_whole, expect
             )
             if store is not None:
@@ -653,7 +538,7 @@ class HTTPClient:
                 answer = auth_obj.answer_challenge(method, target, challenges)
                 if answer is not None:
                     try:
-                        if payload is not _NO_BODY and not payload.replayable:
+                        if payload is not NO_BODY and not payload.replayable:
                             raise BodyNotReplayable(
                                 f"the 401 challenge from {target.host_header} needs the "
                                 f"{method} body again, but it was a one-shot stream; pass "
@@ -679,14 +564,14 @@ class HTTPClient:
                     header_list,
                     response.status,
                     response.headers.get("location"),
-                    has_body=payload is not _NO_BODY,
+                    has_body=payload is not NO_BODY,
                     body_replayable=payload.replayable,
                 )
                 if hop is None:  # pragma: no cover - is_redirect said otherwise
                     break
                 method, target, header_list = hop.method, hop.url, hop.headers
                 if not hop.keep_body:
-                    payload = _NO_BODY
+                    payload = NO_BODY
                 await self._drain(response)
             except BaseException:
                 await response.aclose()
@@ -708,98 +593,6 @@ class HTTPClient:
                 raise
         return response
 
-    def _merge_params(self, params: QueryInput) -> list[tuple[str, str]]:
-        """The client's params, minus those the request names again, then the request's."""
-        given = query_pairs(params)
-        if not self._params:
-            return given
-        names = {name for name, _ in given}
-        return [item for item in self._params if item[0] not in names] + given
-
-    def _auth_for(self, auth: AuthInput, headers: list[tuple[str, str]], url: URL) -> Auth | None:
-        """Which auth applies: the request's, else the client's unless an
-        ``Authorization`` header was given, else (``trust_env``) netrc's."""
-        if auth is not None:
-            return _coerce_auth(auth)
-        if self._auth is None and not self._trust_env:
-            return None
-        if any(name.lower() == "authorization" for name, _ in headers):
-            return None
-        if self._auth is not None:
-            return self._auth
-        if url.username is not None:
-            return None  # the URL's own credentials win over netrc's
-        return self._netrc_auth(url.host)
-
-    def _netrc_auth(self, host: str) -> Auth | None:
-        """Basic credentials for ``host`` from ``$NETRC`` or ``~/.netrc``, read once."""
-        if self._netrc is None:
-            path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-            try:
-                self._netrc = netrc.netrc(path)
-            except FileNotFoundError:
-                return None
-            except (OSError, netrc.NetrcParseError) as exc:
-                raise UsageError(f"cannot read netrc file {path}: {exc}") from exc
-        entry = self._netrc.authenticators(host)
-        if entry is None:
-            return None
-        login, _, password = entry
-        return BasicAuth(login, password or "")
-
-    def _hop_headers(
-        self,
-        headers: list[tuple[str, str]],
-        method: str,
-        url: URL,
-        origin: tuple[str, str, int],
-        auth: Auth | None,
-        answer: str | None,
-        store: CookieStore | None,
-        request_cookie: str | None,
-    ) -> list[tuple[str, str]]:
-        """``headers`` plus this hop's ``Authorization`` and ``Cookie``.
-
-        Credentials of the request (its auth, its ``cookies=``) go to the
-        first request's origin only, like an ``Authorization`` header does
-        (see :mod:`asyncnet._http._redirects`); the jar's cookies go wherever
-        its rules allow. A caller's own ``Cookie`` header is kept, joined with
-        the others into one field (RFC 6265 §5.4).
-        """
-        same_origin = url.origin == origin
-        extra: list[tuple[str, str]] = []
-        drop: set[str] = set()
-        if auth is not None and same_origin:
-            value = answer if answer is not None else auth.auth_header(method, url)
-            if value is not None:
-                drop.add("authorization")
-                extra.append(("Authorization", value))
-        jar_cookie = None if store is None else store.cookie_header(url)
-        if jar_cookie is not None or (request_cookie is not None and same_origin):
-            parts = [value for name, value in headers if name.lower() == "cookie"]
-            if request_cookie is not None and same_origin:
-                parts.append(request_cookie)
-            if jar_cookie is not None:
-                parts.append(jar_cookie)
-            drop.add("cookie")
-            extra.append(("Cookie", "; ".join(parts)))
-        if not extra:
-            return headers
-        return [item for item in headers if item[0].lower() not in drop] + extra
-
-    def _merge_headers(
-        self, headers: HeaderInput, content_type: str | None
-    ) -> list[tuple[str, str]]:
-        if headers is None and content_type is None:
-            return self._headers
-        given = _header_list(headers)
-        names = {name.lower() for name, _ in given}
-        merged = [item for item in self._headers if item[0].lower() not in names]
-        if content_type is not None and "content-type" not in names:
-            merged.append(("Content-Type", content_type))
-        merged.extend(given)
-        return merged
-
     async def _drain(self, response: Response) -> None:
         """Read and drop a redirect's body (raw, undecoded) so its connection can be reused."""
         received = 0
@@ -808,214 +601,3 @@ class HTTPClient:
             if received > _MAX_REDIRECT_DRAIN:
                 break
         await response.aclose()
-
-    async def _send_one(
-        self,
-        method: str,
-        url: URL,
-        headers: list[tuple[str, str]],
-        payload: _Payload,
-        timeouts: Timeout,
-        deadline: float | None,
-        read_whole: bool = False,
-        expect: bool = False,
-    ) -> Response:
-        """One request on one connection, retried once on a stale keep-alive connection.
-
-        ``read_whole``: the response's body will be read with ``read()`` (unless
-        it is a redirect to follow), which lets a long one be received straight
-        into the object ``read()`` returns.
-        """
-        pool = self._pool
-        if pool is None:
-            pool = self._pool = ConnectionPool(self._limits)
-        if expect:
-            headers = [*headers, ("Expect", "100-continue")]
-        request_hooks = self._request_hooks
-        route: _Route | None
-        if request_hooks:
-            route = await self._hooked_route(method, url, headers, payload)
-        elif headers is self._headers and url.username is None:
-            # Requests with only the client's headers repeat the same route for
-            # the same URL, method and kind of body: keep it (the headers are
-            # validated, URL and method are immutable, and these four decide
-            # every part of the route). A URL with userinfo is not kept: its
-            # route holds the Authorization field built from the password.
-            cache_key = (method, url, payload.length, payload.stream is None)
-            route = self._routes.get(cache_key)
-            if route is None:
-                route = self._route(method, url, headers, payload)
-                if len(self._routes) >= _ROUTE_CACHE_SIZE:
-                    self._routes.clear()
-                self._routes[cache_key] = route
-        else:
-            route = self._route(method, url, headers, payload)
-        key, head, chunked, close = route
-
-        for attempt in (0, 1):
-            if attempt and request_hooks:
-                # A retry is a request of its own: the hooks see it too.
-                key, head, chunked, close = await self._hooked_route(
-                    method, url, headers, payload
-                )
-            conn = pool.take_idle(key)
-            if conn is None:
-                conn = await pool.acquire(
-                    key,
-                    functools.partial(self._open, url, key[3], key[4], timeouts, deadline),
-                    pool_timeout=timeouts.pool,
-                    deadline=deadline,
-                )
-            reused = conn.requests > 0
-            self._requests_sent += 1
-            if reused:
-                self._requests_reused += 1
-                if isinstance(conn, TracedConnection):
-                    conn.tracer.emit(
-                        ConnectionReused(Tracer.now(), conn.connection_id, origin_name(url, key[4]))
-                    )
-            try:
-                conn.begin(
-                    method, timeouts.read, timeouts.write, deadline, read_whole, close_after=close
-                )
-                if not expect:
-                    if payload.stream is None:
-                        conn.write_head(head, payload.data)
-                    else:
-                        conn.write_head(head, body_follows=True)
-                        await conn.send_body(payload.stream, chunked=chunked)
-                else:
-                    conn.write_head(head, body_follows=True)
-                    if await conn.wait_continue(self._continue_timeout):
-                        if payload.stream is not None:
-                            await conn.send_body(payload.stream, chunked=chunked)
-                        else:
-                            conn.write_body(payload.data or b"")
-                response_head = await conn.receive_head()
-            except (ReadError, WriteError, RemoteProtocolError):
-                stale = not conn.received_any
-                conn.release()
-                if (
-                    attempt == 0
-                    and reused
-                    and stale
-                    and method in IDEMPOTENT_METHODS
-                    and payload.replayable
-                ):
-                    continue
-                raise
-            except BaseException:
-                conn.release()
-                raise
-            # By position on purpose: this runs once per request, and passing
-            # the last two by keyword costs about 1,500 instructions (callgrind),
-            # 0.8% of a small keep-alive request.
-            response = Response(
-                response_head.status,
-                response_head.reason,
-                response_head.http_version,
-                response_head.headers,
-                url,
-                method,
-                conn,  # source: the body is read from this connection
-                None,  # history: _send fills it in
-                # decode_content: without a Content-Encoding field there is nothing to decode.
-                self._decode_content and response_head.content_encoded,
-            )
-            if self._response_hooks:
-                try:
-                    await call_hooks(self._response_hooks, response)
-                except BaseException:
-                    await response.aclose()
-                    raise
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _hooked_route(
-        self, method: str, url: URL, headers: list[tuple[str, str]], payload: _Payload
-    ) -> _Route:
-        """The route after the request hooks have seen (and maybe changed) the headers."""
-        request = Request(method, url, Headers(headers), payload.data)
-        await call_hooks(self._request_hooks, request)
-        return self._route(method, url, _header_list(request.headers), payload)
-
-    def _route(
-        self, method: str, url: URL, headers: list[tuple[str, str]], payload: _Payload
-    ) -> _Route:
-        """Where a request goes (origin, TLS, proxy) and the head it starts with."""
-        ssl_context = ssl_context_for(url.scheme, self._ssl)
-        proxy = self._proxies.select(url) if self._proxies is not None else None
-        key = (url.scheme, url.host, url.port, ssl_context, proxy)
-        if url.username is not None and not any(n.lower() == "authorization" for n, _ in headers):
-            headers = [*headers, ("Authorization", basic_auth(url.username, url.password or ""))]
-        forward = proxy is not None and url.scheme == "http" and not proxy.is_socks
-        if forward:
-            assert proxy is not None
-            authorization = proxy.authorization
-            if authorization is not None:
-                headers = [
-                    *(item for item in headers if item[0].lower() != "proxy-authorization"),
-                    ("Proxy-Authorization", authorization),
-                ]
-        length = payload.length
-        if length is None and payload.stream is None and method in METHODS_WITH_CONTENT:
-            length = 0
-        chunked = payload.stream is not None and length is None
-        head = serialize_head(method, url, headers, length, chunked=chunked)
-        if forward:
-            # Absolute form for the proxy (RFC 9112 section 3.2.2): the same
-            # head with the origin in front of the target.
-            origin_form = len(method) + 1 + len(url.target)
-            absolute = f"{method} {url.scheme}://{url.host_header}{url.target}"
-            head = absolute.encode("ascii") + head[origin_form:]
-        return key, head, chunked, asks_to_close(headers)
-
-    async def _open(
-        self,
-        url: URL,
-        ssl_context: _ssl.SSLContext | None,
-        proxy: Proxy | None,
-        timeouts: Timeout,
-        deadline: float | None,
-    ) -> HTTPConnection:
-        """Open a connection through the connector, under the connect timeout.
-
-        Errors are translated here, once, whatever connector opened it.
-        """
-        end = wait_end(timeouts.connect, deadline, asyncio.get_running_loop().time)
-        when, is_total = (None, False) if end is None else end
-        tracer = self._tracer or debug_tracer()
-        factory = connection_factory(tracer, self._parser_limits, self._body_buffer)
-        cm = asyncio.timeout_at(when)
-        try:
-            async with cm:
-                # SNI and the host name check always use the URL's host.
-                conn = await self._connector.connect(url, ssl_context, proxy, factory, tracer)
-        except AsyncNetError:
-            raise  # already explained by the connector (a proxy's refusal...)
-        except TimeoutError as exc:
-            if cm.expired():
-                if is_total:
-                    raise TotalTimeout(
-                        f"the request's total deadline passed while connecting to {url.host_header}"
-                    ) from exc
-                raise ConnectTimeout(
-                    f"connecting to {url.host_header} took longer than {timeouts.connect} seconds"
-                ) from exc
-            reason = describe_error(exc)
-            raise ConnectError(f"cannot connect to {url.host_header}: {reason}") from exc
-        except _ssl.SSLCertVerificationError as exc:
-            raise ConnectError(
-                f"TLS certificate of {url.host_header} failed verification: {exc.verify_message}"
-            ) from exc
-        except (OSError, _ssl.SSLError) as exc:
-            reason = describe_error(exc)
-            if ssl_context is not None and not str(exc):
-                # Only a TLS handshake fails with a bare ConnectionResetError().
-                reason = f"TLS handshake failed: {reason}"
-            raise ConnectError(f"cannot connect to {url.host_header}: {reason}") from exc
-        if isinstance(conn, TracedConnection):
-            conn.tracer.emit(
-                ConnectionCreated(Tracer.now(), conn.connection_id, origin_name(url, proxy))
-            )
-        return conn

@@ -26,7 +26,6 @@ body the head announced.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeAlias
 
@@ -40,6 +39,7 @@ from .._errors import (
     WriteError,
     WriteTimeout,
 )
+from ._exchange import ReadMode, RequestState, ResponseState
 from ._headers import Headers
 from ._parser import (
     NEED_DATA,
@@ -51,14 +51,9 @@ from ._parser import (
 )
 from ._receive import ReceivingProtocol
 from ._request import LAST_CHUNK, RequestBody, encode_chunk
+from ._rules import REDIRECT_STATUSES
 
-__all__ = [
-    "DEFAULT_BODY_BUFFER",
-    "HTTPConnection",
-    "ReadMode",
-    "RequestState",
-    "ResponseState",
-]
+__all__ = ["DEFAULT_BODY_BUFFER", "HTTPConnection"]
 
 #: Body bytes a connection buffers for a slow consumer before it pauses
 #: reading: large enough that a consumer keeping up never stalls the socket
@@ -73,37 +68,6 @@ _JOIN_BODY_LIMIT: Final = 64 * 1024
 _EMPTY_TRAILERS: Final = Headers()
 
 _Event: TypeAlias = ResponseHead | Data | EndOfMessage
-
-# Responses that a client following redirects drains piece by piece instead of
-# reading whole, so their bodies never start direct before read_all().
-_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
-
-
-class RequestState(enum.Enum):
-    """Our side of the exchange: how much of the request reached the transport."""
-
-    IDLE = "IDLE"  #: no exchange
-    SENDING = "SENDING"  #: begun; the head or a streamed body is still to be written
-    SENT = "SENT"  #: every byte of the request was handed to the transport
-
-
-class ResponseState(enum.Enum):
-    """Their side of the exchange: how far the response has arrived."""
-
-    IDLE = "IDLE"  #: no exchange
-    WAITING = "WAITING"  #: begun; not a byte of response yet
-    HEAD = "HEAD"  #: bytes arrived, the final head is not complete
-    BODY = "BODY"  #: the final head is here, the body is arriving
-    DONE = "DONE"  #: the response ended (its body may still be buffered)
-
-
-class ReadMode(enum.Enum):
-    """How the caller takes the body, which decides where it is received."""
-
-    CHUNKS = "CHUNKS"  #: piece by piece (read_chunk): buffered, reading pauses when full
-    WHOLE = "WHOLE"  #: promised whole at begin: a long body goes direct from the head
-    ALL = "ALL"  #: read_all is taking it: never pause, wake only at the end
-
 
 # Module-level names for the hot paths: a global is one dictionary lookup;
 # an enum member through its class goes through the enum metaclass (ten times
@@ -129,14 +93,9 @@ class HTTPConnection(ReceivingProtocol):
     Timeouts matter only while a caller waits: one lazily re-armed timer per
     connection covers the read timeout and the exchange's total deadline.
 
-    The state of an exchange is three small enums, after h11's ``_state.py``: our
-    side, their side, and how the caller takes the body. Each moves only along
-    these arrows (one read may take the response several steps at once)::
-
-        RequestState:   IDLE -begin-> SENDING -last request byte written-> SENT
-        ResponseState:  IDLE -begin-> WAITING -a byte-> HEAD -final head-> BODY -end-> DONE
-        ReadMode:       CHUNKS, or WHOLE (begin with read_whole) -read_all-> ALL
-        release:        RequestState and ResponseState back to IDLE
+    The state of an exchange is the three small enums of
+    :mod:`asyncnet._http._exchange` (our side, their side, and how the caller
+    takes the body), which move only along the arrows written down there.
 
     A failure (malformed bytes, a timeout, the connection lost or aborted) leaves
     the states where they are and records the error, which every later wait
@@ -238,7 +197,9 @@ class HTTPConnection(ReceivingProtocol):
             head is not None
             and self._mode is not _CHUNKS
             and self._response is not _DONE
-            and head.status not in _REDIRECTS
+            # A redirect's body is drained piece by piece by a client following
+            # it, never read whole: it never starts direct before read_all().
+            and head.status not in REDIRECT_STATUSES
         ):
             # The caller reads this body whole: receive the rest of it straight
             # into its final object from now on.

@@ -15,8 +15,9 @@ request. Everything about sockets lives behind this seam:
 A connector returns a connection or raises; whatever it opened on the way is
 closed on every failure and on cancellation (the caller bounds the whole
 call with the connect timeout). ``OSError`` and ``ssl.SSLError`` may escape
-and are translated by the client; failures only a connector can explain
-(a proxy's refusal) are raised as :class:`~asyncnet.ProxyError` or
+and are translated by :func:`open_connection`, the one boundary every
+connector's connections pass; failures only a connector can explain (a
+proxy's refusal) are raised as :class:`~asyncnet.ProxyError` or
 :class:`~asyncnet.ConnectError` here.
 
 How a tunnel is opened (the negotiation runs on a throw-away protocol, and
@@ -33,15 +34,26 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from .._connect import (
+    PLAIN_TEXT_MESSAGE,
+    AddrInfo,
     Resolver,
     interleave_addrinfos,
+    is_plain_text_reply,
     numeric_addrinfos,
     race_connect,
 )
-from .._errors import ConnectError, ProxyError, UsageError
+from .._deadline import wait_end
+from .._errors import (
+    AsyncNetError,
+    ConnectError,
+    ConnectTimeout,
+    ProxyError,
+    TotalTimeout,
+    UsageError,
+)
 from .._text import describe_error
 from ._connection import HTTPConnection
 from ._parser import ParserLimits
@@ -49,20 +61,33 @@ from ._proxy import Proxy, Socks5Handshake, TunnelReply, connect_request
 from ._tls import SSLSetting, ssl_context_for
 from ._trace import (
     ConnectEnd,
+    ConnectionCreated,
     ConnectStart,
     DNSEnd,
     DNSStart,
     ProxyTunnelEstablished,
     TLSEnd,
     TLSStart,
+    TracedConnection,
     Tracer,
+    connection_factory,
+    debug_tracer,
+    origin_name,
 )
 from ._url import URL
 
-__all__ = ["Connector", "ProtocolFactory", "TCPConnector", "UnixConnector", "connector_for"]
+__all__ = [
+    "Connector",
+    "ProtocolFactory",
+    "TCPConnector",
+    "UnixConnector",
+    "connector_for",
+    "open_connection",
+]
 
 #: Builds the connection object for a new transport.
 ProtocolFactory = Callable[[], HTTPConnection]
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 # Bytes the handshake protocol keeps unread at most: a CONNECT answer is
 # bounded by the parser's head limit and a SOCKS5 reply by 262 bytes, so a
@@ -220,13 +245,7 @@ class TCPConnector(Connector):
         """Resolve ``host`` (through the cache) and win the address race."""
         infos = numeric_addrinfos(host, port)
         if infos is None:
-            if tracer is not None:
-                tracer.emit(DNSStart(Tracer.now(), host))
-            infos = await self._resolver.resolve(host, port)
-            if tracer is not None:
-                tracer.emit(
-                    DNSEnd(Tracer.now(), host, tuple(str(info[4][0]) for info in infos))
-                )
+            infos = await self._lookup(host, port, tracer)
         if len(infos) > 1:
             infos = interleave_addrinfos(infos)
         if tracer is not None:
@@ -242,15 +261,27 @@ class TCPConnector(Connector):
             tracer.emit(ConnectEnd(Tracer.now(), address))
         return sock
 
+    async def _lookup(self, host: str, port: int, tracer: Tracer | None) -> list[AddrInfo]:
+        """Look a host name up through the resolver (and its cache), traced."""
+        if tracer is not None:
+            tracer.emit(DNSStart(Tracer.now(), host))
+        infos = await self._resolver.resolve(host, port)
+        if tracer is not None:
+            tracer.emit(DNSEnd(Tracer.now(), host, tuple(str(info[4][0]) for info in infos)))
+        return infos
+
     async def _over(
         self,
         sock: socket.socket,
-        factory: ProtocolFactory,
+        factory: Callable[[], _P],
         context: ssl.SSLContext | None,
         hostname: str,
         tracer: Tracer | None,
-    ) -> HTTPConnection:
-        """Hand a connected socket to a transport (with TLS when ``context``) and the protocol."""
+    ) -> _P:
+        """Hand a connected socket to a transport (with TLS when ``context``) and the protocol.
+
+        The protocol is the HTTP connection, or the handshake that opens a tunnel.
+        """
         loop = asyncio.get_running_loop()
         if tracer is not None and context is not None:
             tracer.emit(TLSStart(Tracer.now(), hostname))
@@ -260,7 +291,8 @@ class TCPConnector(Connector):
                 sock=sock,
                 ssl=context,
                 # SNI and the host name check use the host connected to by
-                # name: the origin, or for forwarding the proxy.
+                # name: the origin, or the proxy (forwarding, or the TLS to an
+                # https:// proxy under a tunnel).
                 server_hostname=hostname if context is not None else None,
             )
         except (ValueError, TypeError):
@@ -282,23 +314,13 @@ class TCPConnector(Connector):
         tracer: Tracer | None,
     ) -> HTTPConnection:
         loop = asyncio.get_running_loop()
-        if tracer is not None and proxy_context is not None:
-            tracer.emit(TLSStart(Tracer.now(), proxy.host))
         try:
-            transport, handshake = await loop.create_connection(
-                _Handshake,
-                sock=sock,
-                ssl=proxy_context,
-                server_hostname=proxy.host if proxy_context is not None else None,
-            )
-        except (ValueError, TypeError):
-            sock.close()
-            raise
+            handshake = await self._over(sock, _Handshake, proxy_context, proxy.host, tracer)
         except (OSError, ssl.SSLError) as exc:
             raise self._proxy_tls_error(proxy, exc) from exc
+        transport = handshake.transport
+        assert transport is not None  # set by connection_made
         try:
-            if tracer is not None and proxy_context is not None:
-                _tls_end(tracer, proxy.host, transport)
             try:
                 if proxy.is_socks:
                     await self._socks(transport, handshake, url, proxy, tracer)
@@ -360,12 +382,7 @@ class TCPConnector(Connector):
         """The SOCKS5 exchange; ``socks5`` resolves the name here, ``socks5h`` sends it."""
         host = url.host
         if proxy.scheme == "socks5" and numeric_addrinfos(host, url.port) is None:
-            if tracer is not None:
-                tracer.emit(DNSStart(Tracer.now(), host))
-            infos = await self._resolver.resolve(host, url.port)
-            if tracer is not None:
-                tracer.emit(DNSEnd(Tracer.now(), host, tuple(str(i[4][0]) for i in infos)))
-            host = str(infos[0][4][0])
+            host = str((await self._lookup(host, url.port, tracer))[0][4][0])
         socks = Socks5Handshake(proxy, host, url.port)
         transport.write(socks.start())
         while not socks.done:
@@ -469,3 +486,62 @@ def connector_for(
         proxy_ssl=ssl_setting,
         parser_limits=parser_limits,
     )
+
+
+async def open_connection(
+    connector: Connector,
+    url: URL,
+    ssl_context: ssl.SSLContext | None,
+    proxy: Proxy | None,
+    *,
+    connect_timeout: float | None,
+    deadline: float | None,
+    tracer: Tracer | None,
+    parser_limits: ParserLimits | None,
+    body_buffer: int,
+) -> HTTPConnection:
+    """Open a connection through ``connector``, under the connect timeout.
+
+    Errors are translated here, once, whatever connector opened it. Without a
+    ``tracer`` of the client's own, the ``asyncnet`` logger's (if it is on).
+    """
+    end = wait_end(connect_timeout, deadline, asyncio.get_running_loop().time)
+    when, is_total = (None, False) if end is None else end
+    tracer = tracer or debug_tracer()
+    factory = connection_factory(tracer, parser_limits, body_buffer)
+    cm = asyncio.timeout_at(when)
+    try:
+        async with cm:
+            # SNI and the host name check always use the URL's host.
+            conn = await connector.connect(url, ssl_context, proxy, factory, tracer)
+    except AsyncNetError:
+        raise  # already explained by the connector (a proxy's refusal...)
+    except TimeoutError as exc:
+        if cm.expired():
+            if is_total:
+                raise TotalTimeout(
+                    f"the request's total deadline passed while connecting to {url.host_header}"
+                ) from exc
+            raise ConnectTimeout(
+                f"connecting to {url.host_header} took longer than {connect_timeout} seconds"
+            ) from exc
+        reason = describe_error(exc)
+        raise ConnectError(f"cannot connect to {url.host_header}: {reason}") from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise ConnectError(
+            f"TLS certificate of {url.host_header} failed verification: {exc.verify_message}"
+        ) from exc
+    except (OSError, ssl.SSLError) as exc:
+        reason = describe_error(exc)
+        if is_plain_text_reply(exc):
+            # OpenSSL's "wrong version number": the port speaks plain text.
+            reason = f"{PLAIN_TEXT_MESSAGE}; for plain HTTP use http:// instead of https://"
+        if ssl_context is not None and not str(exc):
+            # Only a TLS handshake fails with a bare ConnectionResetError().
+            reason = f"TLS handshake failed: {reason}"
+        raise ConnectError(f"cannot connect to {url.host_header}: {reason}") from exc
+    if isinstance(conn, TracedConnection):
+        conn.tracer.emit(
+            ConnectionCreated(Tracer.now(), conn.connection_id, origin_name(url, proxy))
+        )
+    return conn

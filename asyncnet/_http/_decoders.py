@@ -274,7 +274,19 @@ class _Slicer:
 # -- zstandard -----------------------------------------------------------------------
 
 
-class _ZstdStage:
+class _ZstdFrames:
+    """What both zstd stages share: the stream must end where a frame ends."""
+
+    __slots__ = ()
+    _d: Any  # the current frame's decompressor, None between frames
+
+    def finish(self) -> Iterator[bytes]:
+        if self._d is not None:
+            raise DecodeError("truncated zstd content: the stream did not end")
+        return iter(())
+
+
+class _ZstdStage(_ZstdFrames):
     """zstd frames (several allowed) via compression.zstd (3.14+), with an output limit."""
 
     __slots__ = ("_d", "_step", "consumed")
@@ -308,13 +320,8 @@ class _ZstdStage:
         except _zstd.ZstdError as exc:
             raise DecodeError(f"corrupt zstd content: {exc}") from exc
 
-    def finish(self) -> Iterator[bytes]:
-        if self._d is not None:
-            raise DecodeError("truncated zstd content: the stream did not end")
-        return iter(())
 
-
-class _ZstandardStage:
+class _ZstandardStage(_ZstdFrames):
     """zstd frames (several allowed) via the zstandard module, in adaptive slices."""
 
     __slots__ = ("_d", "_slicer", "consumed")
@@ -343,11 +350,6 @@ class _ZstandardStage:
                     piece = rest
         except _zstandard.ZstdError as exc:
             raise DecodeError(f"corrupt zstd content: {exc}") from exc
-
-    def finish(self) -> Iterator[bytes]:
-        if self._d is not None:
-            raise DecodeError("truncated zstd content: the stream did not end")
-        return iter(())
 
 
 # -- registry -----------------------------------------------------------------------

@@ -531,27 +531,21 @@ class Response:
             except BodyTooLarge:
                 self._close_source()
                 raise
+        regroup = None if chunk_size is None else _Regroup(chunk_size)
         try:
-            if chunk_size is None:
-                while True:
-                    chunk = await self._source.read_chunk()
-                    if not chunk:
-                        break
-                    self._num_bytes += len(chunk)
-                    if limit is not None and self._num_bytes > limit:
-                        raise self._too_large(limit)
+            while True:
+                chunk = await self._source.read_chunk()
+                if not chunk:
+                    break
+                self._num_bytes += len(chunk)
+                if limit is not None and self._num_bytes > limit:
+                    raise self._too_large(limit)
+                if regroup is None:
                     yield chunk
-            else:
-                regroup = _Regroup(chunk_size)
-                while True:
-                    chunk = await self._source.read_chunk()
-                    if not chunk:
-                        break
-                    self._num_bytes += len(chunk)
-                    if limit is not None and self._num_bytes > limit:
-                        raise self._too_large(limit)
+                else:
                     for piece in regroup.push(chunk):
                         yield piece
+            if regroup is not None:
                 for piece in regroup.rest():
                     yield piece
         finally:

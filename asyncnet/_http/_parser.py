@@ -64,7 +64,6 @@ from ._readers import (
     parse_chunk_size_line,
     parse_fields,
     parse_status_line,
-    show,
     transfer_framing,
 )
 from ._rules import NO_BODY_STATUSES
@@ -689,10 +688,7 @@ class ResponseParser:
         if text is None:
             return NEED_DATA
         try:
-            if text[:1] in (" ", "\t"):
-                raise RemoteProtocolError(
-                    f"first trailer line {show(text)} starts with whitespace"
-                )
+            # parse_fields refuses a first line that starts with whitespace.
             check_line_lengths(text, limits.max_line_size, "trailer")
             items, _ = parse_fields(text, limits, "trailer")
         except RemoteProtocolError as exc:

@@ -467,7 +467,9 @@ def check_unfinished_chunk_size(
         raise RemoteProtocolError(
             "chunk-size line ends with a bare LF (lines must end with CRLF)"
         )
-    cr = buf.find(b"\r", pos + scanned)
+    # The last byte already scanned may be a CR that was allowed then because
+    # it ended the buffer (the LF could follow); look at it again.
+    cr = buf.find(b"\r", pos + max(scanned - 1, 0))
     if 0 <= cr < end - 1:
         raise RemoteProtocolError("chunk-size line contains a bare CR")
     if end > pos and buf[pos] not in _HEX_BYTES:

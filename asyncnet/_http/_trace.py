@@ -37,7 +37,8 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Final
 
 from .._text import escape
-from ._connection import HTTPConnection, RequestState, ResponseState
+from ._connection import HTTPConnection
+from ._exchange import RequestState, ResponseState
 from ._parser import ParserLimits, ResponseHead
 from ._proxy import Proxy
 from ._request import RequestBody

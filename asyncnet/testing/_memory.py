@@ -166,6 +166,10 @@ class MemoryTransport(asyncio.Transport):
         self._schedule_flush()
 
     def abort(self) -> None:
+        self._abort_with(ConnectionResetError("connection reset by the memory peer"))
+
+    def _abort_with(self, exc: Exception) -> None:
+        """Drop both ends now; the peer's protocol gets ``exc`` as the reason."""
         if self._lost:
             return
         self._closing = True
@@ -177,7 +181,7 @@ class MemoryTransport(asyncio.Transport):
             peer._closing = True
             peer._chunks.clear()
             peer._size = 0
-            peer._connection_lost(ConnectionResetError("connection reset by the memory peer"))
+            peer._connection_lost(exc)
 
     def _connection_lost(self, exc: Exception | None) -> None:
         if self._lost:

@@ -191,18 +191,7 @@ class _AbortableTransport(MemoryTransport):
     """A memory transport whose abort can hand the peer a chosen error."""
 
     def abort_with(self, exc: Exception) -> None:
-        if self._lost:
-            return
-        self._closing = True
-        self._chunks.clear()
-        self._size = 0
-        self._connection_lost(None)
-        peer = self.peer
-        if peer is not None and not peer._lost:
-            peer._closing = True
-            peer._chunks.clear()
-            peer._size = 0
-            peer._connection_lost(exc)
+        self._abort_with(exc)
 
 
 class _MockServer(FlowControlProtocol):

@@ -196,3 +196,98 @@ def test_parse_size() -> None:
     assert parse_size("1GiB") == 1024**3
     with pytest.raises(argparse.ArgumentTypeError):
         parse_size("lots")
+
+
+# -- errors a newcomer understands ------------------------------------------------------
+
+CERTS = Path(REPO_ROOT) / "tests" / "certs"
+
+
+@pytest.mark.parametrize("command", ["echo-server", "echo-client"])
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+async def test_a_bad_port_is_a_one_line_usage_error(command: str, port: str) -> None:
+    code, out, err = await _run(command, "--port", port)
+    assert code == 2
+    assert "Traceback" not in err
+    assert "usage:" in err and "--port" in err
+    assert "0 to 65535" in err or "not a port number" in err
+    assert out == ""
+
+
+async def test_a_missing_certfile_is_named() -> None:
+    code, _, err = await _run("echo-server", "--port", "0", "--certfile", "/nope/server.pem")
+    assert code == 2
+    assert err.strip() == "echo-server: --certfile /nope/server.pem: no such file"
+
+
+async def test_a_certificate_without_its_key_says_the_key_is_missing() -> None:
+    cert = str(CERTS / "server.pem")
+    code, _, err = await _run("echo-server", "--port", "0", "--certfile", cert)
+    assert code == 2
+    assert "Traceback" not in err
+    assert f"--certfile {cert} holds a certificate but no private key" in err
+    assert "--keyfile" in err
+    wrong = str(CERTS / "ca.key")
+    code, _, err = await _run("echo-server", "--port", "0", "--certfile", cert, "--keyfile", wrong)
+    assert code == 2
+    assert f"--keyfile {wrong}: not the private key of the certificate in {cert}" in err
+
+
+async def test_echo_client_speaks_tls_to_echo_server_certfile() -> None:
+    async with echo_server_process(
+        "--port", "0", "--certfile", str(CERTS / "server.pem"),
+        "--keyfile", str(CERTS / "server.key"),
+    ) as server:  # fmt: skip
+        port = str(server.port)
+        base = ("echo-client", "--port", port, "--count", "5", "--size", "100")
+        code, out, err = await _run(*base, "--cafile", str(CERTS / "ca.pem"))
+        assert code == 0, err
+        assert "verified" in out
+        code, out, err = await _run(*base, "--insecure")
+        assert code == 0, err
+        # The system's CAs do not know the test CA: refused, in one line.
+        code, out, err = await _run(*base, "--tls")
+        assert code == 1
+        assert "certificate verify failed" in err and "Traceback" not in err
+        # Plain to a TLS port, and TLS to a plain port, each say what happened.
+        code, out, err = await _run(*base)
+        assert code == 1 and "Traceback" not in err
+        await server.stop()
+    async with echo_server_process("--port", "0") as plain:
+        code, _, err = await _run(
+            "echo-client", "--port", str(plain.port), "--count", "1", "--insecure"
+        )
+        await plain.stop()
+    assert code == 1
+    assert "it echoes in plain text, not TLS" in err and "Traceback" not in err
+
+
+async def test_ctrl_c_on_echo_client_is_one_line_and_130() -> None:
+    from asyncnet import start_echo_server
+
+    async with start_echo_server() as server:
+        port = server.sockets[0].getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "asyncnet", "echo-client", "--port", str(port),
+            "--count", "100000000", "--size", "16",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env(),
+        )  # fmt: skip
+        try:
+            # Interrupted once it is really echoing, not while it starts up.
+            while server.statistics().bytes_received == 0:
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            out, err = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.communicate()
+    assert proc.returncode == 130
+    lines = err.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert re.fullmatch(
+        r"echo-client: interrupted after [0-9.]+ s: [0-9]+ messages?, [0-9]+ bytes? echoed "
+        r"on 1 connection",
+        lines[0],
+    ), lines
+    assert out == b""

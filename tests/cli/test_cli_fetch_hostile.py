@@ -56,12 +56,16 @@ async def test_table_output_escapes_urls_and_error_texts() -> None:
         code, out, err = await _fetch_cli("-i", "-", stdin="\n".join(urls).encode())
     assert code == 1
     rows = out.splitlines()
-    assert len(rows) == 5  # four rows and the summary: no line was broken or eaten
+    # Four rows, then the summary's headline and outcomes: no line was broken or eaten.
+    assert len(rows) == 6 and rows[4].startswith("0 ok, 4 failed: 4 URLs"), rows
     assert is_terminal_safe(out.replace("\n", "")), out
     assert is_terminal_safe(err.replace("\n", "")), err
     # The URL column shows the escapes, the error text quotes them too.
-    assert any("  http://127.0.0.1:1/\\x1b[2J\\x07x  (InvalidURL: " in row for row in rows)
-    assert any("  htt\\x1bp://x/  (InvalidURL: " in row for row in rows)
+    assert any(
+        row.startswith("InvalidURL ") and "  http://127.0.0.1:1/\\x1b[2J\\x07x  (URL " in row
+        for row in rows
+    ), rows
+    assert any("  htt\\x1bp://x/  (" in row for row in rows), rows
 
 
 async def test_tls_failure_row_names_its_cause() -> None:
@@ -75,8 +79,9 @@ async def test_tls_failure_row_names_its_cause() -> None:
         code, out, _ = await _fetch_cli(f"https://127.0.0.1:{port}/")
     assert code == 1
     row = out.splitlines()[0]
+    assert row.startswith("ConnectError "), row
     assert row.endswith(
-        f"(ConnectError: cannot connect to 127.0.0.1:{port}: TLS handshake failed: "
+        f"https://127.0.0.1:{port}/  (cannot connect: TLS handshake failed: "
         "ConnectionResetError (the peer closed the connection))"
     ), row
 
@@ -194,6 +199,32 @@ async def test_stdin_urls_are_fetched_while_stdin_is_still_open() -> None:
                 await proc.wait()
     assert proc.returncode == 0
     assert rest == b""
+
+
+async def test_deadline_ends_the_run_while_stdin_stays_open() -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with RawServer(responses=[ok], repeat=True) as server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "asyncnet", "fetch", "--json", "-i", "-", "--deadline", "1",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=_env(),
+        )  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(f"{server.url('/1')}\n".encode())
+            await proc.stdin.drain()
+            # stdin is never closed: only the deadline can end the run (the
+            # bound turns a hang into a failure; it is not a timing assert).
+            async with asyncio.timeout(30):
+                out = await proc.stdout.read()
+                await proc.wait()
+        finally:
+            proc.stdin.close()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["url"] for row in rows] == [server.url("/1")]
+    assert proc.returncode in (0, 1)  # 1 only if the one URL itself hit the deadline
 
 
 # -- --max-time bounds a request however slowly the server drips --------------------------

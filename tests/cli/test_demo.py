@@ -44,8 +44,24 @@ URL_KINDS = {
 }
 
 
+def _unwrap(out: str) -> str:
+    """The narration with each wrapped item joined back onto one line.
+
+    The demo wraps to the terminal; an item's continuation lines are indented
+    deeper than the item, so joining them restores the sentence a figure is in.
+    """
+    lines: list[str] = []
+    for line in out.splitlines():
+        if lines and line.startswith("    ") and lines[-1].startswith("  "):
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def _figures(out: str) -> dict[str, Any]:
     """Pull the measured figures out of the demo's narration (AssertionError if one is missing)."""
+    out = _unwrap(out)
 
     def find(pattern: str) -> re.Match[str]:
         match = re.search(pattern, out, re.MULTILINE)
@@ -167,3 +183,32 @@ def test_demo_help() -> None:
     )
     assert proc.returncode == 0
     assert "loopback" in proc.stdout
+
+
+def test_demo_wraps_to_the_terminal_explains_the_bound_and_says_where_next() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1", COLUMNS="50")
+    proc = subprocess.run(
+        [sys.executable, "-m", "asyncnet", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    # Table rows (the URL kinds, the commands) are never broken; everything
+    # else, the sentences, fits in 49 columns.
+    rows = re.compile(r"^  (\S+( port)? +\d+ URLs,|python -m asyncnet )")
+    prose = [line for line in lines if not rows.match(line)]
+    assert all(len(line) <= 49 for line in prose), [x for x in prose if len(x) > 49]
+    assert sum(len(line) > 49 for line in lines) <= len(URL_KINDS) + 3
+    text = _unwrap(proc.stdout)
+    # The memory bound it checks is explained: high water plus one read.
+    bound = HIGH_WATER_KIB + ONE_READ_KIB
+    assert re.search(rf"Why {bound} KiB: .*{HIGH_WATER_KIB} KiB high-water mark", text), text
+    # It ends by saying where to go next.
+    tail = text[text.index("== Where to go next ==") :]
+    assert "python -m asyncnet --help" in tail and "fetch --help" in tail
+    assert "docs/" in tail
+    _check_figures(_figures(proc.stdout))

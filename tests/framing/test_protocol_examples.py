@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import queue
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -151,29 +153,72 @@ async def test_protocol_error_gets_an_error_reply_and_the_connection_closes() ->
 # -- chat_server.py ----------------------------------------------------------------------
 
 
+class LineReader:
+    """Lines from a child's stdout, read by a thread, so every wait has a bound."""
+
+    def __init__(self, stream: Any) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the pump to see end of file (call after the child ended)."""
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the child's stdout never ended"
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self._lines.put(line)
+
+    def next(self, timeout: float) -> str | None:
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def wait_for(self, wanted: Any, what: str) -> str:
+        """The first line ``wanted(line)`` accepts; fail after 30 s without one."""
+        for _ in range(300):
+            line = self.next(0.1)
+            if line is not None and wanted(line.rstrip()):
+                return line
+        pytest.fail(f"no {what} line within 30 s")
+
+
 @pytest.mark.skipif(shutil.which("socat") is None, reason="socat missing")
 def test_socat_clients_chat_through_the_server(chat_server: Running) -> None:
     address = f"TCP:127.0.0.1:{chat_server.port}"
     with subprocess.Popen(["socat", "-u", address, "STDOUT"], stdout=subprocess.PIPE,
                           text=True) as listener:
+        assert listener.stdout is not None
+        heard = LineReader(listener.stdout)
         try:
-            assert listener.stdout is not None
+            # socat connects on its own time: the listener is in the room once
+            # it hears a line a probe keeps sending (a bounded number of times).
+            with socket.create_connection(("127.0.0.1", chat_server.port)) as probe:
+                for _ in range(300):
+                    probe.sendall(b"probe\n")
+                    line = heard.next(0.1)
+                    if line is not None and line.rstrip().endswith(": probe"):
+                        break
+                else:
+                    pytest.fail("the socat listener never joined the room")
             with subprocess.Popen(["socat", "-", address], stdin=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, text=True) as talker:
                 try:
                     assert talker.stdin is not None
                     # The talker's join line proves the room knows both clients.
-                    joined = listener.stdout.readline()
+                    joined = heard.wait_for(lambda s: s.endswith("joined"), "join")
                     assert joined.startswith("* 127.0.0.1:"), joined
-                    assert joined.rstrip().endswith("joined"), joined
                     talker.stdin.write("hello, room\n")
                     talker.stdin.flush()
-                    said = listener.stdout.readline()
-                    assert said.rstrip().endswith(": hello, room"), said
+                    heard.wait_for(lambda s: s.endswith(": hello, room"), "message")
                 finally:
                     talker.terminate()
         finally:
             listener.terminate()
+            listener.wait(timeout=30)
+            heard.join()
 
 
 async def test_a_member_that_does_not_read_is_dropped_and_the_room_stays_bounded() -> None:

@@ -22,8 +22,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import asyncnet
-from asyncnet import FetchResult, _fetch, fetch_all, fetch_iter
+from asyncnet import FetchResult, fetch_all, fetch_iter
 from asyncnet._cli._demo_server import DemoHTTPServer, body_of
+from asyncnet._fetch import _retry
 from tests.support.servers import RawServer, response
 
 # Seconds a "stuck" endpoint sleeps: far beyond every deadline and timeout used here.
@@ -376,26 +377,26 @@ async def test_no_more_workers_than_urls() -> None:
 
 
 def test_retry_after_parsing() -> None:
-    assert _fetch._retry_after(None) is None
-    assert _fetch._retry_after("0") == 0.0
-    assert _fetch._retry_after(" 120 ") == 120.0
-    assert _fetch._retry_after("soon") is None
-    assert _fetch._retry_after("-5") is None
+    assert _retry._retry_after(None) is None
+    assert _retry._retry_after("0") == 0.0
+    assert _retry._retry_after(" 120 ") == 120.0
+    assert _retry._retry_after("soon") is None
+    assert _retry._retry_after("-5") is None
     future = email.utils.formatdate(time.time() + 3600, usegmt=True)
-    assert 3500 < (_fetch._retry_after(future) or 0) <= 3600
+    assert 3500 < (_retry._retry_after(future) or 0) <= 3600
     past = email.utils.formatdate(time.time() - 3600, usegmt=True)
-    assert _fetch._retry_after(past) == 0.0
+    assert _retry._retry_after(past) == 0.0
 
 
 def test_backoff_doubles_with_jitter_and_a_cap() -> None:
     for attempt in range(1, 12):
-        full = min(_fetch._BACKOFF_MAX, 0.1 * 2 ** (attempt - 1))
+        full = min(_retry._BACKOFF_MAX, 0.1 * 2 ** (attempt - 1))
         for _ in range(20):
-            assert full / 2 <= _fetch._backoff(attempt, 0.1) <= full
+            assert full / 2 <= _retry._backoff(attempt, 0.1) <= full
 
 
 def test_host_keys_group_by_scheme_host_and_port() -> None:
-    from asyncnet._fetch import _host_key
+    from asyncnet._fetch._engine import _host_key
 
     assert _host_key("http://A.example/x") == _host_key("http://a.example/y?z")
     assert _host_key("http://a.example/") != _host_key("https://a.example/")
@@ -406,7 +407,7 @@ def test_host_keys_group_by_scheme_host_and_port() -> None:
 def test_host_keys_treat_the_default_port_as_given() -> None:
     # http://h/ and http://h:80/ reach the same server, so they share one
     # per_host limit; told apart, twice the limit could be in flight to it.
-    from asyncnet._fetch import _host_key
+    from asyncnet._fetch._engine import _host_key
 
     assert _host_key("http://a.example/") == _host_key("http://a.example:80/")
     assert _host_key("https://a.example/") == _host_key("https://a.example:443/")
@@ -468,13 +469,13 @@ async def test_a_name_that_does_not_resolve_fails_alone() -> None:
     ],
 )
 def test_an_unusable_retry_after_is_none(value: str) -> None:
-    assert _fetch._retry_after(value) is None
+    assert _retry._retry_after(value) is None
 
 
 def test_a_retry_after_up_to_a_year_is_honoured() -> None:
-    assert _fetch._retry_after(" 0 ") == 0.0
-    assert _fetch._retry_after(str(int(_fetch._RETRY_AFTER_ABSURD))) == _fetch._RETRY_AFTER_ABSURD
-    assert _fetch._retry_after(str(int(_fetch._RETRY_AFTER_ABSURD) + 1)) is None
+    assert _retry._retry_after(" 0 ") == 0.0
+    assert _retry._retry_after(str(int(_retry._RETRY_AFTER_ABSURD))) == _retry._RETRY_AFTER_ABSURD
+    assert _retry._retry_after(str(int(_retry._RETRY_AFTER_ABSURD) + 1)) is None
 
 
 @settings(max_examples=500, deadline=None)
@@ -484,15 +485,15 @@ def test_a_retry_after_up_to_a_year_is_honoured() -> None:
 @example("Mon, 01 Jan 0001 00:00:00 +2359")
 @example("Fri, 31 Dec 9999 23:59:59 -2359")
 def test_any_retry_after_text_is_a_sane_wait_or_none(value: str) -> None:
-    wait = _fetch._retry_after(value)
-    assert wait is None or (math.isfinite(wait) and 0.0 <= wait <= _fetch._RETRY_AFTER_ABSURD)
+    wait = _retry._retry_after(value)
+    assert wait is None or (math.isfinite(wait) and 0.0 <= wait <= _retry._RETRY_AFTER_ABSURD)
 
 
 def test_backoff_never_overflows_however_many_retries() -> None:
     # 2.0 ** 1100 raises OverflowError; a caller may allow that many retries.
     for attempt in (1024, 1100, 10**6):
-        assert _fetch._BACKOFF_MAX / 2 <= _fetch._backoff(attempt, 0.1) <= _fetch._BACKOFF_MAX
-    assert _fetch._backoff(10**6, 0.0) == 0.0
+        assert _retry._BACKOFF_MAX / 2 <= _retry._backoff(attempt, 0.1) <= _retry._BACKOFF_MAX
+    assert _retry._backoff(10**6, 0.0) == 0.0
 
 
 def _run_checked(main: Coroutine[Any, Any, None]) -> None:

@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import pytest
+
+import asyncnet
 from asyncnet import BodySink, Response, fetch_all, fetch_iter
 from asyncnet._cli._demo_server import DemoHTTPServer, body_of
 from tests.support.servers import RawServer
@@ -127,3 +130,27 @@ async def _listed(urls: list[str]) -> AsyncIterator[str]:
     for url in urls:
         await asyncio.sleep(0)
         yield url
+
+
+@pytest.mark.parametrize("collect", ["fetch_all", "fetch_iter"])
+async def test_deadline_bounds_a_source_that_never_ends(collect: str) -> None:
+    # A pipe that stays open and silent after its first URL: the deadline must
+    # still end the run, with the workers that wait on the source cancelled.
+    never = asyncio.Event()
+    with DemoHTTPServer() as server:
+
+        async def source() -> AsyncIterator[str]:
+            yield server.url("/fast?size=3")
+            await never.wait()
+            yield server.url("/fast?size=4")  # pragma: no cover - never reached
+
+        # The bound only turns a regression into a failure instead of a hang.
+        async with asyncio.timeout(30):
+            if collect == "fetch_all":
+                results = await fetch_all(source(), concurrency=3, deadline=1.0)
+            else:
+                results = [r async for r in fetch_iter(source(), concurrency=3, deadline=1.0)]
+    # One result, for the one URL that came; on a slow machine it may be
+    # the deadline's own TotalTimeout, which is a result all the same.
+    assert len(results) == 1 and results[0].url.endswith("size=3")
+    assert results[0].ok or isinstance(results[0].error, asyncnet.TotalTimeout)

@@ -111,7 +111,7 @@ async def test_every_method_helper_passes_every_option_on() -> None:
 
 
 async def test_route_cache_is_bounded_and_keyed_by_what_changes_the_head() -> None:
-    from asyncnet._http import _client as _http_client
+    from asyncnet._http import _dispatch
 
     with HTTPServer() as srv:
         async with HTTPClient() as client:
@@ -126,10 +126,10 @@ async def test_route_cache_is_bounded_and_keyed_by_what_changes_the_head() -> No
     # Many URLs: the cache is emptied when full, never grows past its size.
     reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     async with RawServer(responses=[reply], repeat=True) as raw, HTTPClient() as client:
-        for i in range(_http_client._ROUTE_CACHE_SIZE + 10):
+        for i in range(_dispatch._ROUTE_CACHE_SIZE + 10):
             response = await client.get(raw.url(f"/n?{i}"))
             assert response.content == b"ok"
-            assert len(client._routes) <= _http_client._ROUTE_CACHE_SIZE
+            assert len(client._dispatcher.routes) <= _dispatch._ROUTE_CACHE_SIZE
         assert raw.connections == 1
 
 
@@ -141,7 +141,7 @@ async def test_route_cache_never_keeps_a_url_with_userinfo() -> None:
         for _ in range(2):
             assert (await client.get(secret)).content == b"ok"
         assert (await client.get(raw.url("/public"))).content == b"ok"
-        cached = [key[1] for key in client._routes]
+        cached = [key[1] for key in client._dispatcher.routes]
         assert [url.target for url in cached] == ["/public"]
         assert all(url.username is None for url in cached)
 

@@ -524,7 +524,7 @@ def _early_answer_server(*, stop_reading: asyncio.Event | None = None) -> RawSer
 
 
 def _only_connection(client: HTTPClient) -> HTTPConnection:
-    [conn] = client._pool._all  # type: ignore[union-attr]
+    [conn] = client._dispatcher.pool._all  # type: ignore[union-attr]
     return conn
 
 

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import asyncnet
 from asyncnet import HTTPClient, Limits
-from asyncnet._fetch import _connection_budget
+from asyncnet._fetch._engine import _connection_budget
 
 _REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -169,7 +169,7 @@ async def test_pool_tables_empty_again_after_200_origins_are_gone() -> None:
     async with ManyPortServer(200) as srv, HTTPClient(limits=limits) as client:
         for port in srv.ports:
             assert (await client.get(f"http://127.0.0.1:{port}/")).status == 200
-        pool = client._pool
+        pool = client._dispatcher.pool
         assert pool is not None
         assert client.statistics().connections_idle == 200
         assert pool.bookkeeping()["idle_keys"] == 200

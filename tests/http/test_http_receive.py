@@ -506,7 +506,7 @@ async def test_client_get_receives_long_bodies_direct_after_a_long_redirect_body
             assert [r.status for r in resp.history] == ([302] if _ == 0 else [])
         # The redirect's connection was dropped after draining part of its
         # long body; the other carried both final bodies, direct.
-        [conn] = client._pool._all  # type: ignore[union-attr]
+        [conn] = client._dispatcher.pool._all  # type: ignore[union-attr]
         assert conn.direct_bodies == 2
         assert srv.connections == 2
         assert _live_direct_bytes() == 0

@@ -19,7 +19,8 @@ The life of one call::
                        (-> retry)* -> emit]*
                   -> input exhausted: workers return -> close own client -> return
     deadline      -> cancel requests in flight, each emits a TotalTimeout result;
-                     URLs not yet started emit TotalTimeout without a request
+                     URLs not yet started emit TotalTimeout without a request;
+                     an async source is read no further (a pipe may never end)
     cancellation  -> cancel every worker, await them, close own client, re-raise
 """
 
@@ -27,12 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import email.utils
 import inspect
 import math
-import random
-import re
 import sys
 import time
 from collections.abc import (
@@ -46,19 +43,20 @@ from collections.abc import (
     Mapping,
     Sized,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookiejar import CookieJar
-from typing import Final, Protocol
+from typing import Final
 
-from ._errors import InvalidURL, TotalTimeout, TransportError, UsageError
-from ._errors import TimeoutError as AsyncNetTimeoutError
-from ._http._client import AuthInput, HTTPClient
-from ._http._headers import Headers
-from ._http._models import Limits, Response, Timeout
-from ._http._rules import IDEMPOTENT_METHODS
-from ._http._url import URL, parse_url
+from .._errors import InvalidURL, TotalTimeout, UsageError
+from .._http._client import HTTPClient
+from .._http._models import Limits, Timeout
+from .._http._prepare import AuthInput
+from .._http._rules import IDEMPOTENT_METHODS
+from .._http._url import URL, parse_url
+from ._results import FetchResult, SinkFactory, read_capped, read_into
+from ._retry import retry_wait
 
-__all__ = ["DEFAULT_TIMEOUT", "BodySink", "FetchResult", "SinkFactory", "fetch_all", "fetch_iter"]
+__all__ = ["DEFAULT_TIMEOUT", "fetch_all", "fetch_iter"]
 
 #: Per-request timeouts used when the caller gives none: long enough for a
 #: slow but working server, short enough that one dead host cannot hold a
@@ -101,87 +99,6 @@ def _connection_budget(concurrency: int) -> int:
     return max(concurrency, min(_descriptor_limit() // 2, _FETCH_MAX_CONNECTIONS))
 
 
-# Statuses that mean "try again later" rather than "this is wrong".
-_RETRY_STATUSES = frozenset({429, 502, 503, 504})
-
-# Backoff doubles from this base up to _BACKOFF_MAX seconds.
-_BACKOFF_MAX = 10.0
-# Doublings beyond this change nothing for any base above 1e-300 s (2 ** 1023
-# is the largest power of two a float holds).
-_BACKOFF_MAX_DOUBLINGS = 1000
-
-# Retry-After in delay-seconds: ASCII digits only (str.isdigit() also accepts
-# "²" and "٣", which float() refuses or misreads), and few enough of them to
-# stay a real number of seconds.
-_DELAY_SECONDS = re.compile(r"[0-9]{1,10}")
-# A Retry-After asking for more than a year is not a wait anyone means; it is
-# treated as no Retry-After at all (backoff), like garbage.
-_RETRY_AFTER_ABSURD = 366 * 24 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    """What happened to one URL: its response, or the error that stopped it.
-
-    ``ok`` is true for a final status below 400 (after redirects) with no
-    error; a 4xx or 5xx answer has ``ok`` false, its ``status`` set and
-    ``error`` ``None``, because the server did answer.
-    """
-
-    #: The URL exactly as it was given.
-    url: str
-    #: True when a final response with status < 400 arrived and no error occurred.
-    ok: bool
-    #: The final status code, or ``None`` when no response arrived.
-    status: int | None
-    #: The final reason phrase ("" when no response arrived).
-    reason: str
-    #: The final response headers, or ``None`` when no response arrived.
-    headers: Headers | None
-    #: The body (content-decoded), possibly cut at ``max_body`` bytes; empty
-    #: when ``sink=`` took it (see :attr:`size`).
-    body: bytes
-    #: Seconds from the first attempt's start to the end, retries included.
-    elapsed: float
-    #: Requests made for this URL (0 if the deadline passed before it started).
-    attempts: int
-    #: The exception that ended the last attempt, or ``None``.
-    error: Exception | None
-    #: True when the body was longer than ``max_body`` and the rest was discarded.
-    truncated: bool = False
-    #: Position of the URL in the input (useful with :func:`fetch_iter`).
-    index: int = 0
-    #: The URL of the final response after redirects, or ``None``.
-    final_url: str | None = field(default=None)
-    #: Body bytes received (content-decoded): ``len(body)`` when the body is
-    #: kept, the count streamed to the sink (or dropped) with ``sink=``.
-    size: int = 0
-
-
-class BodySink(Protocol):
-    """Where one response body goes when ``sink=`` is given, instead of memory.
-
-    Both methods run in the event loop between reads, so they should be
-    quick (a buffered file write is). ``write`` gets each piece of the
-    content-decoded body in order; ``finish`` is called exactly once, with
-    ``None`` after the last piece, or with the exception that ended the body
-    early (a lost connection, a timeout, the deadline's cancellation), so a
-    file sink can keep a complete file and delete a partial one. An
-    exception raised by either method becomes that URL's error.
-    """
-
-    def write(self, data: bytes) -> None:
-        """Take the next piece of the body."""
-
-    def finish(self, error: BaseException | None) -> None:
-        """The body ended: completely (``error is None``) or not."""
-
-
-#: ``sink(url, response)`` is called once per attempt when the final response
-#: head has arrived (``url`` as given, ``response`` not yet read); it returns
-#: the :class:`BodySink` for this body, or ``None`` to count it and drop it.
-SinkFactory = Callable[[str, Response], BodySink | None]
-
 #: URLs as a plain iterable, or an async one whose items arrive over time.
 URLSource = Iterable[str] | AsyncIterable[str]
 
@@ -204,43 +121,6 @@ def _host_key(url: object) -> str:
     except InvalidURL:
         return str(url)
     return f"{scheme}://{host}:{port}"
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Parse a Retry-After value (seconds or an HTTP date) into seconds from now.
-
-    The server controls this text, so anything that is not a usable wait
-    gives ``None`` ("no Retry-After", the caller backs off instead), never
-    an exception: non-ASCII digits such as "²" (``str.isdigit`` accepts them,
-    ``float`` does not), dates whose year overflows, negative, non-finite or
-    absurdly long waits.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if _DELAY_SECONDS.fullmatch(value):
-        seconds = float(value)  # a few ASCII digits: cannot fail or overflow
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-            if when.tzinfo is None:
-                return None
-            seconds = when.timestamp() - time.time()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        # A date in the past means "now" (RFC 9110 section 10.2.3).
-        seconds = max(0.0, seconds)
-    if not math.isfinite(seconds) or seconds > _RETRY_AFTER_ABSURD:
-        return None
-    return seconds
-
-
-def _backoff(attempt: int, base: float) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random."""
-    # The exponent is capped before it is used: 2.0 ** 1100 overflows, and a
-    # caller may well allow that many retries.
-    delay = min(_BACKOFF_MAX, base * 2.0 ** min(attempt - 1, _BACKOFF_MAX_DOUBLINGS))
-    return delay / 2 + random.uniform(0, delay / 2)
 
 
 class _HostSlots:
@@ -383,6 +263,9 @@ class _Engine:
         # Workers currently inside a request (not emitting): the deadline
         # cancels exactly these.
         self._fetching: dict[asyncio.Task[None], _Work] = {}
+        # Workers waiting on an async source for its next URL: the deadline
+        # cancels these too.
+        self._pulling: set[asyncio.Task[None]] = set()
         self._exhausted = False
         # URLs set aside because their host was at its per_host limit; bounded
         # so that a host-skewed input cannot make this grow with the input.
@@ -441,16 +324,38 @@ class _Engine:
             if self._items is not None:
                 url = next(self._items)
             else:
-                assert self._async_items is not None
-                # Workers queued here after the end see StopAsyncIteration again.
-                async with self._pull_lock:
-                    url = await anext(self._async_items)
+                url = await self._pull_async()
         except (StopIteration, StopAsyncIteration):
             self._exhausted = True
             return None
         index = self._pulled
         self._pulled += 1
         return index, url
+
+    async def _pull_async(self) -> str:
+        """The next URL of the async source; StopAsyncIteration at its end or after the deadline.
+
+        A pipe may stay open for ever without sending another line, so the
+        deadline cancels the workers waiting here too; after it, the source
+        is not read any further (its next items may never come).
+        """
+        assert self._async_items is not None
+        task = asyncio.current_task()
+        assert task is not None
+        self._pulling.add(task)
+        try:
+            # Workers queued here after the end see StopAsyncIteration again.
+            async with self._pull_lock:
+                if self._deadline_passed():
+                    raise StopAsyncIteration
+                return await anext(self._async_items)
+        except asyncio.CancelledError:
+            # Only our own deadline's cancellation is absorbed, as in _worker.
+            if self._closing or not self._deadline_passed() or task.uncancel() > 0:
+                raise
+            raise StopAsyncIteration from None
+        finally:
+            self._pulling.discard(task)
 
     async def _pick(self, last_key: str | None) -> tuple[int, str] | None:
         """Choose the next URL for a worker that just finished one on ``last_key``.
@@ -516,7 +421,7 @@ class _Engine:
 
     def _expire(self) -> None:
         self._expired = True
-        for task in list(self._fetching):
+        for task in [*self._fetching, *self._pulling]:
             task.cancel()
 
     def _deadline_result(self, work: _Work) -> FetchResult:
@@ -539,24 +444,10 @@ class _Engine:
                     self._hosts.release(key)
             if not retryable or work.attempts > self._retries:
                 return result
-            wait = self._retry_wait(result, work.attempts)
+            wait = retry_wait(result, work.attempts, self._retry_backoff, self._retry_after_max)
             if wait is None:
                 return result
             await asyncio.sleep(wait)
-
-    def _retry_wait(self, result: FetchResult, attempt: int) -> float | None:
-        """Seconds to wait before retrying ``result``, or ``None`` not to retry."""
-        if result.error is not None:
-            if isinstance(result.error, (TransportError, AsyncNetTimeoutError)):
-                return _backoff(attempt, self._retry_backoff)
-            return None
-        if result.status in _RETRY_STATUSES:
-            assert result.headers is not None
-            asked = _retry_after(result.headers.get("Retry-After"))
-            if asked is not None:
-                return min(asked, self._retry_after_max)
-            return _backoff(attempt, self._retry_backoff)
-        return None
 
     async def _attempt(self, work: _Work) -> FetchResult:
         assert self._client is not None
@@ -576,11 +467,11 @@ class _Engine:
                 ) as response:
                     if self._sink is None:
                         assert self._max_body is not None
-                        body, truncated = await self._read_capped(response, self._max_body)
+                        body, truncated = await read_capped(response, self._max_body)
                         size = len(body)
                     else:
                         target = self._sink(work.url, response)
-                        size, truncated = await self._read_into(response, target)
+                        size, truncated = await read_into(response, target, self._max_body)
                         body = b""
         except Exception as exc:
             return _failure(work, exc)
@@ -599,65 +490,6 @@ class _Engine:
             final_url=str(response.url),
             size=size,
         )
-
-    @staticmethod
-    async def _read_capped(response: Response, limit: int) -> tuple[bytes, bool]:
-        """Keep at most ``limit`` body bytes; stop reading (and drop the rest) past it."""
-        kept = bytearray()
-        chunks = response.aiter_bytes()
-        try:
-            async for chunk in chunks:
-                room = limit - len(kept)
-                if len(chunk) > room:
-                    kept += chunk[:room]
-                    return bytes(kept), True
-                kept += chunk
-            return bytes(kept), False
-        finally:
-            # Leaving early must finalize the iterator now, not whenever the
-            # garbage collector gets to it.
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-
-    async def _read_into(self, response: Response, target: BodySink | None) -> tuple[int, bool]:
-        """Stream the body to ``target`` (or drop it), up to ``max_body``; (bytes, truncated).
-
-        ``target.finish`` runs exactly once: with ``None`` when every byte
-        up to the end (or the cap) was written, else with what stopped it.
-        """
-        limit = self._max_body
-        size = 0
-        truncated = False
-        chunks = response.aiter_bytes()
-        try:
-            async for chunk in chunks:
-                if limit is not None and len(chunk) > limit - size:
-                    chunk = chunk[: limit - size]
-                    truncated = True
-                size += len(chunk)
-                if target is not None:
-                    target.write(chunk)
-                if truncated:
-                    break
-        except BaseException as exc:
-            if target is not None:
-                # The body's own error is the one to report, not a second
-                # failure while the sink cleans up after it.
-                with contextlib.suppress(Exception):
-                    target.finish(exc)
-            raise
-        finally:
-            # Leaving early must finalize the iterator now, not whenever the
-            # garbage collector gets to it.
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if target is not None:
-            target.finish(None)
-        return size, truncated
-
 
 async def _call(on_result: OnResult | None, result: FetchResult) -> None:
     if on_result is not None:
