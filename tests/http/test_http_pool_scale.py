@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 import random
 import resource
 from collections.abc import Callable
@@ -19,6 +21,8 @@ from types import TracebackType
 import asyncnet
 from asyncnet import HTTPClient, Limits
 from asyncnet._fetch._engine import _connection_budget
+from asyncnet._http._connector import open_connection
+from tests.support.servers import RawServer
 
 _REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -265,3 +269,37 @@ async def test_open_connections_share_the_pools_callbacks_and_all_come_back() ->
             assert await response.read() == b"ok"
         assert client.statistics().connections_idle == 20
         assert srv.connections == 20
+
+
+async def test_a_request_waiting_for_its_answer_keeps_no_opener() -> None:
+    """The connection opener is dropped once the connection is open.
+
+    Twenty requests wait at once for answers the server holds back: none of
+    them still holds the ``functools.partial`` that opened its connection
+    (it would be two objects per request in flight, args and all, for every
+    full garbage collection to walk), and all twenty are answered.
+    """
+    go = asyncio.Event()
+    n = 20
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await srv.read_request(reader, writer):
+            await go.wait()
+            await srv.send(writer, _REPLY)
+
+    async with RawServer(held) as srv, HTTPClient(limits=Limits(max_per_host=n)) as client:
+        url = f"http://127.0.0.1:{srv.port}/"
+        tasks = [asyncio.create_task(client.get(url)) for _ in range(n)]
+        try:
+            await srv.wait_until(lambda s: s.active_requests == n)
+            openers = [
+                o
+                for o in gc.get_objects()
+                if isinstance(o, functools.partial) and o.func is open_connection
+            ]
+            assert openers == []
+        finally:
+            go.set()
+            responses = await asyncio.gather(*tasks)
+        assert [r.status for r in responses] == [200] * n
+        assert srv.connections == n
