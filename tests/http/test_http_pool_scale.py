@@ -259,7 +259,7 @@ async def test_open_connections_share_the_pools_callbacks_and_all_come_back() ->
             await stack.enter_async_context(client.stream("GET", f"http://127.0.0.1:{port}/"))
             for port in srv.ports
         ]
-        pool = client._pool
+        pool = client._dispatcher.pool
         assert pool is not None
         conns = list(pool._all)
         assert len(conns) == 20
