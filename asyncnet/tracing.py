@@ -9,6 +9,7 @@ their order. Match on the classes::
             ...
 """
 
+from ._http._trace import PUBLIC_NAMES
 from ._http._trace import ConnectEnd as ConnectEnd
 from ._http._trace import ConnectionClosedEvent as ConnectionClosedEvent
 from ._http._trace import ConnectionCreated as ConnectionCreated
@@ -27,22 +28,4 @@ from ._http._trace import TLSStart as TLSStart
 from ._http._trace import TraceCallback as TraceCallback
 from ._http._trace import TraceEvent as TraceEvent
 
-__all__ = [
-    "ConnectEnd",
-    "ConnectStart",
-    "ConnectionClosedEvent",
-    "ConnectionCreated",
-    "ConnectionReleased",
-    "ConnectionReused",
-    "DNSEnd",
-    "DNSStart",
-    "ProxyTunnelEstablished",
-    "RequestBodySent",
-    "RequestHeadSent",
-    "ResponseBodyComplete",
-    "ResponseHeadReceived",
-    "TLSEnd",
-    "TLSStart",
-    "TraceCallback",
-    "TraceEvent",
-]
+__all__ = list(PUBLIC_NAMES)

@@ -44,7 +44,8 @@ from ._proxy import Proxy
 from ._request import RequestBody
 from ._url import URL
 
-__all__ = [
+#: The names :mod:`asyncnet.tracing` makes public.
+PUBLIC_NAMES: Final = (
     "ConnectEnd",
     "ConnectStart",
     "ConnectionClosedEvent",
@@ -62,6 +63,11 @@ __all__ = [
     "TLSStart",
     "TraceCallback",
     "TraceEvent",
+)
+
+__all__ = [
+    "PUBLIC_NAMES",
+    *PUBLIC_NAMES,
     "TracedConnection",
     "Tracer",
     "connection_factory",
@@ -325,19 +331,9 @@ class TracedConnection(HTTPConnection):
             self._body_reported = True
             self.tracer.emit(ResponseBodyComplete(Tracer.now(), self.connection_id))
 
-    def begin(
-        self,
-        method: str,
-        read_timeout: float | None,
-        write_timeout: float | None,
-        deadline: float | None,
-        read_whole: bool = False,
-        *,
-        close_after: bool = False,
-    ) -> None:
-        super().begin(
-            method, read_timeout, write_timeout, deadline, read_whole, close_after=close_after
-        )
+    def begin(self, method: str, *args: Any, **kwargs: Any) -> None:
+        # The same parameters as HTTPConnection.begin, passed on untouched.
+        super().begin(method, *args, **kwargs)
         self._body_reported = False
         self._traced_method = method
 
