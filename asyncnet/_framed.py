@@ -322,8 +322,8 @@ class _FrameWaiter:
     """What a task that receives on an empty queue awaits: a reusable, future-like wake-up.
 
     asyncio's tasks can wait on any object with ``_asyncio_future_blocking``,
-    ``get_loop()``, ``add_done_callback()``, ``result()`` and ``cancel()`` (the
-    duck type ``asyncio.isfuture`` recognises). This one differs from a
+    ``_loop`` (or ``get_loop()``), ``add_done_callback()``, ``result()`` and
+    ``cancel()`` (the duck type ``asyncio.isfuture`` recognises). This one differs from a
     Future in one way: :meth:`wake` with ``eager`` set, called from
     ``data_received`` while no task is running, runs the task's wake-up at
     once, so the handler takes its frame and replies within the same pass of
@@ -364,8 +364,9 @@ class _FrameWaiter:
 
     # -- what asyncio's Task calls -------------------------------------------------------
 
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
+    # No get_loop(): a task reads _loop when a future has no get_loop (both
+    # asyncio.futures._get_loop and the C Task do), which spares a Python
+    # call per wait.
 
     def add_done_callback(
         self, fn: Callable[[Any], object], *, context: contextvars.Context | None = None
@@ -455,6 +456,8 @@ class ConnectionProtocol(FramedProtocol[F]):
         self._frames: collections.deque[F] = collections.deque()
         self._costs: collections.deque[int] = collections.deque()
         self._queued = 0
+        # decoder.buffered as of the last feed (only feeding changes it).
+        self._partial = 0
         # Why no more frames will come, once known: raised after the queue drains.
         self._end: Exception | None = None
         loop = asyncio.get_running_loop()
@@ -477,16 +480,18 @@ class ConnectionProtocol(FramedProtocol[F]):
             partial = 0
         else:
             decoder = self._decoder
-            before = decoder.buffered
+            before = self._partial
             try:
                 frames = decoder.feed(data)
             except Exception as exc:
+                self._partial = decoder.buffered
                 self._decode_failed(exc)
                 return
+            # Kept rather than asked for again (a property call) before the next read.
+            partial = self._partial = decoder.buffered
             if not frames:
                 return
             count = len(frames)
-            partial = decoder.buffered
             # The wire bytes these frames took; shared out so that taking a
             # frame releases its part of the receive limit.
             consumed = size + before - partial
@@ -508,10 +513,9 @@ class ConnectionProtocol(FramedProtocol[F]):
             elif decoder._error is not None:  # type: ignore[attr-defined]
                 self._decode_failed(decoder._error)  # type: ignore[attr-defined]
         if self._waiter._callback is not None:
-            # The receiver may run now and empty the queue (see _FrameWaiter).
+            # The receiver may run now and empty the queue (see _FrameWaiter);
+            # it cannot feed the decoder, so partial stays what it is.
             self._waiter.wake(True)
-            if not self._raw:
-                partial = self._decoder.buffered
         if self._queued + partial > self.receive_limit:
             self._pause_reading(_QUEUE_FULL)
 
@@ -558,7 +562,7 @@ class ConnectionProtocol(FramedProtocol[F]):
         frame = self._frames.popleft()
         self._queued -= self._costs.popleft()
         if self._pause_reasons & _QUEUE_FULL and (
-            not self._frames or self._queued + self._decoder.buffered <= self.receive_low
+            not self._frames or self._queued + self._partial <= self.receive_low
         ):
             self._resume_reading(_QUEUE_FULL)
         return frame

@@ -1,0 +1,175 @@
+"""How a task waiting for a frame is woken: at once from a read, in its own context, cancellably.
+
+``ConnectionProtocol`` wakes a receiver that waits on an empty queue from
+``data_received`` itself (``_FrameWaiter``), so the handler takes its frame
+in the same pass of the event loop. These tests pin what that must keep: the
+task's own context, cancellation and timeouts that leave the connection
+usable and lose no frame, one receiver at a time, and the in-memory
+transport's deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+
+import pytest
+
+import asyncnet
+from asyncnet import Connection, Lines
+from asyncnet._framed import ConnectionProtocol
+from asyncnet.testing import memory_connection_pair
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+
+
+async def let_run() -> None:
+    """Let the tasks just created run up to where they wait (one pass of the loop)."""
+    await asyncio.sleep(0)
+
+
+async def wait_until(cond: Any, what: str) -> None:
+    """Wait for a condition that a callback will make true (bounded in count)."""
+    for _ in range(2000):
+        if cond():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"never happened: {what}")
+
+
+class Recording(ConnectionProtocol[bytes]):
+    """Records, as each read's data_received returns, how many frames are still queued."""
+
+    def __init__(self) -> None:
+        super().__init__(Lines())
+        self.queued_after_read: list[int] = []
+        self.frames: list[tuple[bytes, str]] = []
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.task = asyncio.get_running_loop().create_task(self.handle(Connection(transport, self)))
+
+    async def handle(self, conn: Connection[bytes]) -> None:
+        request_id.set("handler's own")
+        self.ready.set()
+        async for frame in conn:
+            self.frames.append((frame, request_id.get("none")))
+            await conn.send(frame)
+        await conn.aclose()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.queued_after_read.append(len(self._frames))
+
+
+async def test_a_waiting_receiver_takes_its_frame_before_the_read_callback_returns() -> None:
+    loop = asyncio.get_running_loop()
+    protocols: list[Recording] = []
+
+    def factory() -> Recording:
+        protocols.append(Recording())
+        return protocols[-1]
+
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncnet.open_connection("127.0.0.1", port, framing=Lines()) as conn:
+            await wait_until(lambda: protocols and protocols[0].ready.is_set(), "handler waits")
+            for word in (b"one", b"two", b"three"):
+                await conn.send(word)
+                assert await conn.receive() == word
+            served = protocols[0]
+            # Every read found the handler waiting, and the handler had taken
+            # the frame (and replied) before data_received returned; in the
+            # handler's own context, not the transport callback's.
+            assert served.queued_after_read == [0, 0, 0]
+            assert served.frames == [(b"one", "handler's own"), (b"two", "handler's own"),
+                                     (b"three", "handler's own")]
+        assert served.task is not None
+        await served.task
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_cancelling_a_waiting_receive_loses_no_frame_and_leaves_it_usable() -> None:
+    a, b = memory_connection_pair(Lines())
+    async with a, b:
+        receiver = asyncio.create_task(b.receive())
+        await let_run()
+        receiver.cancel("stop waiting")
+        with pytest.raises(asyncio.CancelledError) as info:
+            await receiver
+        assert info.value.args == ("stop waiting",)
+        # A frame arriving after the cancellation waits for the next receive.
+        await a.send(b"kept")
+        assert await b.receive() == b"kept"
+        # A timeout is a cancellation too.
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await b.receive()
+        await a.send(b"after the timeout")
+        assert await b.receive() == b"after the timeout"
+
+
+@pytest.mark.parametrize("cancel_first", [True, False])
+async def test_a_frame_and_a_cancel_close_together_lose_nothing(cancel_first: bool) -> None:
+    # The wake-up is run or scheduled exactly once: whichever of the frame and
+    # the cancellation comes first wins, and the frame is never lost.
+    a, b = memory_connection_pair(Lines())
+    async with a, b:
+        got: list[bytes] = []
+
+        async def receive_one() -> None:
+            got.append(await b.receive())
+
+        receiver = asyncio.create_task(receive_one())
+        await let_run()
+        a.send_nowait(b"x")  # delivered on the next pass of the loop
+        if cancel_first:
+            receiver.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await receiver
+            assert got == []
+            assert await b.receive() == b"x"
+        else:
+            await let_run()  # the delivery wakes the receiver, which finishes
+            assert got == [b"x"]
+            assert not receiver.cancel()
+            await receiver
+
+
+async def test_a_second_receiver_while_one_waits_is_a_usage_error() -> None:
+    a, b = memory_connection_pair(Lines())
+    async with a, b:
+        first = asyncio.create_task(b.receive())
+        await let_run()
+        with pytest.raises(asyncnet.UsageError):
+            await b.receive()
+        await a.send(b"for the first")
+        assert await first == b"for the first"
+
+
+async def test_frames_delivered_from_inside_a_task_are_received_in_order() -> None:
+    # The in-memory transport may deliver from within a running task; then
+    # the wake-up is scheduled (a task cannot run inside another).
+    a, b = memory_connection_pair(Lines())
+    async with a, b:
+        received: list[bytes] = []
+
+        async def consume() -> None:
+            async for frame in b:
+                received.append(frame)
+
+        consumer = asyncio.create_task(consume())
+        await let_run()
+        for i in range(50):
+            a.send_nowait(b"%d" % i)
+            # Deliver the bytes synchronously, from inside this task.
+            a._transport._flush()  # type: ignore[attr-defined]
+        a.send_eof()
+        await consumer
+        assert received == [b"%d" % i for i in range(50)]
