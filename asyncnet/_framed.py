@@ -37,7 +37,9 @@ import collections
 import contextlib
 import contextvars
 import itertools
-from collections.abc import Callable, Coroutine, Generator
+import sys
+import types
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, cast
 
@@ -130,6 +132,11 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
         self._transport: asyncio.Transport | None = None
         self._pause_reasons = 0
         self._eof_sent = False
+        # Replies held while ConnectionProtocol.data_received runs its
+        # receiver on several queued frames, then written in one write (see
+        # there); None: every frame is written as it is sent.
+        self._cork: list[bytes] | None = None
+        self._corked = 0
         self.bytes_received = 0
         self.bytes_sent = 0
         self.frames_received = 0
@@ -234,22 +241,49 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
         transport = self._transport
         if transport is None or self._eof_sent or transport.is_closing():
             raise ConnectionClosed("the connection is closed for sending")
-        encoded = frame if self._raw else self._encode(frame)
+        encoded: Any = frame if self._raw else self._encode(frame)
         if type(encoded) is tuple:
             size = 0
             for piece in encoded:
                 size += len(piece)
             if size <= JOIN_MAX:
-                transport.write(b"".join(encoded))
+                encoded = b"".join(encoded)
             else:
+                if self._cork:
+                    self._flush_cork()
                 for piece in encoded:
                     if piece:
                         transport.write(piece)
+                self.bytes_sent += size
+                self.frames_sent += 1
+                return
         else:
-            size = len(encoded)  # type: ignore[arg-type]
-            transport.write(encoded)  # type: ignore[arg-type]
+            size = len(encoded)
+        cork = self._cork
+        if cork is not None and size <= JOIN_MAX and type(encoded) is bytes:
+            # Immutable and small: held, and written with the others at once.
+            cork.append(encoded)
+            self._corked += size
+            if self._corked > self.high_water:
+                self._flush_cork()
+        else:
+            if cork:
+                self._flush_cork()
+            transport.write(encoded)
         self.bytes_sent += size
         self.frames_sent += 1
+
+    def _flush_cork(self) -> None:
+        """Write what the cork holds (in one write); the cork stays on if it was."""
+        cork = self._cork
+        if cork:
+            data = cork[0] if len(cork) == 1 else b"".join(cork)
+            cork.clear()
+            self._corked = 0
+            transport = self._transport
+            # A transport already closing drops writes, as asyncio's do.
+            if transport is not None and not transport.is_closing():
+                transport.write(data)
 
     def send_eof(self) -> None:
         """Half-close: tell the peer we will send nothing more (reading continues)."""
@@ -259,6 +293,7 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
         if not transport.can_write_eof():
             raise UsageError("this transport cannot half-close (TLS cannot, before Python 3.12)")
         if not self._eof_sent:
+            self._flush_cork()
             self._eof_sent = True
             transport.write_eof()
 
@@ -318,21 +353,38 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
         return self._snapshot(0, 0)
 
 
+# Whether a task is running on a loop, for _FrameWaiter.wake. On 3.11,
+# asyncio.current_task is a Python function around this dict; reading the
+# dict directly spares a Python call per wake-up (about 1,200 instructions).
+# From 3.12 on, asyncio.current_task is written in C.
+_current_tasks: Any = getattr(asyncio.tasks, "_current_tasks", None)
+if sys.version_info < (3, 12) and isinstance(_current_tasks, dict):
+    _running_task: Callable[[asyncio.AbstractEventLoop], object] = _current_tasks.get
+else:
+    _running_task = asyncio.current_task
+
+# What _FrameWaiter.result is until a wait is cancelled: a C callable that
+# returns None, so the task's wake-up (which calls result()) makes no Python
+# call (about 1,000 instructions a frame).
+_NO_RESULT: Final = type(None)
+
+
 class _FrameWaiter:
     """What a task that receives on an empty queue awaits: a reusable, future-like wake-up.
 
     asyncio's tasks can wait on any object with ``_asyncio_future_blocking``,
     ``_loop`` (or ``get_loop()``), ``add_done_callback()``, ``result()`` and
-    ``cancel()`` (the duck type ``asyncio.isfuture`` recognises). This one differs from a
-    Future in one way: :meth:`wake` with ``eager`` set, called from
-    ``data_received`` while no task is running, runs the task's wake-up at
-    once, so the handler takes its frame and replies within the same pass of
-    the event loop. A Future schedules the wake-up instead: a Handle, one more
-    pass of the loop and, with one connection active, one more
-    ``epoll_wait`` per message. Measured on a 64-byte line echo, one
-    connection: 75,600 -> ... instructions and ... us less CPU per message
-    (``benchmarks/toolkit_instructions.py``, ``line_echo.py``). It also
-    replaces a Future per wait with one object per connection.
+    ``cancel()`` (the duck type ``asyncio.isfuture`` recognises). This one
+    differs from a Future in one way: :meth:`wake` with ``eager`` set, called
+    from ``data_received`` while no task is running, runs the task's wake-up
+    at once, so the handler takes its frame and replies within the same pass
+    of the event loop. A Future schedules the wake-up instead: a Handle, one
+    more pass of the loop and, with one connection active, one more
+    ``epoll_wait`` per message. It also replaces a Future per wait with one
+    object per connection. Measured (``benchmarks/toolkit_instructions.py``,
+    64-byte line echo, one connection): 75,600 -> 51,500 user-space
+    instructions per message with the other changes of the same commit, of
+    which the wake-up's share is about 15,000.
 
     Anywhere a task is running (a transport that delivers data from inside a
     task, as the in-memory one of :mod:`asyncnet.testing` may), and for every
@@ -342,25 +394,28 @@ class _FrameWaiter:
 
     States: idle (``_callback`` None) -> armed (a task waits: ``_callback``
     is its wake-up) -> idle (woken, or cancelled: the wake-up was run or
-    scheduled, exactly once).
+    scheduled, exactly once). The awaiting side is
+    :meth:`ConnectionProtocol._next_frame`, which yields this object.
     """
 
     __slots__ = (
         "_asyncio_future_blocking",
         "_callback",
         "_cancel_message",
-        "_cancelled",
         "_context",
         "_loop",
+        "result",
     )
+
+    result: Callable[[], None]
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._asyncio_future_blocking = False
         self._callback: Callable[[Any], object] | None = None
         self._context: contextvars.Context | None = None
-        self._cancelled = False
         self._cancel_message: Any = None
+        self.result = _NO_RESULT
 
     # -- what asyncio's Task calls -------------------------------------------------------
 
@@ -375,6 +430,7 @@ class _FrameWaiter:
             raise UsageError("one task at a time may wait for a frame")
         self._callback = fn
         self._context = context
+        self.result = _NO_RESULT
 
     def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
         if self._callback is None or self._callback != fn:
@@ -386,29 +442,22 @@ class _FrameWaiter:
         callback = self._callback
         if callback is None:
             return False
-        self._cancelled = True
         self._cancel_message = msg
+        self.result = self._raise_cancelled
         self._callback = None
         self._loop.call_soon(callback, self, context=self._context)
         self._context = None
         return True
 
     def cancelled(self) -> bool:
-        return self._cancelled
+        return self.result is not _NO_RESULT
 
     def done(self) -> bool:
         return self._callback is None
 
-    def result(self) -> None:
-        if self._cancelled:
-            msg = self._cancel_message
-            raise asyncio.CancelledError() if msg is None else asyncio.CancelledError(msg)
-
-    def __await__(self) -> Generator[Any, None, None]:
-        self._cancelled = False
-        self._cancel_message = None
-        self._asyncio_future_blocking = True
-        yield self
+    def _raise_cancelled(self) -> None:
+        msg = self._cancel_message
+        raise asyncio.CancelledError() if msg is None else asyncio.CancelledError(msg)
 
     # -- what the protocol calls --------------------------------------------------------------
 
@@ -419,7 +468,7 @@ class _FrameWaiter:
             return
         context = self._context
         self._callback = self._context = None
-        if eager and asyncio.current_task(self._loop) is None:
+        if eager and _running_task(self._loop) is None:
             if context is None:
                 callback(self)
             else:
@@ -428,7 +477,7 @@ class _FrameWaiter:
             self._loop.call_soon(callback, self, context=context)
 
     def __repr__(self) -> str:
-        state = "cancelled" if self._cancelled else "armed" if self._callback else "idle"
+        state = "cancelled" if self.cancelled() else "armed" if self._callback else "idle"
         return f"<frame waiter {state}>"
 
 
@@ -512,10 +561,25 @@ class ConnectionProtocol(FramedProtocol[F]):
                 self._check_pending_error()
             elif decoder._error is not None:  # type: ignore[attr-defined]
                 self._decode_failed(decoder._error)  # type: ignore[attr-defined]
-        if self._waiter._callback is not None:
+        waiter = self._waiter
+        if waiter._callback is not None:
             # The receiver may run now and empty the queue (see _FrameWaiter);
             # it cannot feed the decoder, so partial stays what it is.
-            self._waiter.wake(True)
+            if len(self._frames) > 1:
+                # Several frames at once (a pipelining peer): the replies the
+                # receiver sends meanwhile are held and written together when
+                # it waits again, one send() system call instead of one per
+                # reply (redis-benchmark -P 16: ...). At most high_water bytes
+                # are held (then written through); close, abort and send_eof
+                # write them first, so nothing is reordered or lost.
+                self._cork = []
+                try:
+                    waiter.wake(True)
+                finally:
+                    self._flush_cork()
+                    self._cork = None
+            else:
+                waiter.wake(True)
         if self._queued + partial > self.receive_limit:
             self._pause_reading(_QUEUE_FULL)
 
@@ -567,11 +631,15 @@ class ConnectionProtocol(FramedProtocol[F]):
             self._resume_reading(_QUEUE_FULL)
         return frame
 
-    async def receive(self, iterating: bool = False) -> F:
+    @types.coroutine
+    def _next_frame(self, iterating: bool) -> Generator[Any, None, F]:
         """Return the next frame, waiting for one; raise the end of the stream after the last.
 
         With ``iterating`` (``async for``), the end on a frame boundary is
         ``StopAsyncIteration`` rather than :class:`~asyncnet.EndOfStream`.
+        A generator-based coroutine that yields the waiter itself: for each
+        frame, one generator is made and resumed instead of a coroutine
+        awaiting an ``__await__`` generator (about 2,500 instructions less).
         """
         frames = self._frames
         while not frames:
@@ -587,11 +655,24 @@ class ConnectionProtocol(FramedProtocol[F]):
             # The queue is empty, so reading is flowing (the pop that emptied
             # it resumed it): waiting can never wait on a paused peer.
             self._receiving = True
+            waiter = self._waiter
+            waiter._asyncio_future_blocking = True
             try:
-                await self._waiter
+                yield waiter
             finally:
                 self._receiving = False
-        return self.receive_nowait()
+        # receive_nowait(), inlined: a Python call less per frame.
+        frame = frames.popleft()
+        self._queued -= self._costs.popleft()
+        if self._pause_reasons & _QUEUE_FULL and (
+            not frames or self._queued + self._partial <= self.receive_low
+        ):
+            self._resume_reading(_QUEUE_FULL)
+        return frame
+
+    async def receive(self) -> F:
+        """Return the next frame, waiting for one; raise the end of the stream after the last."""
+        return await self._next_frame(False)
 
     def statistics(self) -> ConnectionStatistics:
         """Return a frozen snapshot of this connection's counters."""
@@ -624,15 +705,15 @@ class Connection(Generic[F]):
         :class:`~asyncnet.IncompleteFrame`), :class:`~asyncnet.ReadError` if
         the connection broke, or :class:`~asyncnet.ConnectionClosed` after close.
         """
-        return await self._protocol.receive()
+        return await self._protocol._next_frame(False)
 
     def __aiter__(self) -> Connection[F]:
         return self
 
-    def __anext__(self) -> Coroutine[Any, Any, F]:
+    def __anext__(self) -> Awaitable[F]:
         # The protocol's coroutine itself, not one wrapping it: one coroutine
         # and one frame less per frame received.
-        return self._protocol.receive(iterating=True)
+        return self._protocol._next_frame(True)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -664,10 +745,14 @@ class Connection(Generic[F]):
 
     def close(self) -> None:
         """Stop reading and close once everything written has been sent. Idempotent."""
+        self._protocol._flush_cork()
         self._transport.close()
 
     def abort(self) -> None:
         """Close at once, discarding unsent bytes (the peer may see a reset). Idempotent."""
+        # Held replies are handed over first, as they would have been without
+        # the cork: what the socket takes at once still reaches the peer.
+        self._protocol._flush_cork()
         self._transport.abort()
 
     @property
@@ -681,6 +766,7 @@ class Connection(Generic[F]):
 
     async def aclose(self) -> None:
         """Close gracefully and wait until the connection is gone; abort if cancelled."""
+        self._protocol._flush_cork()
         self._transport.close()
         try:
             await asyncio.shield(self._protocol.closed)

@@ -148,20 +148,26 @@ class Server(ServerCore[ServerStatistics]):
         return _ServerProtocol(self, **self._limits)
 
     async def _run(self, protocol: _ServerProtocol, conn: Connection[Any]) -> None:
+        # Aborting hands over replies the connection holds first (see
+        # ConnectionProtocol.data_received), as the handler had sent them.
         try:
             await self.handler(conn)
         except TransportError:
             # The peer went away or we aborted (idle, shutdown): nothing to report.
+            protocol._flush_cork()
             abort_quietly(protocol.transport)
         except RemoteProtocolError as exc:
             self._count("protocol_errors")
             logger.info("connection from %r ended by a protocol error: %r", conn.peername, exc)
+            protocol._flush_cork()
             abort_quietly(protocol.transport)
         except Exception:
             self._count("handler_errors")
             logger.exception("handler failed for %r; connection aborted", conn.peername)
+            protocol._flush_cork()
             abort_quietly(protocol.transport)
         except asyncio.CancelledError:
+            protocol._flush_cork()
             abort_quietly(protocol.transport)
             raise
         else:

@@ -5,7 +5,9 @@
 in the same pass of the event loop. These tests pin what that must keep: the
 task's own context, cancellation and timeouts that leave the connection
 usable and lose no frame, one receiver at a time, and the in-memory
-transport's deliveries.
+transport's deliveries. Replies sent while such a run handles several
+frames of one read are held and written together: never reordered, never
+lost to a close or EOF, never more than ``high_water`` of them held.
 """
 
 from __future__ import annotations
@@ -173,3 +175,77 @@ async def test_frames_delivered_from_inside_a_task_are_received_in_order() -> No
         a.send_eof()
         await consumer
         assert received == [b"%d" % i for i in range(50)]
+
+
+# -- replies to pipelined frames are written together ------------------------------------
+
+
+@pytest.mark.parametrize(("high_water", "most_writes"), [(65536, 1), (100, 16)])
+async def test_replies_to_frames_of_one_read_go_out_in_few_writes_of_bounded_size(
+    high_water: int, most_writes: int
+) -> None:
+    a, b = memory_connection_pair(Lines(), high_water=high_water)
+    async with a, b:
+        writes: list[int] = []
+        write = b._transport.write  # type: ignore[attr-defined]
+
+        def counting_write(data: bytes) -> None:
+            writes.append(len(data))
+            write(data)
+
+        b._transport.write = counting_write  # type: ignore[attr-defined]
+
+        async def echo() -> None:
+            async for frame in b:
+                await b.send(frame.upper())
+
+        echoer = asyncio.create_task(echo())
+        await let_run()
+        lines = [b"line %02d of the batch" % i for i in range(16)]  # 20 bytes + LF each
+        for line in lines:
+            a.send_nowait(line)  # all delivered in one read on the next pass
+        assert [await a.receive() for _ in lines] == [line.upper() for line in lines]
+        # One write for the batch; with a small high-water mark, a write as
+        # soon as the held replies pass it (then send() waits for the peer,
+        # as without holding), so no write holds more than high_water plus
+        # one reply.
+        assert 1 <= len(writes) <= most_writes
+        assert max(writes) <= high_water + 21
+        assert sum(writes) == 21 * 16
+        a.send_eof()
+        await echoer
+
+
+async def test_held_replies_go_out_before_the_handler_closes_the_connection() -> None:
+    async def until_quit(conn: Connection[bytes]) -> None:
+        async for line in conn:
+            if line == b"QUIT":
+                await conn.send(b"BYE")
+                return  # the server closes the connection
+            await conn.send(b"OK " + line)
+
+    async with asyncnet.start_server(until_quit, framing=Lines()) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with asyncnet.open_connection("127.0.0.1", port, framing=Lines()) as conn:
+            for word in (b"a", b"b", b"c", b"QUIT", b"ignored"):
+                conn.send_nowait(word)  # one write: one read on the server, most likely
+            replies = [frame async for frame in conn]
+    assert replies == [b"OK a", b"OK b", b"OK c", b"BYE"]
+
+
+async def test_held_replies_go_out_before_send_eof() -> None:
+    a, b = memory_connection_pair(Lines())
+    async with a, b:
+        async def reply_then_eof() -> None:
+            async for line in b:
+                await b.send(line)
+                if line == b"end":
+                    b.send_eof()
+                    return
+
+        task = asyncio.create_task(reply_then_eof())
+        await let_run()
+        for word in (b"x", b"y", b"end"):
+            a.send_nowait(word)
+        assert [frame async for frame in a] == [b"x", b"y", b"end"]
+        await task
