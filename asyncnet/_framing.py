@@ -484,18 +484,24 @@ class _SizedDecoder(BuiltinDecoder):
                 frames.append(data[pos:pos + fixed])
                 pos += fixed
         else:
+            # The per-frame loop, kept to the fewest operations (the length
+            # checked inline, locals only): framing_decode.py alone, 4-byte
+            # prefixes, 28-byte frames, about 1.3x the frames/s of the loop
+            # with a call to _check per frame.
             limit = self._max
-            while n - pos >= header:
+            last = n - header
+            append = frames.append
+            while pos <= last:
                 (length,) = unpack(data, pos)
                 if length > limit:
                     self._check(length)  # raises
-                end = pos + header + length
-                if end > n:
+                start = pos + header
+                pos = start + length
+                if pos > n:
                     self._length = length
-                    pos += header
+                    pos = start
                     break
-                frames.append(data[pos + header:end])
-                pos = end
+                append(data[start:pos])
             else:
                 if pos < n:
                     self._head += data[pos:]
