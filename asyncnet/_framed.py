@@ -137,6 +137,7 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
         # there); None: every frame is written as it is sent.
         self._cork: list[bytes] | None = None
         self._corked = 0
+        self._cork_room = 0
         self.bytes_received = 0
         self.bytes_sent = 0
         self.frames_received = 0
@@ -264,7 +265,7 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
             # Immutable and small: held, and written with the others at once.
             cork.append(encoded)
             self._corked += size
-            if self._corked > self.high_water:
+            if self._corked > self._cork_room:
                 self._flush_cork()
         else:
             if cork:
@@ -569,10 +570,16 @@ class ConnectionProtocol(FramedProtocol[F]):
                 # Several frames at once (a pipelining peer): the replies the
                 # receiver sends meanwhile are held and written together when
                 # it waits again, one send() system call instead of one per
-                # reply (redis-benchmark -P 16: ...). At most high_water bytes
-                # are held (then written through); close, abort and send_eof
-                # write them first, so nothing is reordered or lost.
+                # reply (redis-benchmark -P 16: ...). They are written as
+                # soon as they and the transport's buffer pass high_water,
+                # so the send side's bound stays high_water plus the last
+                # frame; close, abort and send_eof write them first, so
+                # nothing is reordered or lost.
                 self._cork = []
+                transport = self._transport
+                self._cork_room = self.high_water - (
+                    transport.get_write_buffer_size() if transport is not None else 0
+                )
                 try:
                     waiter.wake(True)
                 finally:
