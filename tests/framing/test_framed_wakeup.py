@@ -138,7 +138,7 @@ async def test_a_frame_and_a_cancel_close_together_lose_nothing(cancel_first: bo
             assert got == []
             assert await b.receive() == b"x"
         else:
-            await let_run()  # the delivery wakes the receiver, which finishes
+            await wait_until(lambda: bool(got), "delivered")
             assert got == [b"x"]
             assert not receiver.cancel()
             await receiver
