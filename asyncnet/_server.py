@@ -83,6 +83,7 @@ class _ServerProtocol(ServedProtocol, ConnectionProtocol[Any]):
     def __init__(self, server: Server, **kwargs: Any) -> None:
         super().__init__(server.framing, **kwargs)
         self._server = server
+        self._wake_batch = server._wake_batch
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -137,6 +138,9 @@ class Server(ServerCore[ServerStatistics]):
         )
         self.handler = handler
         self.framing = framing
+        # Connections whose receivers wait to run on the next pass (see
+        # asyncnet._framed._run_receivers): one callback for all of them.
+        self._wake_batch: list[ConnectionProtocol[Any]] = []
         self._limits = {
             "high_water": high_water,
             "low_water": low_water,
