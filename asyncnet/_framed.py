@@ -648,13 +648,12 @@ class ConnectionProtocol(FramedProtocol[F]):
         plus the last frame; close, abort and send_eof write them first, so
         nothing is reordered or lost.
         """
+        # Never inside a task: data_received calls this only when no task is
+        # running, and the loop runs its callbacks outside tasks.
         self._wake_pending = False
         waiter = self._waiter
         if waiter._callback is None:
             return  # cancelled meanwhile: the frames wait for the next receive
-        if _running_task(self._loop) is not None:
-            waiter.wake(False)  # called from inside a task: a task cannot run in another
-            return
         if len(self._frames) <= 1:
             waiter.wake(True)
             return
