@@ -25,6 +25,12 @@ So, per connection, the bytes held on the receive side are at most
 limit is decoded whole), and on the send side ``high_water`` plus the last
 frame written before ``send`` waited.
 
+The speed of the ``await`` style rests on two choices, written down where
+they are made (``ConnectionProtocol._run_receiver``, ``_FrameWaiter``): a
+receiver waiting on an empty queue is run from the read's own callback when
+the loop has nothing else to do, and from one callback per pass otherwise;
+and the replies it sends to several frames of one read are written together.
+
 Callbacks follow asyncio's order (``connection_made [-> data_received]*
 [-> eof_received] -> connection_lost``); after a decoding error reading stops
 for good and the error is delivered after the frames decoded before it.
@@ -638,15 +644,19 @@ class ConnectionProtocol(FramedProtocol[F]):
         done before the replies to them are sent: replies interleaved with
         reads cost the peers more wake-ups and us more kernel time
         (redis-benchmark -c 50 -P 1: 18.0 against 13.6 us of server CPU per
-        request). Measured on the 64-byte line echo, one connection: ...
+        request). Measured on the 64-byte line echo, one connection: about
+        a quarter less user CPU per message than with every wake-up
+        scheduled (14-15.6 against 19.8-20.3 us on the shared test machine).
 
         Several frames at once (a pipelining peer): the replies the receiver
         sends meanwhile are held and written together when it waits again,
         one send() system call instead of one per reply (redis-benchmark
-        -P 16: ...). They are written as soon as they and the transport's
-        buffer pass high_water, so the send side's bound stays high_water
-        plus the last frame; close, abort and send_eof write them first, so
-        nothing is reordered or lost.
+        -P 16, resp_server.py: 8.8 -> 5.4 us of server CPU per request,
+        1.3x -> 2.1x the streams version's requests per second). They are
+        written as soon as they and the transport's buffer pass high_water,
+        so the send side's bound stays high_water plus the last frame;
+        close, abort and send_eof write them first, so nothing is reordered
+        or lost.
         """
         # Never inside a task: data_received calls this only when no task is
         # running, and the loop runs its callbacks outside tasks.
@@ -723,7 +733,8 @@ class ConnectionProtocol(FramedProtocol[F]):
 
     # ``async for frame in conn`` iterates over the protocol itself (see
     # Connection.__aiter__): __anext__ is then _next_frame, with no call
-    # between (measured: framing_decode.py, socket, 4-byte prefixes, ...).
+    # between (about 800 instructions a frame; framing_decode.py, socket:
+    # with the other changes, 532 -> 317 ns of CPU per 4-byte-prefixed frame).
     def __aiter__(self) -> ConnectionProtocol[F]:
         return self
 
