@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from ._connect import open_connection as _open_tcp_transport
+from ._connection import Connection, ConnectionProtocol, connection_factory
 from ._errors import (
     ConnectError,
     ConnectTimeout,
@@ -30,12 +31,7 @@ from ._errors import (
     UsageError,
 )
 from ._flow import DEFAULT_HIGH, DEFAULT_RECEIVE_LIMIT, WaterMarks
-from ._framed import (
-    Connection,
-    ConnectionProtocol,
-    abort_quietly,
-    connection_factory,
-)
+from ._framed import abort_quietly
 from ._framing import Framing, Raw
 from ._server_core import ServedProtocol, ServerCore, check_listen_arguments
 
@@ -139,7 +135,7 @@ class Server(ServerCore[ServerStatistics]):
         self.handler = handler
         self.framing = framing
         # Connections whose receivers wait to run on the next pass (see
-        # asyncnet._framed._run_receivers): one callback for all of them.
+        # asyncnet._connection._run_receivers): one callback for all of them.
         self._wake_batch: list[ConnectionProtocol[Any]] = []
         self._limits = {
             "high_water": high_water,

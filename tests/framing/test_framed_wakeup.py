@@ -20,7 +20,7 @@ import pytest
 
 import asyncnet
 from asyncnet import Connection, Lines
-from asyncnet._framed import ConnectionProtocol
+from asyncnet._connection import ConnectionProtocol
 from asyncnet.testing import memory_connection_pair
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
