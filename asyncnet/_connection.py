@@ -40,7 +40,7 @@ __all__ = ["Connection", "ConnectionProtocol", "connection_factory"]
 F = TypeVar("F")
 
 
-# Whether a task is running on a loop, for _FrameWaiter.wake. On 3.11,
+# Whether a task is running on a loop (see data_received). On 3.11,
 # asyncio.current_task is a Python function around this dict; reading the
 # dict directly spares a Python call per wake-up (about 1,200 instructions).
 # From 3.12 on, asyncio.current_task is written in C.
