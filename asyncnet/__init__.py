@@ -5,6 +5,7 @@ are implementation detail and may move between releases.
 """
 
 from . import _echo
+from ._connection import Connection as Connection
 from ._echo import BulkResult as BulkResult
 from ._echo import EchoClient as EchoClient
 from ._echo import EchoClientProtocol as EchoClientProtocol
@@ -52,7 +53,6 @@ from ._fetch import fetch_iter as fetch_iter
 from ._flow import FlowControlProtocol as FlowControlProtocol
 from ._flow import ReceiveBuffer as ReceiveBuffer
 from ._flow import WaterMarks as WaterMarks
-from ._framed import Connection as Connection
 from ._framed import ConnectionStatistics as ConnectionStatistics
 from ._framed import FramedProtocol as FramedProtocol
 from ._framing import Delimited as Delimited

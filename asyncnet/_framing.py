@@ -45,6 +45,7 @@ from ._errors import FrameTooLarge, IncompleteFrame, LocalProtocolError, UsageEr
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "DEFAULT_MAX_LINE",
+    "BuiltinDecoder",
     "Delimited",
     "FixedSize",
     "FrameDecoder",
@@ -116,10 +117,26 @@ def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
     return data if type(data) is bytes else bytes(data)
 
 
+class BuiltinDecoder:
+    """Base of the built-in decoders: the failure ``feed`` found is kept in ``_error``.
+
+    A decoder that finds an error after some frames returns the frames and
+    raises the error from its next call. The framed layer (``_framed.py``)
+    reads ``_error`` of these decoders after a read that gave frames, rather
+    than calling ``feed(b"")`` for every such read as it must for other
+    decoders: one Python call less per read (about 1,500 instructions, 4% of
+    a 64-byte line echo's). ``_error`` is set once and never cleared.
+    """
+
+    __slots__ = ("_error",)
+
+    _error: Exception | None
+
+
 # -- delimited records and lines ----------------------------------------------------------
 
 
-class _DelimitedDecoder:
+class _DelimitedDecoder(BuiltinDecoder):
     """Decoder for :class:`Delimited` and :class:`Lines`.
 
     State: ``_buf`` holds the start of the frame under construction, never the
@@ -129,7 +146,7 @@ class _DelimitedDecoder:
     before them for a delimiter that straddles two reads.
     """
 
-    __slots__ = ("_buf", "_delim", "_error", "_max", "_strip_cr", "_tail")
+    __slots__ = ("_buf", "_delim", "_max", "_strip_cr", "_tail")
 
     def __init__(self, delimiter: bytes, max_length: int, strip_cr: bool, tail: bytes) -> None:
         self._buf = bytearray()
@@ -172,26 +189,26 @@ class _DelimitedDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         if self._error is not None:
             raise self._error
-        if not data:
-            return []
-        data = _as_bytes(data)
-        delim = self._delim
-        k = len(delim)
+        if type(data) is not bytes:
+            data = bytes(data)
         limit = self._max
-        frames: list[bytes] = []
-        start = 0
         buf = self._buf
+        frames: list[bytes] | None = None
         if buf:
+            if not data:
+                return []
+            frames = []
             # Finish the pending frame first: its delimiter may straddle the reads.
-            end = -1
+            delim = self._delim
+            k = len(delim)
+            start = -1
             if k > 1:
                 held = bytes(buf[-(k - 1):])
                 j = (held + data[: k - 1]).find(delim)
                 if j != -1 and j < len(held):
                     del buf[len(buf) - len(held) + j:]
                     start = j + k - len(held)
-                    end = 0
-            if end == -1:
+            if start == -1:
                 i = data.find(delim)
                 if i == -1:
                     pending = len(buf) + len(data)
@@ -206,20 +223,59 @@ class _DelimitedDecoder:
                 start = i + k
             frame = bytes(buf)
             buf.clear()
-            if self._strip_cr and frame.endswith(b"\r"):
+            if self._strip_cr and frame[-1:] == b"\r":
                 frame = frame[:-1]
             if len(frame) > limit:
                 return self._fail(self._too_large(len(frame)), frames)
             frames.append(frame)
-        find = data.find
+            data = data[start:]
+        # The rest of the read is cut in C: one split (for "any" with CRs, two
+        # splits and a count at most), instead of a find, a slice and checks
+        # per frame in Python. Measured: framing_decode.py alone, 32-byte
+        # lines, about 3x the frames/s of the per-frame loop (_scan); one
+        # 64-byte line per read, 5,700 -> 2,900 instructions. Membership is
+        # tested with an int (13 in data): "b'\r' in data" first tries the
+        # bytes as an integer and clears the TypeError (2,000 instructions).
+        if self._strip_cr and 13 in data:
+            parts = data.split(b"\r\n")
+            if data.count(10) != len(parts) - 1:
+                # Some LF without a CR before it: split on LF, then strip one
+                # CR from each line that has it.
+                parts = data.split(b"\n")
+                last = parts.pop()
+                parts = [p[:-1] if p[-1:] == b"\r" else p for p in parts]
+                parts.append(last)
+        else:
+            parts = data.split(self._delim)
+        if len(data) > limit and max(map(len, parts)) > limit:
+            # Some frame, or the unfinished rest, may be over the limit: the
+            # per-frame scan finds which, and when it is certain.
+            return self._scan(data, frames or [])
+        rest = parts.pop()
+        if rest:
+            buf += rest
+        if frames:
+            frames += parts
+            return frames
+        return parts
+
+    def _scan(self, data: bytes, frames: list[bytes]) -> list[bytes]:
+        # The careful path: frame by frame, failing at the first one over the
+        # limit (after returning those before it), and on an unfinished rest
+        # that is certainly over it. self._buf is empty here.
+        delim = self._delim
+        k = len(delim)
+        limit = self._max
         strip = self._strip_cr
+        find = data.find
+        start = 0
         while True:
             i = find(delim, start)
             if i == -1:
                 break
             frame = data[start:i]
             start = i + k
-            if strip and frame.endswith(b"\r"):
+            if strip and frame[-1:] == b"\r":
                 frame = frame[:-1]
             if len(frame) > limit:
                 return self._fail(self._too_large(len(frame)), frames)
@@ -230,7 +286,7 @@ class _DelimitedDecoder:
                 size = self._min_length(rest, data[-k - 1:])
                 if size > limit:
                     return self._fail(self._too_large(size), frames)
-            buf += data[start:]
+            self._buf += data[start:]
         return frames
 
     def feed_eof(self) -> None:
@@ -273,7 +329,7 @@ class Delimited:
         # "a" with delimiter "aa" would decode as an empty frame.
         k = len(delim)
         held = bytes(frame[max(0, len(frame) - (k - 1)):]) if k > 1 else b""
-        if delim in frame or (held + delim).find(delim) != len(held):
+        if frame.find(delim) != -1 or (held + delim).find(delim) != len(held):
             raise LocalProtocolError(f"frame contains the delimiter {delim!r}")
         return (frame, delim)
 
@@ -313,13 +369,16 @@ class Lines:
 
     def encode(self, frame: bytes) -> Encoded:
         """Return the line with its ending; refuse one the receiver would split or shorten."""
+        # Bytes are looked for as ints (10 in frame): "b'\n' in frame" first
+        # tries b'\n' as an integer and clears the TypeError, which costs
+        # more than the search (2,000 instructions of a 64-byte echo's 30,000).
         if self.ending == "crlf":
-            if b"\r\n" in frame or frame.endswith(b"\r"):
+            if 13 in frame and (frame.find(b"\r\n") != -1 or frame[-1:] == b"\r"):
                 raise LocalProtocolError("a 'crlf' line cannot contain CRLF or end with CR")
             return (frame, b"\r\n")
-        if b"\n" in frame:
+        if 10 in frame:
             raise LocalProtocolError("a line cannot contain LF")
-        if self.ending == "any" and frame.endswith(b"\r"):
+        if self.ending == "any" and frame[-1:] == b"\r":
             # The receiver would take that CR for half of a CRLF and drop it.
             raise LocalProtocolError("an 'any' line cannot end with CR")
         return (frame, b"\n")
@@ -337,7 +396,7 @@ def _struct(size: int, byteorder: str) -> struct.Struct:
     return struct.Struct((">" if byteorder == "big" else "<") + _STRUCT_FORMATS[size])
 
 
-class _SizedDecoder:
+class _SizedDecoder(BuiltinDecoder):
     """Decoder for :class:`LengthPrefixed` (``header > 0``) and :class:`FixedSize` (``0``).
 
     States: *header* (``_length < 0``; ``_head`` holds up to ``header - 1``
@@ -346,8 +405,7 @@ class _SizedDecoder:
     once, so a large frame is copied once, not once per read.
     """
 
-    __slots__ = ("_error", "_fixed", "_have", "_head", "_header", "_length", "_max", "_parts",
-                 "_unpack")
+    __slots__ = ("_fixed", "_have", "_head", "_header", "_length", "_max", "_parts", "_unpack")
 
     def __init__(self, header: int, byteorder: str, max_frame: int, fixed: int) -> None:
         self._header = header
@@ -377,7 +435,8 @@ class _SizedDecoder:
             raise self._error
         if not data:
             return []
-        data = _as_bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         frames: list[bytes] = []
         try:
             self._feed(data, frames)
@@ -424,16 +483,24 @@ class _SizedDecoder:
                 frames.append(data[pos:pos + fixed])
                 pos += fixed
         else:
-            while n - pos >= header:
+            # The per-frame loop, kept to the fewest operations (the length
+            # checked inline, locals only): framing_decode.py alone, 4-byte
+            # prefixes, 28-byte frames, about 1.3x the frames/s of the loop
+            # with a call to _check per frame.
+            limit = self._max
+            last = n - header
+            append = frames.append
+            while pos <= last:
                 (length,) = unpack(data, pos)
-                self._check(length)
-                end = pos + header + length
-                if end > n:
+                if length > limit:
+                    self._check(length)  # raises
+                start = pos + header
+                pos = start + length
+                if pos > n:
                     self._length = length
-                    pos += header
+                    pos = start
                     break
-                frames.append(data[pos + header:end])
-                pos = end
+                append(data[start:pos])
             else:
                 if pos < n:
                     self._head += data[pos:]
@@ -527,8 +594,11 @@ class FixedSize:
 # -- no framing -----------------------------------------------------------------------------
 
 
-class _RawDecoder:
+class _RawDecoder(BuiltinDecoder):
     __slots__ = ()
+
+    def __init__(self) -> None:
+        self._error = None
 
     @property
     def buffered(self) -> int:

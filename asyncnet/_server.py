@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from ._connect import open_connection as _open_tcp_transport
+from ._connection import Connection, ConnectionProtocol, connection_factory
 from ._errors import (
     ConnectError,
     ConnectTimeout,
@@ -29,12 +30,7 @@ from ._errors import (
     UsageError,
 )
 from ._flow import DEFAULT_HIGH, DEFAULT_RECEIVE_LIMIT, WaterMarks
-from ._framed import (
-    Connection,
-    ConnectionProtocol,
-    abort_quietly,
-    connection_factory,
-)
+from ._framed import abort_quietly
 from ._framing import Framing, Raw
 from ._lifetime import Opening, caller_site
 from ._server_core import ServedProtocol, ServerCore, check_listen_arguments
@@ -82,6 +78,7 @@ class _ServerProtocol(ServedProtocol, ConnectionProtocol[Any]):
     def __init__(self, server: Server, **kwargs: Any) -> None:
         super().__init__(server.framing, **kwargs)
         self._server = server
+        self._wake_batch = server._wake_batch
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -136,6 +133,9 @@ class Server(ServerCore[ServerStatistics]):
         )
         self.handler = handler
         self.framing = framing
+        # Connections whose receivers wait to run on the next pass (see
+        # asyncnet._connection._run_receivers): one callback for all of them.
+        self._wake_batch: list[ConnectionProtocol[Any]] = []
         self._limits = {
             "high_water": high_water,
             "low_water": low_water,
@@ -147,20 +147,26 @@ class Server(ServerCore[ServerStatistics]):
         return _ServerProtocol(self, **self._limits)
 
     async def _run(self, protocol: _ServerProtocol, conn: Connection[Any]) -> None:
+        # Aborting hands over replies the connection holds first (see
+        # ConnectionProtocol.data_received), as the handler had sent them.
         try:
             await self.handler(conn)
         except TransportError:
             # The peer went away or we aborted (idle, shutdown): nothing to report.
+            protocol._flush_cork()
             abort_quietly(protocol.transport)
         except RemoteProtocolError as exc:
             self._count("protocol_errors")
             logger.info("connection from %r ended by a protocol error: %r", conn.peername, exc)
+            protocol._flush_cork()
             abort_quietly(protocol.transport)
         except Exception:
             self._count("handler_errors")
             logger.exception("handler failed for %r; connection aborted", conn.peername)
+            protocol._flush_cork()
             abort_quietly(protocol.transport)
         except asyncio.CancelledError:
+            protocol._flush_cork()
             abort_quietly(protocol.transport)
             raise
         else:

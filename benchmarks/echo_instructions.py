@@ -38,9 +38,13 @@ LOAD_C = os.path.join(HERE, "echo_load.c")
 
 
 def run_once(
-    root: str, kind: str, client: str, size: int, concurrency: int, seconds: float, out: str
+    root: str, kind: str, client: str, size: int, concurrency: int, seconds: float, out: str,
+    *, lines: bool = False,
 ) -> tuple[int, int]:
-    """Run one server under callgrind for ``seconds`` of load; return (instructions, messages)."""
+    """Run one server under callgrind for ``seconds`` of load; return (instructions, messages).
+
+    With ``lines`` each message is a text line (``echo_load.c``'s ``lines`` mode).
+    """
     env = dict(os.environ)
     env["PYTHONPATH"] = root
     python = os.path.realpath(sys.executable)
@@ -66,7 +70,8 @@ def run_once(
             raise RuntimeError(f"{kind} server did not start under valgrind")
         port = line.split()[1]
         load = subprocess.run(
-            [client, port, str(size), str(concurrency), "0", str(seconds)],
+            [client, port, str(size), str(concurrency), "0", str(seconds)]
+            + (["lines"] if lines else []),
             input="go\n",
             capture_output=True,
             text=True,

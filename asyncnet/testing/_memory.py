@@ -19,8 +19,8 @@ import asyncio
 import collections
 from typing import Any, Final
 
+from .._connection import Connection, ConnectionProtocol
 from .._flow import DEFAULT_HIGH, DEFAULT_RECEIVE_LIMIT
-from .._framed import Connection, ConnectionProtocol
 from .._framing import Framing, Raw
 
 __all__ = ["MemoryTransport", "memory_connection_pair"]

@@ -15,8 +15,8 @@ import collections
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from .._connection import Connection
 from .._errors import ConnectionClosed, EndOfStream, IncompleteFrame, TransportError
-from .._framed import Connection
 from .._framing import preserves_boundaries
 
 __all__ = ["check_two_way_stream"]
