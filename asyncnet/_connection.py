@@ -272,7 +272,10 @@ class ConnectionProtocol(FramedProtocol[F]):
                     if not batch:
                         self._loop.call_soon(_run_receivers, batch)
                     batch.append(self)
-        if self._queued + partial > self.receive_limit:
+        # Only while frames are queued (the rule in _framed.py): the receiver
+        # just run may have taken them all and be waiting for the rest of the
+        # partial frame, which a pause would hold back for good.
+        if self._queued + partial > self.receive_limit and self._frames:
             self._pause_reading(_QUEUE_FULL)
 
     def frame_error(self, exc: Exception) -> None:

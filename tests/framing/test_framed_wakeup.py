@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import struct
+import tempfile
 from typing import Any
 
 import pytest
 
 import asyncnet
-from asyncnet import Connection, Lines
+from asyncnet import Connection, LengthPrefixed, Lines
 from asyncnet._connection import ConnectionProtocol
 from asyncnet.testing import memory_connection_pair
+from tests.support.servers import client_ssl_context, server_ssl_context
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
 
@@ -249,3 +253,44 @@ async def test_held_replies_go_out_before_send_eof() -> None:
             a.send_nowait(word)
         assert [frame async for frame in a] == [b"x", b"y", b"end"]
         await task
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix", "tls"])
+async def test_a_partial_frame_over_the_receive_limit_does_not_pause_an_emptied_queue(
+    transport: str,
+) -> None:
+    # One read brings a whole frame and the start of a frame larger than the
+    # receive limit. The handler, run from that read, takes the frame and
+    # waits for the next: reading must go on (the rule pauses only while
+    # frames are queued), or the rest of the large frame never comes.
+    async def sizes(conn: Connection[bytes]) -> None:
+        async for frame in conn:
+            await conn.send(b"%d" % len(frame))
+
+    big = b"y" * 4096
+    with tempfile.TemporaryDirectory(prefix="h15r-") as tmp:
+        path = os.path.join(tmp, "s") if transport == "unix" else None
+        ssl = server_ssl_context() if transport == "tls" else None
+        async with asyncnet.start_server(
+            sizes, framing=LengthPrefixed(max_frame=1 << 20), receive_limit=64, path=path,
+            ssl=ssl,
+        ) as server:
+            if path is not None:
+                reader, writer = await asyncio.open_unix_connection(path)
+            else:
+                port = server.sockets[0].getsockname()[1]
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port, ssl=client_ssl_context() if ssl else None,
+                    server_hostname="localhost" if ssl else None,
+                )
+            try:
+                writer.write(struct.pack(">I", 5) + b"small" + struct.pack(">I", len(big))
+                             + big[:2048])
+                assert await reader.readexactly(5) == struct.pack(">I", 1) + b"5"
+                writer.write(big[2048:])
+                # Bounded, so that a stalled read fails here rather than at the ceiling.
+                async with asyncio.timeout(10):
+                    assert await reader.readexactly(8) == struct.pack(">I", 4) + b"4096"
+            finally:
+                writer.close()
+                await writer.wait_closed()
