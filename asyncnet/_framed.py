@@ -253,16 +253,23 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
             if size <= JOIN_MAX:
                 encoded = b"".join(encoded)
             else:
-                if self._cork:
+                cork = self._cork
+                if cork:
                     self._flush_cork()
                 for piece in encoded:
                     if piece:
                         transport.write(piece)
+                if cork is not None:
+                    self._cork_room = self.high_water - transport.get_write_buffer_size()
                 self.bytes_sent += size
                 self.frames_sent += 1
                 return
         else:
             size = len(encoded)
+        # While the cork is on, its room is what high_water leaves beside the
+        # transport's buffer; it is measured again after every write (a flush,
+        # or a frame written past the cork), so that held plus buffered bytes
+        # stay within high_water plus the last frame.
         cork = self._cork
         if cork is not None and size <= JOIN_MAX and type(encoded) is bytes:
             # Immutable and small: held, and written with the others at once.
@@ -270,10 +277,13 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
             self._corked += size
             if self._corked > self._cork_room:
                 self._flush_cork()
+                self._cork_room = self.high_water - transport.get_write_buffer_size()
         else:
             if cork:
                 self._flush_cork()
             transport.write(encoded)
+            if cork is not None:
+                self._cork_room = self.high_water - transport.get_write_buffer_size()
         self.bytes_sent += size
         self.frames_sent += 1
 

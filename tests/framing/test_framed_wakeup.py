@@ -255,6 +255,37 @@ async def test_held_replies_go_out_before_send_eof() -> None:
         await task
 
 
+async def test_held_replies_and_large_replies_written_between_them_stay_within_the_bound() -> None:
+    # Replies larger than JOIN_MAX are written as they are sent, past the
+    # cork; the room the cork has left must shrink with them, or the small
+    # replies held after them add another high_water on top.
+    high_water = 64 * 1024
+    big = 20 * 1024
+    a, b = memory_connection_pair(
+        Lines(max_length=1 << 20), high_water=high_water, receive_limit=1 << 20
+    )
+    async with a, b:
+        async def reply() -> None:
+            async for line in b:
+                await b.send(b"x" * big if line == b"big" else b"small %s" % line)
+
+        replier = asyncio.create_task(reply())
+        await let_run()
+        a._transport.pause_reading()  # type: ignore[attr-defined]  # a clogged peer
+        requests = [b"big"] * 3 + [b"%d" % i for i in range(6000)]
+        for request in requests:
+            a.send_nowait(request)  # delivered in reads of 64 KiB on the next pass
+        await wait_until(lambda: b._protocol.writing_paused, "the replier waits on drain")
+        # Held plus buffered never passed high water by more than the reply
+        # that crossed it (the peer read nothing, so the buffer shows the peak).
+        assert b.statistics().write_buffer_size <= high_water + big + 1
+        a._transport.resume_reading()  # type: ignore[attr-defined]
+        expected = [b"x" * big if r == b"big" else b"small %s" % r for r in requests]
+        assert [await a.receive() for _ in requests] == expected
+        a.send_eof()
+        await replier
+
+
 @pytest.mark.parametrize("transport", ["tcp", "unix", "tls"])
 async def test_a_partial_frame_over_the_receive_limit_does_not_pause_an_emptied_queue(
     transport: str,
