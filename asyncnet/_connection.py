@@ -529,7 +529,11 @@ class Connection(Generic[F]):
     def close(self) -> None:
         """Stop reading and close once everything written has been sent. Idempotent."""
         self._protocol._flush_cork()
-        self._transport.close()
+        # Closed once only: a second close() of asyncio's TLS transport drops
+        # its protocol, after which abort() (idle timeout, shutdown) does
+        # nothing and get_write_buffer_size() raises.
+        if not self._transport.is_closing():
+            self._transport.close()
 
     def abort(self) -> None:
         """Close at once, discarding unsent bytes (the peer may see a reset). Idempotent."""
@@ -549,8 +553,7 @@ class Connection(Generic[F]):
 
     async def aclose(self) -> None:
         """Close gracefully and wait until the connection is gone; abort if cancelled."""
-        self._protocol._flush_cork()
-        self._transport.close()
+        self.close()
         try:
             await asyncio.shield(self._protocol.closed)
         except asyncio.CancelledError:

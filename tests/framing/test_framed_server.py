@@ -97,6 +97,34 @@ async def test_tls() -> None:
     assert srv.statistics().handler_errors == 0
 
 
+async def test_tls_connection_the_handler_closed_is_still_aborted_by_shutdown() -> None:
+    # The handler closes, then the server closes again after it returns. A
+    # second close() of asyncio's TLS transport drops its protocol, after
+    # which abort() does nothing: shutdown would wait out the TLS shutdown
+    # timeout (30 s) of a peer that never answers the close_notify.
+    closed = asyncio.Event()
+
+    async def close_at_once(conn: Connection[bytes]) -> None:
+        await conn.receive()
+        conn.close()
+        closed.set()
+
+    server = await asyncnet.start_server(close_at_once, framing=Lines(), ssl=server_ssl_context())
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port_of(server), ssl=client_ssl_context(), server_hostname="localhost"
+    )
+    try:
+        writer.transport.pause_reading()  # never reads the server's close_notify
+        writer.write(b"hello\n")
+        await closed.wait()
+        async with asyncio.timeout(10):
+            await server.shutdown(0)
+        assert server.statistics().current_connections == 0
+    finally:
+        writer.transport.abort()
+        await server.shutdown(0)
+
+
 @pytest.mark.skipif(not ipv6_available(), reason="::1 is not available")
 async def test_ipv6() -> None:
     async with (
