@@ -27,7 +27,7 @@ import contextvars
 import itertools
 import sys
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, Final, Generic, TypeVar, cast
 
 from ._errors import ConnectionClosed, EndOfStream, ReadError, UsageError
@@ -456,6 +456,9 @@ class Connection(Generic[F]):
     boundary; a framing error (:class:`~asyncnet.FrameTooLarge`,
     :class:`~asyncnet.IncompleteFrame`) is raised from it after the frames
     that came before it. One task may receive at a time; any number may send.
+    ``receive()`` and ``anext(conn)`` are coroutines; the iterator that
+    ``aiter(conn)`` returns gives, as an async generator does, awaitables
+    that are not (await them, or wrap them in a coroutine to make a task).
     """
 
     __slots__ = ("_created_at", "_protocol", "_transport")
@@ -493,10 +496,11 @@ class Connection(Generic[F]):
         # The protocol is the iterator: one Python call less per frame.
         return self._protocol
 
-    def __anext__(self) -> Awaitable[F]:
-        # The protocol's coroutine itself, not one wrapping it: one coroutine
-        # and one frame less per frame received.
-        return self._protocol._next_frame(True)
+    async def __anext__(self) -> F:
+        # Only anext(conn) comes here (async for iterates over the protocol),
+        # so this is a coroutine, which asyncio.create_task(anext(conn))
+        # needs from 3.12 on; the protocol's generator-based one is not.
+        return await self._protocol._next_frame(True)
 
     # -- sending ----------------------------------------------------------------------------
 

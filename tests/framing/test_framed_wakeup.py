@@ -325,3 +325,13 @@ async def test_a_partial_frame_over_the_receive_limit_does_not_pause_an_emptied_
             finally:
                 writer.close()
                 await writer.wait_closed()
+
+
+async def test_anext_of_a_connection_is_a_coroutine_a_task_can_run() -> None:
+    # From Python 3.12 on, create_task takes coroutines only (not the
+    # generator-based ones the protocol's own iterator gives).
+    a, b = memory_connection_pair(Lines())
+    async with a, b:
+        task = asyncio.create_task(anext(b))
+        await a.send(b"next")
+        assert await task == b"next"
