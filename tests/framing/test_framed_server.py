@@ -110,7 +110,7 @@ async def test_tls_connection_the_handler_closed_is_still_aborted_by_shutdown() 
         closed.set()
 
     server = await asyncnet.start_server(close_at_once, framing=Lines(), ssl=server_ssl_context())
-    reader, writer = await asyncio.open_connection(
+    _reader, writer = await asyncio.open_connection(
         "127.0.0.1", port_of(server), ssl=client_ssl_context(), server_hostname="localhost"
     )
     try:
