@@ -43,12 +43,14 @@ def test_a_limit_of_zero_allows_only_empty_frames(framing: asyncnet.Framing[byte
         else b"\n"
     decoder = framing.decoder()
     assert decoder.feed(ending * 2) == [b"", b""]
-    with pytest.raises(asyncnet.FrameTooLarge):
+    with pytest.raises(asyncnet.FrameTooLarge) as info:
         decoder.feed(b"x" + ending)
+    assert (info.value.limit, info.value.size) == (0, 1)
 
 
 def test_a_length_prefixed_limit_of_zero_allows_only_empty_frames() -> None:
     decoder = LengthPrefixed(1, max_frame=0).decoder()
     assert decoder.feed(b"\x00\x00") == [b"", b""]
-    with pytest.raises(asyncnet.FrameTooLarge):
+    with pytest.raises(asyncnet.FrameTooLarge) as info:
         decoder.feed(b"\x01")
+    assert (info.value.limit, info.value.size) == (0, 1)
