@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import asyncnet
-from asyncnet import Delimited, LengthPrefixed, Lines
+from asyncnet import Delimited, FixedSize, LengthPrefixed, Lines
 from asyncnet.testing import check_framing
 
 
@@ -141,3 +141,47 @@ def test_a_delimited_decoder_drops_what_it_held_when_the_stream_ends_inside_a_fr
     with pytest.raises(asyncnet.IncompleteFrame) as again:
         decoder.feed(b"\n")
     assert again.value is info.value
+
+
+@pytest.mark.parametrize(
+    ("framing", "data", "rest"),
+    [(Lines(), b"ab\r\ncd\nef", b"\n"), (Delimited(b"--"), b"ab--cd--ef", b"--"),
+     (LengthPrefixed(1), b"\x02ab\x02cd\x02e", b"f"), (FixedSize(2), b"abcde", b"f")],
+    ids=repr,
+)
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_frames_are_bytes_when_a_decoder_is_fed_a_bytearray_or_memoryview(
+    framing: asyncnet.Framing[bytes], data: bytes, rest: bytes, kind: type
+) -> None:
+    decoder = framing.decoder()
+    first = decoder.feed(kind(data))
+    second = decoder.feed(kind(rest))
+    assert (first, second) == ([b"ab", b"cd"], [b"ef"])
+    assert all(type(frame) is bytes for frame in first + second)
+
+
+def test_a_failed_length_prefixed_decoder_stays_failed() -> None:
+    decoder = LengthPrefixed(2, max_frame=4).decoder()
+    assert decoder.feed(b"\x00\x01a\x00\x09") == [b"a"]
+    with pytest.raises(asyncnet.FrameTooLarge) as info:
+        decoder.feed(b"")
+    assert (info.value.limit, info.value.size) == (4, 9)
+    for call in (lambda: decoder.feed(b"\x00\x00"), decoder.feed_eof):
+        with pytest.raises(asyncnet.FrameTooLarge) as again:
+            call()
+        assert again.value is info.value
+
+
+def test_delimited_encode_refuses_a_short_frame_that_starts_the_delimiter_early() -> None:
+    # b"ab" + b"abab" holds the delimiter at offset 0: the receiver would see an empty frame.
+    with pytest.raises(asyncnet.LocalProtocolError, match="contains the delimiter"):
+        Delimited(b"abab").encode(b"ab")
+    assert Delimited(b"abab").encode(b"b") == (b"b", b"abab")
+
+
+def test_a_header_split_across_reads_then_part_of_the_body() -> None:
+    decoder = LengthPrefixed(2).decoder()
+    assert decoder.feed(b"\x00") == []
+    assert decoder.feed(b"\x04ab") == []
+    assert decoder.buffered == 2
+    assert decoder.feed(b"cd") == [b"abcd"]
