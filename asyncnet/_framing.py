@@ -407,13 +407,15 @@ class _SizedDecoder(BuiltinDecoder):
 
     __slots__ = ("_fixed", "_have", "_head", "_header", "_length", "_max", "_parts", "_unpack")
 
-    def __init__(self, header: int, byteorder: str, max_frame: int, fixed: int) -> None:
+    def __init__(self, header: int, byteorder: str, max_frame: int) -> None:
         self._header = header
-        self._fixed = fixed
+        # FixedSize: the size of every frame, which is also its limit (unused
+        # with a length field).
+        self._fixed = max_frame
         self._max = max_frame
         self._unpack = _struct(header, byteorder).unpack_from if header else None
         self._head = bytearray()
-        self._length = -1 if header else fixed
+        self._length = -1 if header else max_frame
         self._parts: list[bytes] = []
         self._have = 0
         self._error: Exception | None = None
@@ -452,7 +454,8 @@ class _SizedDecoder(BuiltinDecoder):
         n = len(data)
         pos = 0
         header = self._header
-        if self._length < 0 and self._head:
+        if self._head:
+            # Only the header state holds bytes in _head.
             need = header - len(self._head)
             self._head += data[:need]
             pos = min(need, n)
@@ -466,9 +469,9 @@ class _SizedDecoder(BuiltinDecoder):
         if self._length >= 0 if header else self._have:
             need = self._length - self._have
             if n - pos < need:
-                if pos < n:
-                    self._parts.append(data[pos:])
-                    self._have += n - pos
+                # An empty piece (the read ended with the header) joins to nothing.
+                self._parts.append(data[pos:])
+                self._have += n - pos
                 return
             self._parts.append(data[pos:pos + need])
             frames.append(b"".join(self._parts))
@@ -513,7 +516,9 @@ class _SizedDecoder(BuiltinDecoder):
         if self._error is not None:
             raise self._error
         held = self.buffered
-        if held or (self._header and self._length >= 0):
+        # Inside a frame: bytes held, or a length read and no body byte yet
+        # (-1 marks the header state; a zero length is never left pending).
+        if held or (self._header and self._length != -1):
             self._error = IncompleteFrame(
                 f"the stream ended inside a frame, {held} bytes into it", received=held
             )
@@ -550,7 +555,7 @@ class LengthPrefixed:
 
     def decoder(self) -> FrameDecoder[bytes]:
         """Return fresh decoding state for one connection."""
-        return _SizedDecoder(self.size, self.byteorder, self.max_frame, 0)
+        return _SizedDecoder(self.size, self.byteorder, self.max_frame)
 
     def encode(self, frame: bytes) -> Encoded:
         """Return ``(header, frame)``: the payload is not copied."""
@@ -579,7 +584,7 @@ class FixedSize:
 
     def decoder(self) -> FrameDecoder[bytes]:
         """Return fresh decoding state for one connection."""
-        return _SizedDecoder(0, "big", self.n, self.n)
+        return _SizedDecoder(0, "big", self.n)
 
     def encode(self, frame: bytes) -> Encoded:
         """Return the frame itself after checking its length."""

@@ -263,7 +263,7 @@ async def test_second_concurrent_reader_is_refused() -> None:
     buf = ReceiveBuffer()
     first = asyncio.create_task(buf.read())
     await asyncio.sleep(0)
-    with pytest.raises(asyncnet.StreamError):
+    with pytest.raises(asyncnet.StreamError, match="while another task is waiting"):
         await buf.read()
     buf.feed(b"x")
     assert await first == b"x"
@@ -283,7 +283,7 @@ async def test_cancelled_reader_leaves_buffer_usable() -> None:
 async def test_feed_after_eof_is_an_error() -> None:
     buf = ReceiveBuffer()
     buf.feed_eof()
-    with pytest.raises(asyncnet.StreamError):
+    with pytest.raises(asyncnet.StreamError, match="after feed_eof"):
         buf.feed(b"late")
 
 

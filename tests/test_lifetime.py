@@ -67,7 +67,7 @@ async def test_start_echo_server_and_open_echo_client_work_both_ways() -> None:
 async def test_the_toolkit_and_echo_share_one_opening_helper() -> None:
     from asyncnet._lifetime import Opening
 
-    with pytest.raises(asyncnet.UsageError):
+    with pytest.raises(asyncnet.UsageError, match="either host/port or path"):
         start_echo_server(path="/x", port=1)  # refused at the call, before any await
     for opening in (start_echo_server(), start_server(lambda conn: asyncio.sleep(0))):
         assert isinstance(opening, Opening)

@@ -194,7 +194,7 @@ def test_parse_size() -> None:
     assert parse_size("64K") == 65536
     assert parse_size("10m") == 10 * 1024 * 1024
     assert parse_size("1GiB") == 1024**3
-    with pytest.raises(argparse.ArgumentTypeError):
+    with pytest.raises(argparse.ArgumentTypeError, match="not a byte count"):
         parse_size("lots")
 
 

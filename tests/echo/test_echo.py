@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import re
 import shutil
 import socket
 import ssl
@@ -444,7 +445,7 @@ async def test_graceful_shutdown_flushes_received_data() -> None:
         await asyncio.sleep(0)
         assert not server.is_serving()
         # New connections are refused once shutdown began.
-        with pytest.raises(asyncnet.ConnectError):
+        with pytest.raises(asyncnet.ConnectError, match="cannot connect to"):
             async with open_echo_client(host, port):
                 pass
         echoed = await recv_until_eof(sock, len(payload))
@@ -517,17 +518,17 @@ async def test_tls_echo(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "rule"),
     [
-        {"high_water": 10, "low_water": 20},
-        {"high_water": -1},
-        {"idle_timeout": 0},
-        {"max_connections": 0},
-        {"path": "/tmp/x.sock", "port": 1234},
+        ({"high_water": 10, "low_water": 20}, "water marks need high >= low >= 0"),
+        ({"high_water": -1}, "water marks need high >= low >= 0"),
+        ({"idle_timeout": 0}, "idle_timeout must be positive or None"),
+        ({"max_connections": 0}, "max_connections must be at least 1 or None"),
+        ({"path": "/tmp/x.sock", "port": 1234}, "give either host/port or path, not both"),
     ],
 )
-async def test_bad_arguments_are_usage_errors(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(asyncnet.UsageError):
+async def test_bad_arguments_are_usage_errors(kwargs: dict[str, Any], rule: str) -> None:
+    with pytest.raises(asyncnet.UsageError, match=re.escape(rule)):
         await start_echo_server(**kwargs)
 
 
@@ -559,9 +560,9 @@ async def test_server_closing_mid_echo_is_read_error() -> None:
     async with server:
         port = server.sockets[0].getsockname()[1]
         async with open_echo_client("127.0.0.1", port) as client:
-            with pytest.raises(asyncnet.ReadError):
+            with pytest.raises(asyncnet.ReadError, match="server closed after echoing 2 of 3"):
                 await client.echo(b"abc")
-            with pytest.raises(asyncnet.ConnectionClosed):
+            with pytest.raises(asyncnet.ConnectionClosed, match="echo connection is closed"):
                 await client.echo(b"again")
 
 

@@ -279,7 +279,7 @@ def test_nginx_server_serves_and_logs_connections() -> None:
         assert resp.getheader("Transfer-Encoding") == "chunked"
         assert gzip.decompress(resp.read()) == pattern(2000)
         conn.close()
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError, match="after nginx has stopped"):
             srv.access_log()
     log = srv.access_log()
     assert [uri for _, _, uri in log] == ["/bytes/2000", "/redirect", "/gzip/2000"]

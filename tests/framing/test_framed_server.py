@@ -147,7 +147,7 @@ async def test_connect_failure_is_connect_error() -> None:
 
 async def test_listening_on_a_used_port_is_connect_error() -> None:
     async with asyncnet.start_server(line_echo) as server:
-        with pytest.raises(asyncnet.ConnectError):
+        with pytest.raises(asyncnet.ConnectError, match="cannot listen on"):
             await asyncnet.start_server(line_echo, port=port_of(server))
 
 
@@ -168,7 +168,7 @@ async def test_half_close_ends_async_for_and_the_handler_still_replies() -> None
         for _ in range(3):
             conn.send_nowait(b"x")
         conn.send_eof()
-        with pytest.raises(asyncnet.ConnectionClosed):
+        with pytest.raises(asyncnet.ConnectionClosed, match="closed for sending"):
             conn.send_nowait(b"after eof")
         assert await conn.receive() == b"got 3"
         with pytest.raises(asyncnet.EndOfStream):
@@ -333,7 +333,7 @@ async def test_shutdown_lets_handlers_finish_within_grace() -> None:
         await wait_until(lambda: server.statistics().frames_received == 1, "received")
         shutting = asyncio.create_task(server.shutdown(grace=30))
         await wait_until(lambda: not server.is_serving(), "stopped accepting")
-        with pytest.raises(asyncnet.ConnectError):
+        with pytest.raises(asyncnet.ConnectError, match="cannot connect to"):
             await asyncnet.open_connection("127.0.0.1", port)
         release.set()
         assert await conn.receive() == b"done job"

@@ -153,7 +153,7 @@ async def test_a_second_receiver_while_one_waits_is_a_usage_error() -> None:
     async with a, b:
         first = asyncio.create_task(b.receive())
         await let_run()
-        with pytest.raises(asyncnet.UsageError):
+        with pytest.raises(asyncnet.UsageError, match="while another task is receiving"):
             await b.receive()
         await a.send(b"for the first")
         assert await first == b"for the first"

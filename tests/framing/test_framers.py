@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -172,11 +174,13 @@ def test_frame_too_large_is_raised_as_soon_as_certain(
     assert info.value.limit == limit
     assert info.value.size > limit
     assert decoder.buffered == 0
-    # A failed decoder stays failed.
-    with pytest.raises(asyncnet.FrameTooLarge):
+    # A failed decoder stays failed: the same error from every later call.
+    with pytest.raises(asyncnet.FrameTooLarge) as again:
         decoder.feed(b"\n")
-    with pytest.raises(asyncnet.FrameTooLarge):
+    assert again.value is info.value
+    with pytest.raises(asyncnet.FrameTooLarge) as again:
         decoder.feed_eof()
+    assert again.value is info.value
 
 
 def test_one_big_read_without_delimiter_is_refused_without_being_buffered() -> None:
@@ -199,8 +203,9 @@ def test_length_prefix_over_the_limit_is_refused_from_the_header_alone() -> None
 def test_frames_before_an_error_are_returned_and_the_error_follows() -> None:
     decoder = Lines(3).decoder()
     assert decoder.feed(b"ab\ncd\nTOOLONG\nzz\n") == [b"ab", b"cd"]
-    with pytest.raises(asyncnet.FrameTooLarge):
+    with pytest.raises(asyncnet.FrameTooLarge) as info:
         decoder.feed(b"")
+    assert (info.value.limit, info.value.size) == (3, 7)
 
 
 @pytest.mark.parametrize(
@@ -243,16 +248,21 @@ def test_encoders_return_pieces_without_copying_the_payload() -> None:
 
 
 @pytest.mark.parametrize(
-    ("framing", "frame"),
-    [(Lines(), b"a\nb"), (Lines(ending="any"), b"ends with cr\r"),
-     (Lines(ending="crlf"), b"a\r\nb"), (Lines(ending="lf"), b"\n"),
-     (Delimited(b"aa"), b"a"), (Delimited(b"ab"), b"xaby"),
-     (LengthPrefixed(1), b"x" * 256), (LengthPrefixed(2), b"x" * 65536), (FixedSize(3), b"ab")],
+    ("framing", "frame", "rule"),
+    [(Lines(), b"a\nb", "cannot contain LF"),
+     (Lines(ending="any"), b"ends with cr\r", "'any' line cannot end with CR"),
+     (Lines(ending="crlf"), b"a\r\nb", "'crlf' line cannot contain CRLF"),
+     (Lines(ending="lf"), b"\n", "cannot contain LF"),
+     (Delimited(b"aa"), b"a", "contains the delimiter b'aa'"),
+     (Delimited(b"ab"), b"xaby", "contains the delimiter b'ab'"),
+     (LengthPrefixed(1), b"x" * 256, "256 bytes does not fit a 1-byte length field"),
+     (LengthPrefixed(2), b"x" * 65536, "65536 bytes does not fit a 2-byte length field"),
+     (FixedSize(3), b"ab", "2 bytes, FixedSize needs 3")],
 )
 def test_encode_refuses_frames_the_receiver_would_not_get_back(
-    framing: asyncnet.Framing[bytes], frame: bytes
+    framing: asyncnet.Framing[bytes], frame: bytes, rule: str
 ) -> None:
-    with pytest.raises(asyncnet.LocalProtocolError):
+    with pytest.raises(asyncnet.LocalProtocolError, match=re.escape(rule)):
         framing.encode(frame)
 
 
@@ -262,13 +272,18 @@ def test_encode_accepts_the_largest_frame_the_field_holds() -> None:
 
 
 @pytest.mark.parametrize(
-    "make",
-    [lambda: Lines(ending="cr"), lambda: Lines(-1), lambda: Delimited(b""),
-     lambda: Delimited("x"), lambda: LengthPrefixed(3), lambda: LengthPrefixed(4, "middle"),
-     lambda: LengthPrefixed(max_frame=-1), lambda: FixedSize(0)],
+    ("make", "rule"),
+    [(lambda: Lines(ending="cr"), "ending must be 'lf', 'crlf' or 'any'"),
+     (lambda: Lines(-1), "max_length must be >= 0"),
+     (lambda: Delimited(b""), "delimiter must be non-empty bytes"),
+     (lambda: Delimited("x"), "delimiter must be non-empty bytes"),
+     (lambda: LengthPrefixed(3), "size must be 1, 2, 4 or 8"),
+     (lambda: LengthPrefixed(4, "middle"), "byteorder must be 'big' or 'little'"),
+     (lambda: LengthPrefixed(max_frame=-1), "max_frame must be >= 0"),
+     (lambda: FixedSize(0), "n must be >= 1")],
 )
-def test_invalid_framer_arguments_are_usage_errors(make: object) -> None:
-    with pytest.raises(asyncnet.UsageError):
+def test_invalid_framer_arguments_are_usage_errors(make: object, rule: str) -> None:
+    with pytest.raises(asyncnet.UsageError, match=re.escape(rule)):
         make()  # type: ignore[operator]
 
 
