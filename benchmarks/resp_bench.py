@@ -53,9 +53,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 EXAMPLE = os.path.join(REPO_ROOT, "docs", "examples", "resp_server.py")
 SCRIPTS = {
-    "asyncnet": EXAMPLE,
-    "streams": os.path.join(HERE, "_resp_streams.py"),
-    "bare": os.path.join(HERE, "_resp_bare.py"),
+    "asyncnet": (EXAMPLE,),
+    "asyncnet-await": (EXAMPLE, "--await-style"),
+    "streams": (os.path.join(HERE, "_resp_streams.py"),),
+    "bare": (os.path.join(HERE, "_resp_bare.py"),),
 }
 CONTESTANTS = (*SCRIPTS, "redis-server")
 TESTS = ("SET", "GET")
@@ -129,7 +130,7 @@ def start(name: str, cpu: str | None, workdir: str) -> Server:
                 time.sleep(0.05)
         return Server(name, proc, port)
     proc = subprocess.Popen(
-        pinned(cpu, [sys.executable, SCRIPTS[name], "--port", "0"]),
+        pinned(cpu, [sys.executable, *SCRIPTS[name], "--port", "0"]),
         stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert proc.stdout is not None
