@@ -7,9 +7,12 @@ Run it, then use the real Redis tools against it::
     redis-benchmark -p 6380 -t set,get -n 100000 -P 16
 
 Commands: PING, ECHO, SET, GET, DEL, EXISTS, INCR; CONFIG and COMMAND get an
-empty reply (so redis-benchmark starts). The framer below is the point: a
-class with ``decoder()`` and ``encode()`` is all asyncnet needs, and its
-limits make a hostile client cost at most ``max_bulk`` bytes.
+empty reply (so redis-benchmark starts). The framer is the point: a class
+with ``decoder()`` and ``encode()`` is all asyncnet needs, and its limits
+make a hostile client cost at most ``max_bulk`` bytes. The server runs in
+the callback style (``asyncnet.FramedProtocol``, no task per client: the
+fastest, as nothing here waits), or with ``--await-style`` under
+``asyncnet.start_server``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 import asyncnet
@@ -218,19 +222,12 @@ class Store:
             return []
         return ValueError(f"unknown command or wrong arguments {name[:32]!r}")
 
-    async def handle(self, conn: asyncnet.Connection[Any]) -> None:
-        """The await style: one task per client (``--await-style``)."""
-        try:
-            async for command in conn:
-                # send() returns at once unless the client stopped reading:
-                # pipelined replies go out as fast as the commands come in.
-                await conn.send(self.execute(command))
-        except asyncnet.RemoteProtocolError as exc:
-            await conn.send(ValueError(f"Protocol error: {exc}"))
-
-
 class RESPProtocol(asyncnet.FramedProtocol[Command]):
-    """One client, callback style: each command is answered as soon as it is decoded."""
+    """One client, callback style: each command is answered as soon as it is decoded.
+
+    A store never waits for anything, so it needs no task per client. While
+    the client does not read its replies, reading its commands pauses.
+    """
 
     def __init__(self, store: Store) -> None:
         super().__init__(RESP())
@@ -241,29 +238,35 @@ class RESPProtocol(asyncnet.FramedProtocol[Command]):
 
     def frame_error(self, exc: Exception) -> None:
         self.send_nowait(ValueError(f"Protocol error: {exc}"))
-        assert self.transport is not None
-        self.transport.close()
+        self.close()
+
+
+async def handle(conn: asyncnet.Connection[Command], store: Store) -> None:
+    """The same server in the await style: one task per client (``--await-style``)."""
+    try:
+        async for command in conn:
+            await conn.send(store.execute(command))  # waits only while the client does not read
+    except asyncnet.RemoteProtocolError as exc:
+        await conn.send(ValueError(f"Protocol error: {exc}"))
 
 
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=6380)
-    parser.add_argument("--await-style", action="store_true")
+    parser.add_argument("--await-style", action="store_true", help="asyncnet.start_server")
     args = parser.parse_args(argv)
     store = Store()
     if args.await_style:
-        serving = asyncnet.start_server(store.handle, args.host, args.port, framing=RESP())
-        async with serving as server:
-            host, port = server.sockets[0].getsockname()[:2]
-            print(f"RESP server listening on {host}:{port}", flush=True)
-            await server.serve_forever()
-    loop = asyncio.get_running_loop()
-    server2 = await loop.create_server(lambda: RESPProtocol(store), args.host, args.port)
-    host, port = server2.sockets[0].getsockname()[:2]
-    print(f"RESP server listening on {host}:{port}", flush=True)
-    async with server2:
-        await server2.serve_forever()
+        server: Any = asyncnet.start_server(functools.partial(handle, store=store),
+                                            args.host, args.port, framing=RESP())
+    else:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: RESPProtocol(store), args.host, args.port)
+    async with server as serving:
+        host, port = serving.sockets[0].getsockname()[:2]
+        print(f"RESP server listening on {host}:{port}", flush=True)
+        await serving.serve_forever()
 
 
 if __name__ == "__main__":
