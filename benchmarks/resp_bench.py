@@ -3,8 +3,10 @@
 Contestants, each a server process pinned with ``taskset`` to
 ``--server-cpu`` and running for the whole invocation:
 
-* ``asyncnet``: ``docs/examples/resp_server.py`` (``start_server`` with its
-  custom RESP framer);
+* ``asyncnet``: ``docs/examples/resp_server.py`` (its custom RESP framer
+  under a callback-style ``FramedProtocol``);
+* ``asyncnet-await``: the same example with ``--await-style``
+  (``start_server``, ``async for`` and ``send``);
 * ``streams``: the same server written with asyncio streams
   (``benchmarks/_resp_streams.py``: the example's commands and replies,
   streams' ``readline`` / ``readexactly`` / ``drain``);
@@ -29,7 +31,7 @@ unpipelined. Nothing is asserted.
 Run from the repository root (needs ``redis-benchmark`` and ``redis-server``,
 Debian's ``redis-tools`` and ``redis-server``)::
 
-    python benchmarks/resp_bench.py            # -n 200000, 3 repetitions, about 6 minutes
+    python benchmarks/resp_bench.py            # -n 200000, 3 repetitions, about 10 minutes
     python benchmarks/resp_bench.py --quick    # -n 20000, 1 repetition
 """
 
