@@ -106,6 +106,14 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
     ``await`` :meth:`drain`. Reading pauses while the transport's write buffer
     is above ``high_water``, so a peer that does not read its replies cannot
     make us buffer more than ``high_water`` plus the replies to one read.
+
+    When one read completes several frames, what :meth:`send_nowait` sends
+    while they are handled is held and written together after the last one
+    (or as soon as it and the transport's buffer pass ``high_water``). So
+    send through :meth:`send_nowait` rather than ``transport.write``, and
+    end the connection with :meth:`close` (or :meth:`send_eof`), which
+    writes what is held first: ``transport.close()`` called from
+    :meth:`frame_received` would drop the replies held before it.
     Subclasses overriding asyncio callbacks must call ``super()``.
     """
 
@@ -196,9 +204,26 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
             return
         if frames:
             self.frames_received += len(frames)
-            frame_received = self.frame_received
-            for frame in frames:
-                frame_received(frame)
+            if len(frames) == 1:
+                self.frame_received(frames[0])
+            else:
+                # A pipelining peer: hold the replies to this read's frames and
+                # write them together after the last one, one send() instead of
+                # one per reply (Netty writes in channelRead and flushes in
+                # channelReadComplete). redis-benchmark -c 50 -P 16 against
+                # resp_server.py: 4.7 -> 3.3 us of server CPU per request.
+                self._cork = []
+                transport = self._transport
+                self._cork_room = self.high_water - (
+                    transport.get_write_buffer_size() if transport is not None else 0
+                )
+                try:
+                    frame_received = self.frame_received
+                    for frame in frames:
+                        frame_received(frame)
+                finally:
+                    self._flush_cork()
+                    self._cork = None
             if not self._builtin_decoder:
                 self._check_pending_error()
             elif decoder._error is not None:  # type: ignore[attr-defined]
@@ -298,6 +323,12 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
             # A transport already closing drops writes, as asyncio's do.
             if transport is not None and not transport.is_closing():
                 transport.write(data)
+
+    def close(self) -> None:
+        """Close the connection once everything sent was written; idempotent."""
+        self._flush_cork()
+        if self._transport is not None:
+            self._transport.close()
 
     def send_eof(self) -> None:
         """Half-close: tell the peer we will send nothing more (reading continues)."""

@@ -3,11 +3,17 @@
 Contestants, each a server process pinned with ``taskset`` to
 ``--server-cpu`` and running for the whole invocation:
 
-* ``asyncnet``: ``docs/examples/resp_server.py`` (``start_server`` with its
-  custom RESP framer);
+* ``asyncnet``: ``docs/examples/resp_server.py`` (its custom RESP framer
+  under a callback-style ``FramedProtocol``);
+* ``asyncnet-await``: the same example with ``--await-style``
+  (``start_server``, ``async for`` and ``send``);
 * ``streams``: the same server written with asyncio streams
   (``benchmarks/_resp_streams.py``: the example's commands and replies,
   streams' ``readline`` / ``readexactly`` / ``drain``);
+* ``bare``: a hand-written ``asyncio.Protocol`` with no library
+  (``benchmarks/_resp_bare.py``: the same commands and replies, a minimal
+  parser, one write per read, no limits and no flow control), the least a
+  Python asyncio server does per request: the Python ceiling;
 * ``redis-server``: Redis itself (no persistence), the C ceiling.
 
 The load generator is Debian's ``redis-benchmark -t set,get -n N -c 50 -P
@@ -25,7 +31,7 @@ unpipelined. Nothing is asserted.
 Run from the repository root (needs ``redis-benchmark`` and ``redis-server``,
 Debian's ``redis-tools`` and ``redis-server``)::
 
-    python benchmarks/resp_bench.py            # -n 200000, 3 repetitions, about 6 minutes
+    python benchmarks/resp_bench.py            # -n 200000, 3 repetitions, about 10 minutes
     python benchmarks/resp_bench.py --quick    # -n 20000, 1 repetition
 """
 
@@ -48,7 +54,13 @@ from dataclasses import dataclass
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 EXAMPLE = os.path.join(REPO_ROOT, "docs", "examples", "resp_server.py")
-STREAMS = os.path.join(HERE, "_resp_streams.py")
+SCRIPTS = {
+    "asyncnet": (EXAMPLE,),
+    "asyncnet-await": (EXAMPLE, "--await-style"),
+    "streams": (os.path.join(HERE, "_resp_streams.py"),),
+    "bare": (os.path.join(HERE, "_resp_bare.py"),),
+}
+CONTESTANTS = (*SCRIPTS, "redis-server")
 TESTS = ("SET", "GET")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -119,9 +131,8 @@ def start(name: str, cpu: str | None, workdir: str) -> Server:
                     raise RuntimeError("redis-server did not start") from None
                 time.sleep(0.05)
         return Server(name, proc, port)
-    script = EXAMPLE if name == "asyncnet" else STREAMS
     proc = subprocess.Popen(
-        pinned(cpu, [sys.executable, script, "--port", "0"]),
+        pinned(cpu, [sys.executable, *SCRIPTS[name], "--port", "0"]),
         stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -172,6 +183,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--server-cpu", default="1")
     parser.add_argument("--client-cpu", default="0")
+    parser.add_argument(
+        "--servers", default=",".join(CONTESTANTS),
+        help=f"contestants, asyncnet first (default: {','.join(CONTESTANTS)})",
+    )  # fmt: skip
     parser.add_argument("--no-redis", action="store_true", help="leave out redis-server")
     parser.add_argument("--quick", action="store_true", help="1 repetition of -n 20000")
     args = parser.parse_args()
@@ -179,12 +194,14 @@ def main() -> None:
         args.reps, args.requests = 1, 20_000
     if shutil.which("redis-benchmark") is None:
         raise SystemExit("needs redis-benchmark (Debian: redis-tools)")
-    names = ["asyncnet", "streams"]
-    if not args.no_redis:
-        if shutil.which("redis-server") is None:
+    names = args.servers.split(",")
+    unknown = set(names) - set(CONTESTANTS)
+    if unknown or names[0] != "asyncnet":
+        parser.error(f"--servers: asyncnet first, then any of {', '.join(CONTESTANTS[1:])}")
+    if "redis-server" in names and (args.no_redis or shutil.which("redis-server") is None):
+        if not args.no_redis:
             print("redis-server not installed: no C ceiling")
-        else:
-            names.append("redis-server")
+        names.remove("redis-server")
     pipelines = [int(p) for p in args.pipelines.split(",")]
     version = subprocess.run(["redis-benchmark", "--version"], capture_output=True, text=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}")

@@ -7,9 +7,12 @@ Run it, then use the real Redis tools against it::
     redis-benchmark -p 6380 -t set,get -n 100000 -P 16
 
 Commands: PING, ECHO, SET, GET, DEL, EXISTS, INCR; CONFIG and COMMAND get an
-empty reply (so redis-benchmark starts). The framer below is the point: a
-class with ``decoder()`` and ``encode()`` is all asyncnet needs, and its
-limits make a hostile client cost at most ``max_bulk`` bytes.
+empty reply (so redis-benchmark starts). The framer is the point: a class
+with ``decoder()`` and ``encode()`` is all asyncnet needs, and its limits
+make a hostile client cost at most ``max_bulk`` bytes. The server runs in
+the callback style (``asyncnet.FramedProtocol``, no task per client: the
+fastest, as nothing here waits), or with ``--await-style`` under
+``asyncnet.start_server``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 import asyncnet
@@ -24,108 +28,137 @@ import asyncnet
 Command = list[bytes]
 
 
+# A header line ("*3", "$5", or an inline command) longer than this is refused:
+# Redis's own limit for inline commands.
+MAX_LINE = 64 * 1024
+
+
 class RESPDecoder:
     """Cuts RESP arrays of bulk strings (and inline commands) into commands.
 
-    State: ``_buf`` holds unparsed bytes; ``_args`` the arguments of the
-    command under construction, ``_count`` how many it announced (-1: no
-    array header yet), ``_bulk`` the length of the bulk string being read
-    (-1: its header not read yet). Each byte is looked at a bounded number of
-    times, so decoding is linear however the input is split.
+    ``feed`` parses each read where it lies, by positions, and slices out
+    only the arguments. State between reads: ``_count``, the number of
+    arguments the array under construction announced (-1: no array header
+    yet), ``_args`` the ones complete, ``_bulk`` the length of the bulk
+    string being read (-1: its header not read yet); ``_rest`` holds the
+    bytes of an element that is not complete, and ``_need`` how many it
+    must hold before parsing can go on (0: a header line, which needs a
+    newline). Bytes that cannot complete the element are appended, not
+    parsed again, so decoding is linear however the input is split.
     """
 
     def __init__(self, max_bulk: int, max_args: int) -> None:
-        self._buf = bytearray()
+        self._max_bulk = max_bulk
+        self._max_args = max_args
         self._args: Command = []
         self._count = -1
         self._bulk = -1
-        self._scan = 0
-        self._max_bulk = max_bulk
-        self._max_args = max_args
-        self._held = 0
+        self._rest = bytearray()
+        self._need = 0
         self._error: Exception | None = None
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) + self._held
-
-    def _line(self) -> bytes | None:
-        # One header line, searched from where the last search stopped.
-        # LF ends a line; a CR before it is dropped (inline commands may omit it).
-        end = self._buf.find(b"\n", self._scan)
-        if end == -1:
-            self._scan = len(self._buf)
-            if len(self._buf) > 64 * 1024:
-                raise asyncnet.FrameTooLarge("header line too long", limit=64 * 1024,
-                                             size=len(self._buf))
-            return None
-        line = bytes(self._buf[:end]).removesuffix(b"\r")
-        del self._buf[:end + 1]
-        self._scan = 0
-        return line
-
-    def _number(self, line: bytes, limit: int, what: str) -> int:
-        try:
-            value = int(line[1:])
-        except ValueError:
-            raise asyncnet.RemoteProtocolError(f"bad {what} header {line[:20]!r}") from None
-        if value > limit:
-            raise asyncnet.FrameTooLarge(f"{what} of {value}", limit=limit, size=value)
-        if value < 0:
-            raise asyncnet.RemoteProtocolError(f"negative {what} {value}")
-        return value
+        return len(self._rest) + sum(map(len, self._args))
 
     def feed(self, data: bytes) -> list[Command]:
         if self._error is not None:
             raise self._error
-        self._buf += data
+        if type(data) is not bytes:
+            data = bytes(data)
+        rest = self._rest
+        if rest:
+            # The element begun in an earlier read: parse again only once it can be complete.
+            rest += data
+            if self._need:  # a bulk string: its bytes and CRLF
+                if len(rest) < self._need:
+                    return []
+            elif 10 not in data:  # a header line: its LF
+                if len(rest) > MAX_LINE:
+                    raise self._fail(asyncnet.FrameTooLarge("header line too long",
+                                                            limit=MAX_LINE, size=len(rest)))
+                return []
+            data = bytes(rest)
+            rest.clear()
         commands: list[Command] = []
+        args, count, bulk = self._args, self._count, self._bulk
+        max_args, max_bulk, bad_header = self._max_args, self._max_bulk, self._bad_header
+        pos, size = 0, len(data)
         try:
-            while self._step(commands):
-                pass
+            while pos < size:
+                if bulk >= 0:  # the bulk string's bytes, then CRLF
+                    end = pos + bulk
+                    if end + 2 > size:
+                        break
+                    if data[end:end + 2] != b"\r\n":
+                        raise asyncnet.RemoteProtocolError("bulk string not followed by CRLF")
+                    args.append(data[pos:end])
+                    pos, bulk = end + 2, -1
+                else:  # a header line ("*<count>", "$<length>" or an inline command) up to LF
+                    end = data.find(b"\n", pos)
+                    if end == -1:
+                        if size - pos > MAX_LINE:
+                            raise asyncnet.FrameTooLarge("header line too long", limit=MAX_LINE,
+                                                         size=size - pos)
+                        break
+                    start, pos = pos, end + 1
+                    if count < 0 and data[start] != 42:  # no "*": an inline command (telnet, nc)
+                        if inline := data[start:end].split():
+                            commands.append(inline)
+                        continue
+                    try:
+                        value = int(data[start + 1:end])  # int() ignores the CR before LF
+                    except ValueError:
+                        value = -1
+                    if count < 0:
+                        if not 0 <= value <= max_args:
+                            raise bad_header(data[start:end], max_args, "array")
+                        count = value
+                        if count:
+                            continue
+                    else:
+                        if data[start] != 36 or not 0 <= value <= max_bulk:  # "$"
+                            raise bad_header(data[start:end], max_bulk, "bulk string")
+                        bulk = value
+                        continue
+                if len(args) == count:
+                    commands.append(args)
+                    args, count = [], -1
         except asyncnet.RemoteProtocolError as exc:
-            self._error = exc
-            self._buf.clear()
+            self._fail(exc)
             if not commands:
                 raise
+            return commands
+        self._args, self._count, self._bulk = args, count, bulk
+        if pos < size:
+            rest += memoryview(data)[pos:]
+            self._need = bulk + 2 if bulk >= 0 else 0
         return commands
 
-    def _step(self, commands: list[Command]) -> bool:
-        if self._count < 0:
-            if not self._buf:
-                return False
-            line = self._line()
-            if line is None:
-                return False
-            if not line.startswith(b"*"):
-                if line.strip():
-                    commands.append(line.split())  # an inline command (telnet, nc)
-                return True
-            self._count = self._number(line, self._max_args, "array")
-        while len(self._args) < self._count:
-            if self._bulk < 0:
-                line = self._line()
-                if line is None:
-                    return False
-                if not line.startswith(b"$"):
-                    raise asyncnet.RemoteProtocolError(f"expected a bulk string, got {line[:20]!r}")
-                self._bulk = self._number(line, self._max_bulk, "bulk string")
-            if len(self._buf) < self._bulk + 2:
-                return False
-            if self._buf[self._bulk:self._bulk + 2] != b"\r\n":
-                raise asyncnet.RemoteProtocolError("bulk string not followed by CRLF")
-            self._args.append(bytes(self._buf[:self._bulk]))
-            self._held += self._bulk
-            del self._buf[:self._bulk + 2]
-            self._bulk = -1
-        commands.append(self._args)
-        self._args, self._count, self._held = [], -1, 0
-        return True
+    @staticmethod
+    def _bad_header(line: bytes, limit: int, what: str) -> Exception:
+        line = line.removesuffix(b"\r")
+        if what == "bulk string" and line[:1] != b"$":
+            return asyncnet.RemoteProtocolError(f"expected a bulk string, got {line[:20]!r}")
+        try:
+            value = int(line[1:])
+        except ValueError:
+            return asyncnet.RemoteProtocolError(f"bad {what} header {line[:20]!r}")
+        if value > limit:
+            return asyncnet.FrameTooLarge(f"{what} of {value}", limit=limit, size=value)
+        return asyncnet.RemoteProtocolError(f"negative {what} {value}")
+
+    def _fail(self, exc: Exception) -> Exception:
+        # A decoder that failed stays failed, and holds nothing more.
+        self._error = exc
+        self._rest.clear()
+        self._args = []
+        return exc
 
     def feed_eof(self) -> None:
         if self._error is not None:
             raise self._error
-        if self._buf or self._count >= 0:
+        if self._rest or self._count >= 0:
             raise asyncnet.IncompleteFrame("connection closed inside a command",
                                            received=self.buffered)
 
@@ -189,26 +222,51 @@ class Store:
             return []
         return ValueError(f"unknown command or wrong arguments {name[:32]!r}")
 
-    async def handle(self, conn: asyncnet.Connection[Any]) -> None:
-        try:
-            async for command in conn:
-                # send() returns at once unless the client stopped reading:
-                # pipelined replies go out as fast as the commands come in.
-                await conn.send(self.execute(command))
-        except asyncnet.RemoteProtocolError as exc:
-            await conn.send(ValueError(f"Protocol error: {exc}"))
+class RESPProtocol(asyncnet.FramedProtocol[Command]):
+    """One client, callback style: each command is answered as soon as it is decoded.
+
+    A store never waits for anything, so it needs no task per client. While
+    the client does not read its replies, reading its commands pauses.
+    """
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(RESP())
+        self.execute = store.execute
+
+    def frame_received(self, command: Command) -> None:
+        self.send_nowait(self.execute(command))
+
+    def frame_error(self, exc: Exception) -> None:
+        self.send_nowait(ValueError(f"Protocol error: {exc}"))
+        self.close()
+
+
+async def handle(conn: asyncnet.Connection[Command], store: Store) -> None:
+    """The same server in the await style: one task per client (``--await-style``)."""
+    try:
+        async for command in conn:
+            await conn.send(store.execute(command))  # waits only while the client does not read
+    except asyncnet.RemoteProtocolError as exc:
+        await conn.send(ValueError(f"Protocol error: {exc}"))
 
 
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=6380)
+    parser.add_argument("--await-style", action="store_true", help="asyncnet.start_server")
     args = parser.parse_args(argv)
     store = Store()
-    async with asyncnet.start_server(store.handle, args.host, args.port, framing=RESP()) as server:
-        host, port = server.sockets[0].getsockname()[:2]
+    if args.await_style:
+        server: Any = asyncnet.start_server(functools.partial(handle, store=store),
+                                            args.host, args.port, framing=RESP())
+    else:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: RESPProtocol(store), args.host, args.port)
+    async with server as serving:
+        host, port = serving.sockets[0].getsockname()[:2]
         print(f"RESP server listening on {host}:{port}", flush=True)
-        await server.serve_forever()
+        await serving.serve_forever()
 
 
 if __name__ == "__main__":

@@ -488,6 +488,64 @@ async def test_framed_protocol_in_a_plain_create_server() -> None:
         await server.wait_closed()
 
 
+class CountingUpperLines(UpperLines):
+    """UpperLines that counts its reads that gave frames and its transport's writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads_with_frames = 0
+        self.frames_received_in_read = 0
+        self.writes = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        write = self.transport.write  # type: ignore[union-attr]
+
+        def counting_write(data: bytes | bytearray | memoryview) -> None:
+            self.writes += 1
+            write(data)
+
+        self.transport.write = counting_write  # type: ignore[union-attr]
+
+    def frame_received(self, frame: bytes) -> None:
+        if self.frames_received_in_read == 0:
+            self.reads_with_frames += 1
+        self.frames_received_in_read += 1
+        super().frame_received(frame)
+
+    def data_received(self, data: bytes) -> None:
+        self.frames_received_in_read = 0
+        super().data_received(data)
+
+
+async def test_framed_protocol_writes_the_replies_to_one_read_together() -> None:
+    protocols: list[CountingUpperLines] = []
+
+    def factory() -> CountingUpperLines:
+        protocols.append(CountingUpperLines())
+        return protocols[-1]
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # Pipelined requests, then one over the limit: the replies held for the
+        # frames before the error go out before the error reply and the close.
+        writer.write(b"".join(b"r%d\n" % i for i in range(10)) + b"much too long\n")
+        replies = await reader.read()  # to EOF: the server closes after ERR
+        writer.close()
+        await writer.wait_closed()
+        assert replies == b"".join(b"R%d\n" % i for i in range(10)) + b"ERR\n"
+        protocol = protocols[0]
+        assert protocol.frames_received == 10
+        # One write per read that gave frames, plus the error reply.
+        assert protocol.writes == protocol.reads_with_frames + 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_framed_protocol_stops_reading_while_the_peer_does_not_read() -> None:
     protocols: list[asyncnet.FramedProtocol[bytes]] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import os
 import queue
@@ -41,9 +42,9 @@ def env() -> dict[str, str]:
 class Running:
     """An example server in its own process, on a free port; killed by its PID."""
 
-    def __init__(self, script: str) -> None:
+    def __init__(self, script: str, *options: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-X", "dev", str(EXAMPLES / script), "--port", "0"],
+            [sys.executable, "-X", "dev", str(EXAMPLES / script), *options, "--port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
         )
         assert self.proc.stdout is not None
@@ -57,9 +58,10 @@ class Running:
         return err
 
 
-@pytest.fixture
-def resp_server() -> Iterator[Running]:
-    server = Running("resp_server.py")
+@pytest.fixture(params=["callback", "await"])
+def resp_server(request: pytest.FixtureRequest) -> Iterator[Running]:
+    # The example runs in the callback style, or in the await style on request.
+    server = Running("resp_server.py", *(["--await-style"] if request.param == "await" else []))
     try:
         yield server
     finally:
@@ -139,8 +141,9 @@ def test_redis_cli_pipelined_commands(resp_server: Running) -> None:
 async def test_protocol_error_gets_an_error_reply_and_the_connection_closes() -> None:
     module = load("resp_server")
     store = module.Store()
+    handler = functools.partial(module.handle, store=store)
     async with (
-        asyncnet.start_server(store.handle, framing=module.RESP(max_bulk=16)) as server,
+        asyncnet.start_server(handler, framing=module.RESP(max_bulk=16)) as server,
         asyncnet.open_connection("127.0.0.1", server.sockets[0].getsockname()[1]) as conn,
     ):
         conn.send_nowait(b"*1\r\n$4\r\nPING\r\n*1\r\n$99\r\n")
@@ -148,6 +151,27 @@ async def test_protocol_error_gets_an_error_reply_and_the_connection_closes() ->
         async for chunk in conn:
             replies += chunk
     assert replies.startswith(b"+PONG\r\n-ERR Protocol error")
+
+
+async def test_callback_style_protocol_error_after_pipelined_commands() -> None:
+    module = load("resp_server")
+    store = module.Store()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: module.RESPProtocol(store), "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        async with asyncnet.open_connection("127.0.0.1", port) as conn:
+            # Two commands and a malformed header in one read: both replies,
+            # then the error reply, then the server closes.
+            conn.send_nowait(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+                             b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*x\r\n")
+            replies = b""
+            async for chunk in conn:
+                replies += chunk
+        assert replies == b"+OK\r\n$1\r\nv\r\n-ERR Protocol error: bad array header b'*x'\r\n"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 # -- chat_server.py ----------------------------------------------------------------------
