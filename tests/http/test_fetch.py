@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import math
 import socket
@@ -39,6 +40,27 @@ def dead_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+def test_fetch_result_takes_every_field_by_position_and_name_and_stays_frozen() -> None:
+    # FetchResult's __init__ is written out (see _results.py): each field,
+    # by position in declaration order and by name, lands in its own slot.
+    names = [f.name for f in dataclasses.fields(FetchResult)]
+    values = [f"value-{i}" for i in range(len(names))]
+    by_position = FetchResult(*values)  # type: ignore[arg-type]
+    by_name = FetchResult(**dict(zip(names, values, strict=True)))  # type: ignore[arg-type]
+    assert [getattr(by_position, n) for n in names] == values
+    assert by_name == by_position
+    assert repr(by_name).startswith("FetchResult(url='value-0', ok='value-1'")
+    minimal = FetchResult("u", True, 200, "OK", None, b"", 0.5, 1, None)
+    assert (minimal.truncated, minimal.index, minimal.final_url, minimal.size) == (
+        False, 0, None, 0,
+    )
+    assert dataclasses.replace(minimal, status=404).status == 404
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'ok'"):
+        minimal.ok = False  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'error'"):
+        FetchResult("u", True, 200, "OK", None, b"", 0.5, 1)  # type: ignore[call-arg]
 
 
 async def test_results_come_back_in_input_order_with_bodies() -> None:
