@@ -298,6 +298,25 @@ async def test_fetch_iter_yields_in_completion_order() -> None:
     assert got[0].body == body_of(7)
 
 
+async def test_fetch_iter_awaits_an_async_on_result_before_yielding_each_result() -> None:
+    seen: list[int] = []
+
+    async def record(result: FetchResult) -> None:
+        await asyncio.sleep(0)
+        seen.append(result.index)
+
+    with DemoHTTPServer() as server:
+        urls = [server.url(f"/fast?size={i}") for i in range(12)]
+        yielded = []
+        async for result in fetch_iter(urls, concurrency=3, on_result=record):
+            # on_result ran for this result before the iterator handed it out.
+            assert result.index in seen
+            yielded.append(result)
+    assert sorted(seen) == list(range(12))
+    assert sorted(r.index for r in yielded) == list(range(12))
+    assert all(r.body == body_of(r.index) for r in yielded)
+
+
 async def test_fetch_iter_closed_early_cancels_the_rest() -> None:
     with DemoHTTPServer() as server:
         urls = [server.url("/fast")] + [server.url(f"/slow?delay={STUCK}")] * 4
