@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from .._http._headers import Headers
@@ -19,7 +19,7 @@ from .._http._models import Response
 __all__ = ["BodySink", "FetchResult", "SinkFactory", "read_capped", "read_into"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class FetchResult:
     """What happened to one URL: its response, or the error that stopped it.
 
@@ -56,6 +56,50 @@ class FetchResult:
     #: Body bytes received (content-decoded): ``len(body)`` when the body is
     #: kept, the count streamed to the sink (or dropped) with ``sink=``.
     size: int = 0
+
+    # Written out rather than generated: a frozen dataclass's own __init__
+    # sets each field through object.__setattr__ (a global lookup, a bound
+    # method made and called per field): 25,800 instructions per result made
+    # with keywords, against 17,200 with the slots' own setters below, and
+    # 11,900 when the arguments are positional as fetch passes them
+    # (callgrind; one result per URL fetched). Assignment after __init__
+    # still raises FrozenInstanceError.
+    def __init__(
+        self,
+        url: str,
+        ok: bool,
+        status: int | None,
+        reason: str,
+        headers: Headers | None,
+        body: bytes,
+        elapsed: float,
+        attempts: int,
+        error: Exception | None,
+        truncated: bool = False,
+        index: int = 0,
+        final_url: str | None = None,
+        size: int = 0,
+    ) -> None:
+        _set_url(self, url)
+        _set_ok(self, ok)
+        _set_status(self, status)
+        _set_reason(self, reason)
+        _set_headers(self, headers)
+        _set_body(self, body)
+        _set_elapsed(self, elapsed)
+        _set_attempts(self, attempts)
+        _set_error(self, error)
+        _set_truncated(self, truncated)
+        _set_index(self, index)
+        _set_final_url(self, final_url)
+        _set_size(self, size)
+
+
+# The slot descriptors' setters, which FetchResult.__init__ calls directly.
+(
+    _set_url, _set_ok, _set_status, _set_reason, _set_headers, _set_body, _set_elapsed,
+    _set_attempts, _set_error, _set_truncated, _set_index, _set_final_url, _set_size,
+) = (getattr(FetchResult, f.name).__set__ for f in fields(FetchResult))
 
 
 class BodySink(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import math
 import socket
@@ -39,6 +40,27 @@ def dead_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+def test_fetch_result_takes_every_field_by_position_and_name_and_stays_frozen() -> None:
+    # FetchResult's __init__ is written out (see _results.py): each field,
+    # by position in declaration order and by name, lands in its own slot.
+    names = [f.name for f in dataclasses.fields(FetchResult)]
+    values = [f"value-{i}" for i in range(len(names))]
+    by_position = FetchResult(*values)  # type: ignore[arg-type]
+    by_name = FetchResult(**dict(zip(names, values, strict=True)))  # type: ignore[arg-type]
+    assert [getattr(by_position, n) for n in names] == values
+    assert by_name == by_position
+    assert repr(by_name).startswith("FetchResult(url='value-0', ok='value-1'")
+    minimal = FetchResult("u", True, 200, "OK", None, b"", 0.5, 1, None)
+    assert (minimal.truncated, minimal.index, minimal.final_url, minimal.size) == (
+        False, 0, None, 0,
+    )
+    assert dataclasses.replace(minimal, status=404).status == 404
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'ok'"):
+        minimal.ok = False  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'error'"):
+        FetchResult("u", True, 200, "OK", None, b"", 0.5, 1)  # type: ignore[call-arg]
 
 
 async def test_results_come_back_in_input_order_with_bodies() -> None:
@@ -274,6 +296,25 @@ async def test_fetch_iter_yields_in_completion_order() -> None:
         got = [r async for r in fetch_iter(urls, concurrency=2)]
     assert [r.index for r in got] == [1, 0]
     assert got[0].body == body_of(7)
+
+
+async def test_fetch_iter_awaits_an_async_on_result_before_yielding_each_result() -> None:
+    seen: list[int] = []
+
+    async def record(result: FetchResult) -> None:
+        await asyncio.sleep(0)
+        seen.append(result.index)
+
+    with DemoHTTPServer() as server:
+        urls = [server.url(f"/fast?size={i}") for i in range(12)]
+        yielded = []
+        async for result in fetch_iter(urls, concurrency=3, on_result=record):
+            # on_result ran for this result before the iterator handed it out.
+            assert result.index in seen
+            yielded.append(result)
+    assert sorted(seen) == list(range(12))
+    assert sorted(r.index for r in yielded) == list(range(12))
+    assert all(r.body == body_of(r.index) for r in yielded)
 
 
 async def test_fetch_iter_closed_early_cancels_the_rest() -> None:
