@@ -390,9 +390,8 @@ class ResponseParser:
     # -- transitions shared by several modes --------------------------------------
 
     def _fail(self, message: str) -> NoReturn:
-        self._mode = ERROR
+        self._mode = ERROR  # final: keep_alive is false, whatever _keep_alive holds
         self._error = message
-        self._keep_alive = False
         raise RemoteProtocolError(message)
 
     def _upgrade(self) -> None:
@@ -411,8 +410,7 @@ class ResponseParser:
         else:
             self._buf = b""
             self._pos = 0
-        if self._eof:
-            self._keep_alive = False
+        # After EOF, keep_alive is false whatever _keep_alive holds.
         return EndOfMessage(trailers)
 
     # -- HEAD ---------------------------------------------------------------------
@@ -520,8 +518,9 @@ class ResponseParser:
                     # Transfer-Encoding is faulty; read it, then close.
                     self._keep_alive = False
             else:
+                # Such a body, like one without framing below, ends only at
+                # EOF, after which keep_alive is false whatever _keep_alive holds.
                 self._mode = UNTIL_CLOSE
-                self._keep_alive = False
         elif "\ncontent-length:" in low:
             values = field_values("content-length", CONTENT_LENGTH_VALUES, text, items, folded)
             value = values[0]
@@ -538,7 +537,6 @@ class ResponseParser:
             self._mode = LENGTH if length else END
         else:
             self._mode = UNTIL_CLOSE
-            self._keep_alive = False
         # content_encoded by position: a keyword makes the call build a dict,
         # a cost every response would pay.
         return ResponseHead(status, reason, version, headers, "\ncontent-encoding:" in low)
