@@ -316,3 +316,75 @@ def test_chunk_data_followed_by_a_bare_lf_is_refused_before_the_next_size_line()
     outcome = drive_all_splits(CHUNKED + b"1\r\naX\n")
     assert outcome.error is not None
     assert "chunk data is not followed by CRLF" in outcome.error
+
+
+# -- every block counts its field lines from zero ---------------------------------------------
+
+
+def test_the_head_after_an_interim_response_counts_its_fields_from_zero() -> None:
+    # The interim head is taken whole; the final head is still pending when
+    # its third field line arrives, which is one too many.
+    parser = ResponseParser(ParserLimits(max_header_count=2))
+    parser.start_response("GET")
+    parser.feed(head(b"HTTP/1.1 100 Continue", b"X-A: 1"))
+    parser.feed(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n")
+    assert parser.next_event() is NEED_DATA
+    assert parser.interim_responses == 1
+    parser.feed(b"C: 3\r\n")
+    with pytest.raises(RemoteProtocolError, match=r"^header section has more than 2 fields$"):
+        parser.next_event()
+
+
+@pytest.mark.parametrize("head_whole", [True, False], ids=["head-whole", "head-in-pieces"])
+def test_the_trailer_section_counts_its_fields_from_zero(head_whole: bool) -> None:
+    # A head that arrives in pieces has its field lines counted while it is
+    # pending; the trailer section after it starts again from zero.
+    limits = ParserLimits(max_header_count=2)
+    fields = head(b"HTTP/1.1 200 OK", b"A: 1", b"Transfer-Encoding: chunked")
+    reads = [fields] if head_whole else [fields[:-2], fields[-2:]]
+    trailers = b"1\r\nx\r\n0\r\nT: 1\r\nU: 2\r\n"
+    for extra, fails in ((b"\r\n", False), (b"V: 3\r\n", True)):
+        parser = ResponseParser(limits)
+        parser.start_response("GET")
+        got: list[object] = []
+        for read in [*reads, trailers]:
+            parser.feed(read)
+            while (event := parser.next_event()) is not NEED_DATA:
+                got.append(event)
+        assert [type(e) for e in got] == [ResponseHead, Data]
+        assert parser.state is ParserState.BODY
+        parser.feed(extra)
+        if fails:
+            with pytest.raises(
+                RemoteProtocolError, match=r"^trailer section has more than 2 fields$"
+            ):
+                parser.next_event()
+        else:
+            assert parser.next_event() == EndOfMessage(Headers([("T", "1"), ("U", "2")]))
+
+
+# -- which statuses are interim, and which answers to CONNECT open a tunnel -----------------
+
+
+def test_every_1xx_but_101_is_skipped_as_interim() -> None:
+    raw = head(b"HTTP/1.1 199 Whatever") + head(b"HTTP/1.1 200 OK", b"Content-Length: 0")
+    outcome = drive_all_splits(raw)
+    assert outcome.error is None
+    assert outcome.events == [("head", 200, "OK", "1.1", [("Content-Length", "0")]), ("end", [])]
+
+
+@pytest.mark.parametrize(
+    ("status", "tunnel"), [(b"200", True), (b"299", True), (b"300", False), (b"407", False)]
+)
+def test_only_a_2xx_answer_to_connect_opens_a_tunnel(status: bytes, tunnel: bool) -> None:
+    raw = head(b"HTTP/1.1 " + status + b" X", b"Content-Length: 2") + b"ok"
+    outcome = drive_all_splits(raw, method="CONNECT")
+    assert outcome.error is None
+    if tunnel:
+        # The bytes after the head are the tunnel's, not a body.
+        assert outcome.events == [("head", int(status), "X", "1.1", [("Content-Length", "2")])]
+        assert outcome.state == "UPGRADED"
+    else:
+        assert outcome.body == b"ok"
+        assert outcome.events[-1] == ("end", [])
+        assert outcome.keep_alive
