@@ -222,7 +222,7 @@ async def test_total_deadline_spans_redirect_hops() -> None:
 def test_timeout_phases_are_separate_fields() -> None:
     t = Timeout(connect=1, read=2, write=3, pool=4, total=5)
     assert (t.connect, t.read, t.write, t.pool, t.total) == (1, 2, 3, 4, 5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^read must be > 0 seconds"):
         Timeout(read=-1)
 
 
