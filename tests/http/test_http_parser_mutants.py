@@ -388,3 +388,76 @@ def test_only_a_2xx_answer_to_connect_opens_a_tunnel(status: bytes, tunnel: bool
         assert outcome.body == b"ok"
         assert outcome.events[-1] == ("end", [])
         assert outcome.keep_alive
+
+
+# -- more boundaries the mutation run found unpinned ------------------------------------------
+
+
+def test_a_fresh_parser_is_not_keep_alive() -> None:
+    # No response has finished, so none lets the connection carry another request.
+    parser = ResponseParser()
+    assert parser.state is ParserState.IDLE
+    assert parser.keep_alive is False
+
+
+@pytest.mark.parametrize(
+    "before",
+    [b"", b"HTTP/1.1 200 OK\r\n", head(b"HTTP/1.1 200 OK", b"Content-Length: 5") + b"ab"],
+    ids=["nothing", "part-of-the-head", "part-of-the-body"],
+)
+def test_bytes_after_eof_are_refused(before: bytes) -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    parser.feed(before)
+    parser.feed_eof()
+    with pytest.raises(RemoteProtocolError, match=r"^received 3 bytes after EOF$"):
+        parser.feed(b"xyz")
+    assert parser.state is ParserState.ERROR
+
+
+def test_a_length_body_that_looks_like_chunked_framing_is_passed_through() -> None:
+    # The read arrives with nothing buffered, in LENGTH mode: it is body bytes,
+    # never chunk framing.
+    body = b"\r\n5\r\nhello\r\n"
+    parser = ResponseParser()
+    parser.start_response("GET")
+    raw = head(b"HTTP/1.1 200 OK", b"Content-Length: %d" % (len(body) + 1)) + b"x"
+    assert parser.events(raw)[1:] == [Data(b"x")]
+    assert parser.events(body) == [Data(body), EndOfMessage(Headers())]
+
+
+@pytest.mark.parametrize("trailer", [False, True], ids=["head", "trailer-section"])
+def test_a_block_of_exactly_its_size_limit_is_accepted(trailer: bool) -> None:
+    # Each block arrives whole, so the size is checked where it is taken.
+    block = b"T: 1\r\n\r\n" if trailer else head(b"HTTP/1.1 200 OK", b"Content-Length: 0")
+    for limit in (len(block), len(block) - 1):
+        if trailer:
+            limits = ParserLimits(max_trailer_size=limit)
+            before, what = CHUNKED + b"1\r\nx\r\n0\r\n", "trailer section"
+        else:
+            limits = ParserLimits(max_head_size=limit)
+            before, what = b"", "response head"
+        parser = ResponseParser(limits)
+        parser.start_response("GET")
+        if before:
+            parser.events(before)
+        if limit == len(block):
+            assert parser.events(block)[-1] == EndOfMessage(
+                Headers([("T", "1")]) if trailer else Headers()
+            )
+        else:
+            with pytest.raises(RemoteProtocolError, match=rf"^{what} exceeds {limit} bytes$"):
+                parser.events(block)
+
+
+def test_a_cr_followed_by_anything_but_lf_does_not_end_the_trailer_section() -> None:
+    outcome = drive_all_splits(CHUNKED + b"1\r\nx\r\n0\r\n\rX")
+    assert outcome.error == "trailer line b'\\rX' contains a bare CR"
+
+
+def test_an_empty_chunk_size_line_at_the_start_of_a_read_is_named() -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    assert parser.events(CHUNKED + b"1\r\nx\r\n")[1:] == [Data(b"x")]
+    with pytest.raises(RemoteProtocolError, match=r"^chunk size b'' is not a hexadecimal number$"):
+        parser.events(b"\r\n0\r\n\r\n")
