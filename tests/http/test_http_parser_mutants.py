@@ -461,3 +461,19 @@ def test_an_empty_chunk_size_line_at_the_start_of_a_read_is_named() -> None:
     assert parser.events(CHUNKED + b"1\r\nx\r\n")[1:] == [Data(b"x")]
     with pytest.raises(RemoteProtocolError, match=r"^chunk size b'' is not a hexadecimal number$"):
         parser.events(b"\r\n0\r\n\r\n")
+
+
+def test_an_idle_parser_that_sees_eof_is_closed() -> None:
+    parser = ResponseParser()
+    parser.feed_eof()
+    assert parser.state is ParserState.CLOSED
+    with pytest.raises(
+        LocalProtocolError, match=r"^cannot start a new response while the parser is CLOSED$"
+    ):
+        parser.start_response("GET")
+
+
+def test_one_byte_after_chunk_data_that_is_not_a_cr_fails_at_once() -> None:
+    # The read ends after that byte: it already proves the CRLF missing.
+    outcome = drive_all_splits(CHUNKED + b"1\r\naX")
+    assert outcome.error == "chunk data is not followed by CRLF"
