@@ -131,19 +131,22 @@ class ResponseParser:
         self._limits = limits if limits is not None else _DEFAULT_LIMITS
         self._buf: bytes | bytearray = b""
         self._pos = 0  # bytes of _buf already consumed
-        self._scan = 0  # bytes after _pos already checked in a pending head, trailer or size line
-        self._fields_seen = 0  # field lines already checked in a pending head/trailers
+        # Bytes after _pos already checked in a pending head, trailer or size
+        # line, and field lines already checked in a pending head or trailer
+        # section. Both are back at 0 whenever a response ends, so a new one
+        # starts from here.
+        self._scan = 0
+        self._fields_seen = 0
         self._mode = IDLE
-        self._method = ""
-        self._upgrade_requested = False
         self._keep_alive = False
         self._eof = False
-        self._error: str | None = None
-        self._expected_length = 0  # Content-Length of the current body
-        self._body_received = 0
-        self._chunk_left = 0
+        self._chunk_left = 0  # bytes of the current chunk still to come
         self._interim = 0
-        self._trailing = b""
+        # Set before they are first read, so not here: by start_response(),
+        # _method and _upgrade_requested; by a final head, _expected_length
+        # (its Content-Length) and _body_received; by an upgrade, _trailing
+        # (the bytes after its head); by a failure, _error. Reading one out of
+        # turn raises AttributeError instead of using a made-up value.
 
     # -- public state -----------------------------------------------------------
 
@@ -226,20 +229,23 @@ class ResponseParser:
         Allowed only when no response is outstanding and the connection is
         reusable (``IDLE`` or ``DONE``); ``upgrade_requested`` allows a 101.
         """
-        if self._mode is AFTER and self.keep_alive and self._pos == len(self._buf):
-            self._buf = b""
-            self._pos = 0
-        elif self._mode is not IDLE or self._eof:
+        # A reusable AFTER needs no reset: _end_message emptied the buffer (bytes
+        # left behind the response make it not reusable), and a byte fed since
+        # fails the parser. The length check confirms that nothing is buffered.
+        mode = self._mode
+        if not (mode is AFTER and self.keep_alive and self._pos == len(self._buf)) and (
+            mode is not IDLE or self._eof
+        ):
             raise LocalProtocolError(
                 f"cannot start a new response while the parser is {self.state.value}"
             )
         self._method = method
         self._upgrade_requested = upgrade_requested
         self._mode = HEAD
-        self._scan = 0
-        self._fields_seen = 0
         self._interim = 0
-        self._keep_alive = False
+        # _scan and _fields_seen are 0 already (see __init__), and _keep_alive
+        # is left as it is: until a final head sets it, the mode (HEAD) makes
+        # keep_alive false whatever it holds.
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Add received bytes; refuses bytes when no response is expected.
@@ -273,9 +279,8 @@ class ResponseParser:
             self._buf = data
             self._pos = 0
         elif type(buf) is bytearray:
-            if pos:
-                del buf[:pos]
-                self._pos = 0
+            del buf[:pos]
+            self._pos = 0
             buf += data
         else:
             grown = bytearray(memoryview(buf)[pos:])
@@ -385,17 +390,16 @@ class ResponseParser:
     # -- transitions shared by several modes --------------------------------------
 
     def _fail(self, message: str) -> NoReturn:
-        self._mode = ERROR
+        self._mode = ERROR  # final: keep_alive is false, whatever _keep_alive holds
         self._error = message
-        self._keep_alive = False
         raise RemoteProtocolError(message)
 
     def _upgrade(self) -> None:
-        self._mode = UPGRADED
-        self._keep_alive = False
+        self._mode = UPGRADED  # final: keep_alive is false, whatever _keep_alive holds
         self._trailing = bytes(self._buf[self._pos :])
+        # _pos needs no reset: against the emptied buffer any _pos means nothing
+        # is buffered, and an upgraded parser buffers nothing again.
         self._buf = b""
-        self._pos = 0
 
     def _end_message(self, trailers: Headers) -> EndOfMessage:
         self._mode = AFTER
@@ -406,8 +410,7 @@ class ResponseParser:
         else:
             self._buf = b""
             self._pos = 0
-        if self._eof:
-            self._keep_alive = False
+        # After EOF, keep_alive is false whatever _keep_alive holds.
         return EndOfMessage(trailers)
 
     # -- HEAD ---------------------------------------------------------------------
@@ -463,10 +466,7 @@ class ResponseParser:
         status, version, reason = parse_status_line(text[:eol])
         if len(text) > limits.max_line_size:
             check_line_lengths(text, limits.max_line_size, "response head")
-        if eol + 2 < len(text):
-            items, folded = parse_fields(text[eol + 2 :], limits, "header")
-        else:
-            items, folded = [], False
+        items, folded = parse_fields(text[eol + 2 :], limits, "header")  # ([], False) for none
         headers = Headers._from_wire(items)
 
         if status < 200:
@@ -518,8 +518,9 @@ class ResponseParser:
                     # Transfer-Encoding is faulty; read it, then close.
                     self._keep_alive = False
             else:
+                # Such a body, like one without framing below, ends only at
+                # EOF, after which keep_alive is false whatever _keep_alive holds.
                 self._mode = UNTIL_CLOSE
-                self._keep_alive = False
         elif "\ncontent-length:" in low:
             values = field_values("content-length", CONTENT_LENGTH_VALUES, text, items, folded)
             value = values[0]
@@ -536,7 +537,6 @@ class ResponseParser:
             self._mode = LENGTH if length else END
         else:
             self._mode = UNTIL_CLOSE
-            self._keep_alive = False
         # content_encoded by position: a keyword makes the call build a dict,
         # a cost every response would pay.
         return ResponseHead(status, reason, version, headers, "\ncontent-encoding:" in low)
@@ -556,7 +556,8 @@ class ResponseParser:
                 )
             return NEED_DATA
         if available <= left:
-            piece = buf if pos == 0 and type(buf) is bytes else bytes(buf[pos:])
+            # A bytes object sliced from 0 is itself: a whole read is handed out uncopied.
+            piece = buf[pos:] if type(buf) is bytes else bytes(buf[pos:])
             self._buf = b""
             self._pos = 0
             taken = available
@@ -573,10 +574,11 @@ class ResponseParser:
         buf = self._buf
         pos = self._pos
         if pos < len(buf):
-            piece = buf if pos == 0 and type(buf) is bytes else bytes(buf[pos:])
+            piece = buf[pos:] if type(buf) is bytes else bytes(buf[pos:])
+            # _pos is left past the end of the emptied buffer: this mode's
+            # readers take that as nothing buffered, and feed() replaces both.
+            # Nor is _body_received counted: no message of this mode names it.
             self._buf = b""
-            self._pos = 0
-            self._body_received += len(piece)
             return Data(piece)
         if self._eof:
             return self._end_message(Headers())
@@ -604,7 +606,7 @@ class ResponseParser:
                     break
                 left = self._chunk_left
                 if available <= left:
-                    piece = buf if pos == 0 and type(buf) is bytes else bytes(buf[pos:])
+                    piece = buf[pos:] if type(buf) is bytes else bytes(buf[pos:])
                     self._buf = b""
                     self._pos = 0
                 else:
@@ -624,14 +626,14 @@ class ResponseParser:
                     self._fail("chunk data is not followed by CRLF")
                 self._pos = pos + 2
                 self._mode = CHUNK_SIZE
-                continue
+                # On to the size line that follows.
             size = self._read_chunk_size()  # mode is CHUNK_SIZE
             if size is None:
                 break
             if size == 0:
+                # _scan is 0 again now that the size line is whole, and
+                # _fields_seen still is since the head ended.
                 self._mode = TRAILERS
-                self._scan = 0
-                self._fields_seen = 0
                 return self._read_trailers()
             self._chunk_left = size
             self._mode = CHUNK_DATA

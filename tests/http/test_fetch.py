@@ -378,7 +378,9 @@ async def test_a_given_client_is_left_open() -> None:
     ],
 )
 async def test_bad_arguments_raise_usage_error(kwargs: dict[str, object]) -> None:
-    with pytest.raises(asyncnet.UsageError):
+    (name,) = kwargs
+    # The refusal names the argument it is about.
+    with pytest.raises(asyncnet.UsageError, match=rf"^{name} must be "):
         await fetch_all(["http://127.0.0.1/"], **kwargs)  # type: ignore[arg-type]
 
 

@@ -137,9 +137,11 @@ def test_basic_and_bearer_headers_and_repr_hide_secrets() -> None:
     assert bearer.auth_header("GET", url) == "Bearer tok"
     assert "tok" not in repr(bearer)
     assert "secret" not in repr(DigestAuth("u", "secret"))
-    with pytest.raises(InvalidHeader):
+    with pytest.raises(InvalidHeader, match=r"^a Basic auth user name cannot contain ':'$"):
         BasicAuth("a:b", "c")
-    with pytest.raises(UsageError):
+    with pytest.raises(
+        UsageError, match=r"^a bearer token must be a non-empty str of visible ASCII$"
+    ):
         BearerAuth("bad\r\nX: y")
 
 

@@ -56,7 +56,9 @@ async def test_basic_and_bearer_auth_per_client_and_per_request() -> None:
             # An explicit header beats the client's auth.
             doc = await _echo(client, srv.url("/echo"), headers={"Authorization": "Custom x"})
             assert doc["headers"]["authorization"] == "Custom x"
-            with pytest.raises(UsageError):
+            with pytest.raises(
+                UsageError, match=r"^auth must be \(user, password\) or an asyncnet\.Auth"
+            ):
                 await client.get(srv.url("/echo"), auth="user:pass")  # type: ignore[arg-type]
 
 

@@ -101,7 +101,7 @@ async def test_a_content_length_over_max_body_fails_before_reading() -> None:
         with pytest.raises(BodyTooLarge, match="max_body=1000000") as info:
             await client.get(srv.url("/"))
         assert info.value.limit == 1_000_000
-        with pytest.raises(BodyTooLarge):
+        with pytest.raises(BodyTooLarge, match="max_body=1000000 bytes"):
             async with client.stream("GET", srv.url("/")):
                 pass
         await srv.wait_until(lambda s: s.active_connections == 0)
@@ -116,12 +116,12 @@ async def test_a_body_that_grows_past_max_body_fails_and_closes_the_connection()
             await writer.drain()
 
     async with RawServer(growing) as srv, HTTPClient() as client:
-        with pytest.raises(BodyTooLarge):
+        with pytest.raises(BodyTooLarge, match="max_body=100000 bytes"):
             await client.get(srv.url("/"), max_body=100_000)
         await srv.wait_until(lambda s: s.active_connections == 0)
         async with client.stream("GET", srv.url("/"), max_body=50_000) as resp:
             received = 0
-            with pytest.raises(BodyTooLarge):
+            with pytest.raises(BodyTooLarge, match="max_body=50000 bytes"):
                 async for piece in resp.aiter_bytes():
                     received += len(piece)
             assert received <= 50_000
@@ -133,10 +133,10 @@ async def test_max_body_counts_decompressed_bytes() -> None:
         async with HTTPClient() as client:
             # /gzip/N: N bytes that compress to far fewer.
             assert len(gzip.compress(b"x" * 200_000)) < 100_000
-            with pytest.raises(BodyTooLarge):
+            with pytest.raises(BodyTooLarge, match="max_body=100000 bytes"):
                 await client.get(srv.url("/gzip/200000"), max_body=100_000)
             async with client.stream("GET", srv.url("/gzip/200000"), max_body=100_000) as resp:
-                with pytest.raises(BodyTooLarge):
+                with pytest.raises(BodyTooLarge, match="max_body=100000 bytes"):
                     async for _ in resp.aiter_bytes():
                         pass
             # Under the cap: read whole and the connection is kept.
@@ -152,12 +152,12 @@ async def test_max_body_allows_an_exact_fit_of_a_chunked_body() -> None:
     async with RawServer(responses=[reply, reply], repeat=True) as srv, HTTPClient() as client:
         resp = await client.get(srv.url("/"), max_body=1000)
         assert resp.content == b"a" * 500 + b"b" * 500
-        with pytest.raises(BodyTooLarge):
+        with pytest.raises(BodyTooLarge, match="max_body=999 bytes"):
             await client.get(srv.url("/"), max_body=999)
 
 
 async def test_max_body_is_validated() -> None:
     async with HTTPClient() as client:
         for bad in (-1, 1.5, True, "10"):
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match=r"^max_body must be an int >= 0 or None"):
                 await client.get("http://127.0.0.1:1/", max_body=bad)  # type: ignore[arg-type]

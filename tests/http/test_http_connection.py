@@ -198,7 +198,9 @@ async def test_malformed_response_fails_and_aborts() -> None:
     conn.connection_made(transport)
     conn.begin("GET", read_timeout=None, write_timeout=None, deadline=None)
     conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
-    with pytest.raises(asyncnet.RemoteProtocolError):
+    with pytest.raises(
+        asyncnet.RemoteProtocolError, match="conflicting Content-Length values 1 and 2"
+    ):
         await conn.receive_head()
     assert transport.calls == ["abort"]
     conn.release()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -131,19 +132,24 @@ async def test_local_addr_of_another_family_cannot_connect() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "message"),
     [
-        {"local_addr": ("localhost", 0)},
-        {"local_addr": ("127.0.0.1", 70000)},
-        {"local_addr": "127.0.0.1"},
-        {"transport": object()},
-        {"uds": "/x", "transport": MockTransport(lambda request: MockResponse())},
-        {"uds": "/x", "local_addr": ("127.0.0.1", 0)},
-        {"trace": 5},
-        {"event_hooks": {"request": [1]}},
-        {"event_hooks": {"sent": []}},
+        ({"local_addr": ("localhost", 0)}, "local_addr must be (ip address, port)"),
+        ({"local_addr": ("127.0.0.1", 70000)}, "local_addr must be (ip address, port)"),
+        ({"local_addr": "127.0.0.1"}, "local_addr must be (ip address, port)"),
+        ({"transport": object()}, "transport must be a connector"),
+        (
+            {"uds": "/x", "transport": MockTransport(lambda request: MockResponse())},
+            "pass either transport= or uds=, not both",
+        ),
+        ({"uds": "/x", "local_addr": ("127.0.0.1", 0)}, "local_addr has no meaning with uds="),
+        ({"trace": 5}, "trace must be callable"),
+        ({"event_hooks": {"request": [1]}}, "request hook 1 is not callable"),
+        ({"event_hooks": {"sent": []}}, "unknown event hook kinds ['sent']"),
     ],
 )
-def test_bad_connection_arguments_are_usage_errors(kwargs: dict[str, object]) -> None:
-    with pytest.raises(asyncnet.UsageError):
+def test_bad_connection_arguments_are_usage_errors(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(asyncnet.UsageError, match="^" + re.escape(message)):
         HTTPClient(**kwargs)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.cookiejar
+import re
 
 import pytest
 
@@ -61,8 +62,13 @@ def test_garbage_set_cookie_values_are_skipped_quietly() -> None:
 
 def test_per_request_cookies_are_validated() -> None:
     assert cookie_pairs({"a": "1", "b": "x y"}) == "a=1; b=x y"
-    for bad in ({"a b": "1"}, {"a": "1;2"}, {"a": "\r\n"}, {"a": 1}):
-        with pytest.raises(UsageError):
+    for bad, rule in (
+        ({"a b": "1"}, "invalid cookie name 'a b'"),
+        ({"a": "1;2"}, "invalid value for cookie 'a'"),
+        ({"a": "\r\n"}, "invalid value for cookie 'a'"),
+        ({"a": 1}, "invalid value for cookie 'a'"),
+    ):
+        with pytest.raises(UsageError, match="^" + re.escape(rule)):
             cookie_pairs(bad)  # type: ignore[arg-type]
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"^cookies must be True, False or a CookieJar"):
         CookieStore("jar")  # type: ignore[arg-type]

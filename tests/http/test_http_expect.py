@@ -119,5 +119,5 @@ async def test_digest_401_without_100_is_answered_with_the_body() -> None:
 
 @pytest.mark.parametrize("bad", [-1, "yes", 1.5])
 async def test_bad_settings_are_refused(bad: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^expect_continue must be a bool or a size >= 0"):
         HTTPClient(expect_continue=bad)  # type: ignore[arg-type]

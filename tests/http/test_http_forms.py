@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -127,15 +128,15 @@ async def test_stdlib_server_receives_the_whole_multipart_body() -> None:
 
 async def test_bad_body_combinations_raise_before_connecting() -> None:
     async with RawServer(responses=[]) as srv, HTTPClient() as client:
-        for options in (
-            {"data": {"a": "1"}, "body": b"x"},
-            {"data": {"a": "1"}, "json": {}},
-            {"files": {"f": b"x"}, "json": {}},
-            {"data": "a=1"},
-            {"files": {"f": 42}},
-            {"params": {"a": object()}},
+        for options, rule in (
+            ({"data": {"a": "1"}, "body": b"x"}, "pass only one of body=, json= and data="),
+            ({"data": {"a": "1"}, "json": {}}, "pass only one of body=, json= and data="),
+            ({"files": {"f": b"x"}, "json": {}}, "files= goes with data= only"),
+            ({"data": "a=1"}, "data= takes a mapping or pairs for a form"),
+            ({"files": {"f": 42}}, "files['f'] must be bytes, str or a binary file, not int"),
+            ({"params": {"a": object()}}, "value of 'a' must be str, int, float, bool or None"),
         ):
-            with pytest.raises(UsageError):
+            with pytest.raises(UsageError, match="^" + re.escape(rule)):
                 await client.post(srv.url("/"), **options)  # type: ignore[arg-type]
         assert srv.connections == 0
 

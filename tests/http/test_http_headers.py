@@ -89,7 +89,7 @@ def test_add_requires_str() -> None:
     h = Headers()
     with pytest.raises(TypeError, match="must be str"):
         h.add("A", b"x")  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="header names and values must be str, got bytes"):
         Headers([(b"A", "x")])  # type: ignore[list-item]
 
 

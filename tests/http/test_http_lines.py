@@ -43,10 +43,10 @@ def test_max_line_counts_characters_without_the_ending() -> None:
     with pytest.raises(RemoteProtocolError, match="max_line=3"):
         _split("abcd\n", [], max_line=3)
     splitter = LineSplitter(3)
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(RemoteProtocolError, match="a line is longer than max_line=3 characters"):
         for _ in range(5):
             splitter.feed("ab")
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(RemoteProtocolError, match="a line is longer than max_line=3 characters"):
         _split("abcd", [], max_line=3)  # the unterminated last line too
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=r"^max_line must be an int >= 1"):
         LineSplitter(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -138,13 +139,18 @@ async def test_head_204_304_and_connection_close() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "kwargs"),
-    [((99,), {}), ((200, {"X": "a\r\nb"}), {}), ((200, None, 5), {}), ((), {"reason": "a\nb"})],
+    ("args", "kwargs", "rule"),
+    [
+        ((99,), {}, "status must be an int from 100 to 999"),
+        ((200, {"X": "a\r\nb"}), {}, "header 'X' has a control or non-latin-1 character"),
+        ((200, None, 5), {}, "body must be bytes, str or an async iterable"),
+        ((), {"reason": "a\nb"}, "reason must not contain CR or LF"),
+    ],
 )
 def test_bad_mock_responses_are_usage_errors(
-    args: tuple[object, ...], kwargs: dict[str, object]
+    args: tuple[object, ...], kwargs: dict[str, object], rule: str
 ) -> None:
-    with pytest.raises(asyncnet.UsageError):
+    with pytest.raises(asyncnet.UsageError, match="^" + re.escape(rule)):
         MockResponse(*args, **kwargs)  # type: ignore[arg-type]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from typing import Any
 
 import pytest
@@ -124,16 +125,20 @@ def test_a_boundary_in_a_part_is_never_used() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "files"),
+    ("data", "files", "rule"),
     [
-        (None, ["not", "a", "mapping"]),
-        (None, {"f": 42}),
-        (None, {"f": ("name",)}),
-        (None, {"f": ("name", b"x", "text/plain\r\nX-Evil: 1")}),
-        (None, {1: b"x"}),
-        ({"a": object()}, None),
+        (None, ["not", "a", "mapping"], "files must be a mapping, not list"),
+        (None, {"f": 42}, "files['f'] must be bytes, str or a binary file, not int"),
+        (None, {"f": ("name",)}, "files['f'] must be (filename, content[, content_type])"),
+        (
+            None,
+            {"f": ("name", b"x", "text/plain\r\nX-Evil: 1")},
+            "files['f'] content type must be a str without CR, LF, NUL",
+        ),
+        (None, {1: b"x"}, "files names must be str, not int"),
+        ({"a": object()}, None, "value of 'a' must be str, int, float, bool or None"),
     ],
 )
-def test_bad_input_raises_usage_error(data: Any, files: Any) -> None:
-    with pytest.raises(UsageError):
+def test_bad_input_raises_usage_error(data: Any, files: Any, rule: str) -> None:
+    with pytest.raises(UsageError, match="^" + re.escape(rule)):
         MultipartEncoder(data, files)

@@ -316,3 +316,164 @@ def test_chunk_data_followed_by_a_bare_lf_is_refused_before_the_next_size_line()
     outcome = drive_all_splits(CHUNKED + b"1\r\naX\n")
     assert outcome.error is not None
     assert "chunk data is not followed by CRLF" in outcome.error
+
+
+# -- every block counts its field lines from zero ---------------------------------------------
+
+
+def test_the_head_after_an_interim_response_counts_its_fields_from_zero() -> None:
+    # The interim head is taken whole; the final head is still pending when
+    # its third field line arrives, which is one too many.
+    parser = ResponseParser(ParserLimits(max_header_count=2))
+    parser.start_response("GET")
+    parser.feed(head(b"HTTP/1.1 100 Continue", b"X-A: 1"))
+    parser.feed(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n")
+    assert parser.next_event() is NEED_DATA
+    assert parser.interim_responses == 1
+    parser.feed(b"C: 3\r\n")
+    with pytest.raises(RemoteProtocolError, match=r"^header section has more than 2 fields$"):
+        parser.next_event()
+
+
+@pytest.mark.parametrize("head_whole", [True, False], ids=["head-whole", "head-in-pieces"])
+def test_the_trailer_section_counts_its_fields_from_zero(head_whole: bool) -> None:
+    # A head that arrives in pieces has its field lines counted while it is
+    # pending; the trailer section after it starts again from zero.
+    limits = ParserLimits(max_header_count=2)
+    fields = head(b"HTTP/1.1 200 OK", b"A: 1", b"Transfer-Encoding: chunked")
+    reads = [fields] if head_whole else [fields[:-2], fields[-2:]]
+    trailers = b"1\r\nx\r\n0\r\nT: 1\r\nU: 2\r\n"
+    for extra, fails in ((b"\r\n", False), (b"V: 3\r\n", True)):
+        parser = ResponseParser(limits)
+        parser.start_response("GET")
+        got: list[object] = []
+        for read in [*reads, trailers]:
+            parser.feed(read)
+            while (event := parser.next_event()) is not NEED_DATA:
+                got.append(event)
+        assert [type(e) for e in got] == [ResponseHead, Data]
+        assert parser.state is ParserState.BODY
+        parser.feed(extra)
+        if fails:
+            with pytest.raises(
+                RemoteProtocolError, match=r"^trailer section has more than 2 fields$"
+            ):
+                parser.next_event()
+        else:
+            assert parser.next_event() == EndOfMessage(Headers([("T", "1"), ("U", "2")]))
+
+
+# -- which statuses are interim, and which answers to CONNECT open a tunnel -----------------
+
+
+def test_every_1xx_but_101_is_skipped_as_interim() -> None:
+    raw = head(b"HTTP/1.1 199 Whatever") + head(b"HTTP/1.1 200 OK", b"Content-Length: 0")
+    outcome = drive_all_splits(raw)
+    assert outcome.error is None
+    assert outcome.events == [("head", 200, "OK", "1.1", [("Content-Length", "0")]), ("end", [])]
+
+
+@pytest.mark.parametrize(
+    ("status", "tunnel"), [(b"200", True), (b"299", True), (b"300", False), (b"407", False)]
+)
+def test_only_a_2xx_answer_to_connect_opens_a_tunnel(status: bytes, tunnel: bool) -> None:
+    raw = head(b"HTTP/1.1 " + status + b" X", b"Content-Length: 2") + b"ok"
+    outcome = drive_all_splits(raw, method="CONNECT")
+    assert outcome.error is None
+    if tunnel:
+        # The bytes after the head are the tunnel's, not a body.
+        assert outcome.events == [("head", int(status), "X", "1.1", [("Content-Length", "2")])]
+        assert outcome.state == "UPGRADED"
+    else:
+        assert outcome.body == b"ok"
+        assert outcome.events[-1] == ("end", [])
+        assert outcome.keep_alive
+
+
+# -- more boundaries the mutation run found unpinned ------------------------------------------
+
+
+def test_a_fresh_parser_is_not_keep_alive() -> None:
+    # No response has finished, so none lets the connection carry another request.
+    parser = ResponseParser()
+    assert parser.state is ParserState.IDLE
+    assert parser.keep_alive is False
+
+
+@pytest.mark.parametrize(
+    "before",
+    [b"", b"HTTP/1.1 200 OK\r\n", head(b"HTTP/1.1 200 OK", b"Content-Length: 5") + b"ab"],
+    ids=["nothing", "part-of-the-head", "part-of-the-body"],
+)
+def test_bytes_after_eof_are_refused(before: bytes) -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    parser.feed(before)
+    parser.feed_eof()
+    with pytest.raises(RemoteProtocolError, match=r"^received 3 bytes after EOF$"):
+        parser.feed(b"xyz")
+    assert parser.state is ParserState.ERROR
+
+
+def test_a_length_body_that_looks_like_chunked_framing_is_passed_through() -> None:
+    # The read arrives with nothing buffered, in LENGTH mode: it is body bytes,
+    # never chunk framing.
+    body = b"\r\n5\r\nhello\r\n"
+    parser = ResponseParser()
+    parser.start_response("GET")
+    raw = head(b"HTTP/1.1 200 OK", b"Content-Length: %d" % (len(body) + 1)) + b"x"
+    assert parser.events(raw)[1:] == [Data(b"x")]
+    assert parser.events(body) == [Data(body), EndOfMessage(Headers())]
+
+
+@pytest.mark.parametrize("trailer", [False, True], ids=["head", "trailer-section"])
+def test_a_block_of_exactly_its_size_limit_is_accepted(trailer: bool) -> None:
+    # Each block arrives whole, so the size is checked where it is taken.
+    block = b"T: 1\r\n\r\n" if trailer else head(b"HTTP/1.1 200 OK", b"Content-Length: 0")
+    for limit in (len(block), len(block) - 1):
+        if trailer:
+            limits = ParserLimits(max_trailer_size=limit)
+            before, what = CHUNKED + b"1\r\nx\r\n0\r\n", "trailer section"
+        else:
+            limits = ParserLimits(max_head_size=limit)
+            before, what = b"", "response head"
+        parser = ResponseParser(limits)
+        parser.start_response("GET")
+        if before:
+            parser.events(before)
+        if limit == len(block):
+            assert parser.events(block)[-1] == EndOfMessage(
+                Headers([("T", "1")]) if trailer else Headers()
+            )
+        else:
+            with pytest.raises(RemoteProtocolError, match=rf"^{what} exceeds {limit} bytes$"):
+                parser.events(block)
+
+
+def test_a_cr_followed_by_anything_but_lf_does_not_end_the_trailer_section() -> None:
+    outcome = drive_all_splits(CHUNKED + b"1\r\nx\r\n0\r\n\rX")
+    assert outcome.error == "trailer line b'\\rX' contains a bare CR"
+
+
+def test_an_empty_chunk_size_line_at_the_start_of_a_read_is_named() -> None:
+    parser = ResponseParser()
+    parser.start_response("GET")
+    assert parser.events(CHUNKED + b"1\r\nx\r\n")[1:] == [Data(b"x")]
+    with pytest.raises(RemoteProtocolError, match=r"^chunk size b'' is not a hexadecimal number$"):
+        parser.events(b"\r\n0\r\n\r\n")
+
+
+def test_an_idle_parser_that_sees_eof_is_closed() -> None:
+    parser = ResponseParser()
+    parser.feed_eof()
+    assert parser.state is ParserState.CLOSED
+    with pytest.raises(
+        LocalProtocolError, match=r"^cannot start a new response while the parser is CLOSED$"
+    ):
+        parser.start_response("GET")
+
+
+def test_one_byte_after_chunk_data_that_is_not_a_cr_fails_at_once() -> None:
+    # The read ends after that byte: it already proves the CRLF missing.
+    outcome = drive_all_splits(CHUNKED + b"1\r\naX")
+    assert outcome.error == "chunk data is not followed by CRLF"

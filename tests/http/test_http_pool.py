@@ -175,7 +175,7 @@ async def test_failed_connect_frees_its_slot() -> None:
     async def failing() -> HTTPConnection:
         raise asyncnet.ConnectError("refused")
 
-    with pytest.raises(asyncnet.ConnectError):
+    with pytest.raises(asyncnet.ConnectError, match=r"^refused$"):
         await pool.acquire("a", failing, pool_timeout=None, deadline=None)
     await asyncio.sleep(0)
     assert pool.connections_open == 0

@@ -155,9 +155,12 @@ async def test_microsocks_with_credentials() -> None:
         async with HTTPClient(proxy=good, ssl=client_ssl_context()) as client:
             assert (await client.get(tls.url("/bytes/100"))).content == pattern(100)
             assert (await client.get(plain.url("/bytes/100"))).content == pattern(100)
-        for bad in (proxy.url("socks5h", "bob:nope@"), proxy.url("socks5h")):
+        for bad, rule in (
+            (proxy.url("socks5h", "bob:nope@"), "rejected the user name and password"),
+            (proxy.url("socks5h"), "requires credentials"),
+        ):
             async with HTTPClient(proxy=bad, ssl=client_ssl_context()) as client:
-                with pytest.raises(asyncnet.ProxyError):
+                with pytest.raises(asyncnet.ProxyError, match=rf"^SOCKS5 proxy \S+ {rule}$"):
                     await client.get(plain.url("/bytes/100"))
                 assert await _open_after_failure(client) == 0
 
@@ -370,6 +373,6 @@ async def test_connect_timeout_covers_the_tunnel_handshake() -> None:
 
 
 def test_uds_and_proxy_together_are_refused() -> None:
-    with pytest.raises(asyncnet.UsageError):
+    with pytest.raises(asyncnet.UsageError, match=r"^pass either uds= or proxy=, not both"):
         HTTPClient(uds="/tmp/x.sock", proxy="http://p:1")
 

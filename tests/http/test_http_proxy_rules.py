@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,23 +45,23 @@ def test_proxy_urls_parse(
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "rule"),
     [
-        "http://proxy:3128\r\nX-Injected: 1",
-        "http://pro\nxy:3128",
-        "http://user:pa\rss@proxy:3128",
-        "http://proxy:3128/path",
-        "http://proxy:3128?q",
-        "ftp://proxy:21",
-        "socks4://proxy:1080",
-        "http://:3128",
-        "http://proxy:99999",
-        "http://",
-        "http://proxy bad:1",
+        ("http://proxy:3128\r\nX-Injected: 1", "proxy URL contains forbidden character '\\r'"),
+        ("http://pro\nxy:3128", "proxy URL contains forbidden character '\\n'"),
+        ("http://user:pa\rss@proxy:3128", "proxy URL contains forbidden character '\\r'"),
+        ("http://proxy:3128/path", "a proxy URL has no path, query or fragment"),
+        ("http://proxy:3128?q", "a proxy URL has no path, query or fragment"),
+        ("ftp://proxy:21", "proxy scheme must be http, https, socks5 or socks5h, not 'ftp'"),
+        ("socks4://proxy:1080", "proxy scheme must be http, https, socks5 or socks5h, not"),
+        ("http://:3128", "proxy URL has no host"),
+        ("http://proxy:99999", "invalid proxy URL 'http://proxy:99999': invalid port '99999'"),
+        ("http://", "proxy URL has no host"),
+        ("http://proxy bad:1", "proxy URL contains forbidden character ' '"),
     ],
 )
-def test_bad_proxy_urls_are_invalid_url(text: str) -> None:
-    with pytest.raises(asyncnet.InvalidURL):
+def test_bad_proxy_urls_are_invalid_url(text: str, rule: str) -> None:
+    with pytest.raises(asyncnet.InvalidURL, match="^" + re.escape(rule)):
         parse_proxy_url(text)
 
 
@@ -171,7 +173,10 @@ def test_client_reads_the_environment_only_with_trust_env(
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://bad\n:1")
     asyncnet.HTTPClient()  # trust_env=False: the environment is not even read
-    with pytest.raises(asyncnet.InvalidURL):
+    with pytest.raises(
+        asyncnet.InvalidURL,
+        match=r"^environment variable HTTP_PROXY: proxy URL contains forbidden character",
+    ):
         asyncnet.HTTPClient(trust_env=True)
 
 
@@ -309,13 +314,18 @@ def test_socks5_credentials_required_but_none_given() -> None:
 
 
 @pytest.mark.parametrize(
-    "replies",
-    [b"\x04\x00", b"\x05\x09", b"\x05\x00\x04\x00\x00\x01\x00", b"\x05\x00\x05\x00\x00\x07\x00"],
+    ("replies", "rule"),
+    [
+        (b"\x04\x00", "is not a SOCKS5 proxy (version byte 4)"),
+        (b"\x05\x09", "chose a method we did not offer (9)"),
+        (b"\x05\x00\x04\x00\x00\x01\x00", "sent a reply with version byte 4"),
+        (b"\x05\x00\x05\x00\x00\x07\x00", "sent an unknown address type (7)"),
+    ],
 )
-def test_socks5_garbage_is_a_proxy_error(replies: bytes) -> None:
+def test_socks5_garbage_is_a_proxy_error(replies: bytes, rule: str) -> None:
     hs = Socks5Handshake(SOCKS, "example.com", 443)
     hs.start()
-    with pytest.raises(asyncnet.ProxyError):
+    with pytest.raises(asyncnet.ProxyError, match=re.escape(rule) + "$"):
         hs.receive(replies)
 
 

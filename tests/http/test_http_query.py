@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 import pytest
@@ -56,9 +57,18 @@ def test_no_params_leaves_the_url_alone() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
-    ["a=1", b"a=1", {"a": object()}, {"a": b"bytes"}, {1: "x"}, [("a",)], [("a", "1", "2")], 42],
+    ("bad", "rule"),
+    [
+        ("a=1", "params must be a mapping or pairs, not str"),
+        (b"a=1", "params must be a mapping or pairs, not bytes"),
+        ({"a": object()}, "value of 'a' must be str, int, float, bool or None, not object"),
+        ({"a": b"bytes"}, "value of 'a' must be str, int, float, bool or None, not bytes"),
+        ({1: "x"}, "params names must be str, not int"),
+        ([("a",)], "params items must be (str, value) pairs, not ('a',)"),
+        ([("a", "1", "2")], "params items must be (str, value) pairs, not ('a', '1', '2')"),
+        (42, "params must be a mapping or pairs, not int"),
+    ],
 )
-def test_invalid_params_raise_usage_error(bad: object) -> None:
-    with pytest.raises(UsageError):
+def test_invalid_params_raise_usage_error(bad: object, rule: str) -> None:
+    with pytest.raises(UsageError, match="^" + re.escape(rule) + "$"):
         encode_query(bad)  # type: ignore[arg-type]

@@ -78,7 +78,7 @@ async def test_max_redirects_per_request_overrides_the_client() -> None:
             assert len(info.value.history) == 2
             async with client.stream("GET", srv.url("/redirect/2"), max_redirects=2) as resp:
                 assert resp.status == 200 and len(resp.history) == 2
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match=r"^max_redirects must be an int >= 0"):
                 await client.get(srv.url("/redirect/1"), max_redirects=-1)
         async with HTTPClient(max_redirects=0) as client:
             resp = await client.get(srv.url("/redirect/1"), max_redirects=1)
@@ -158,7 +158,10 @@ async def test_one_shot_body_cannot_follow_307_308(status: int) -> None:
 
     with HTTPServer() as srv:
         async with HTTPClient() as client:
-            with pytest.raises(asyncnet.BodyNotReplayable):
+            with pytest.raises(
+                asyncnet.BodyNotReplayable,
+                match=rf"^{status} redirect to \S+ needs the POST body again",
+            ):
                 await client.post(srv.url(_to("/echo", status)), body=once())
             # 303 drops the body, so a one-shot stream is fine there.
             resp = await client.post(srv.url(_to("/echo", 303)), body=once())
@@ -188,7 +191,10 @@ async def test_relative_location_resolved(location: str, final_path: str) -> Non
 async def test_non_http_location_is_an_error(location: str) -> None:
     with HTTPServer() as srv:
         async with HTTPClient() as client:
-            with pytest.raises(asyncnet.RemoteProtocolError):
+            with pytest.raises(
+                asyncnet.RemoteProtocolError,
+                match=rf"^redirect to a '{location.split(':')[0]}' URL is not followed",
+            ):
                 await client.get(srv.url(_to(location)))
             # The client still works (the redirect's connection was not left in use).
             assert (await client.get(srv.url("/bytes/1"))).status == 200
@@ -292,9 +298,13 @@ async def test_no_connection_is_left_checked_out_after_a_refused_redirect() -> N
         async with HTTPClient(max_redirects=1) as client:
             with pytest.raises(asyncnet.TooManyRedirects):
                 await client.get(srv.url("/redirect/3"))
-            with pytest.raises(asyncnet.RemoteProtocolError):
+            with pytest.raises(
+                asyncnet.RemoteProtocolError, match=r"^redirect to a 'ftp' URL is not followed"
+            ):
                 await client.get(srv.url(_to("ftp://127.0.0.1/")))
-            with pytest.raises(asyncnet.BodyNotReplayable):
+            with pytest.raises(
+                asyncnet.BodyNotReplayable, match=r"^307 redirect to \S+ needs the POST body again"
+            ):
                 await client.post(srv.url(_to("/echo", 307)), body=once())
             for _ in range(100):  # a few loop turns for any closing transport
                 stats = client.statistics()

@@ -61,7 +61,7 @@ def test_method_of_wrong_type_rejected(method: object) -> None:
 
 
 def test_method_rejected_is_value_error() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^method must be a token"):
         validate_method("GET /evil HTTP/1.1\r\n")
 
 

@@ -77,7 +77,9 @@ def test_garbage_splits_the_same_and_raises_nothing_else(blob: bytes, cuts: list
     try:
         whole = _parse(blob, max_event_size=64)
     except RemoteProtocolError:
-        with pytest.raises(RemoteProtocolError):
+        with pytest.raises(
+            RemoteProtocolError, match=r"^a server-sent event is larger than 64 bytes$"
+        ):
             _parse(blob, cuts, max_event_size=64)
         return
     assert _parse(blob, cuts, max_event_size=64) == whole
@@ -89,7 +91,9 @@ def test_an_endless_line_or_event_hits_the_limit() -> None:
         for _ in range(20):
             parser.feed(b"data: " + b"x" * 10)
     parser = SSEParser(max_event_size=100)
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(
+        RemoteProtocolError, match=r"^a server-sent event is larger than 100 bytes$"
+    ):
         for _ in range(20):
             parser.feed(b"data: xxxxxxxxxx\n")
     # Comments and dispatched events do not accumulate.

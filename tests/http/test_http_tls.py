@@ -90,9 +90,9 @@ def test_context_choice_per_setting() -> None:
     assert ssl_context_for("https", True) is default_ssl_context()
     assert ssl_context_for("https", custom) is custom
     assert ssl_context_for("https", False) is unverified_ssl_context()
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^ssl must be an ssl\.SSLContext, a bool or None"):
         ssl_context_for("https", "yes")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^no TLS rule for scheme 'ftp'"):
         ssl_context_for("ftp")
 
 
@@ -241,7 +241,9 @@ async def test_plain_http_url_ignores_the_ssl_setting() -> None:
 async def test_plain_http_server_on_an_https_url_is_a_connect_error() -> None:
     with HTTPServer() as srv:
         async with HTTPClient(ssl=_test_ca_context()) as client:
-            with pytest.raises(asyncnet.ConnectError):
+            with pytest.raises(
+                asyncnet.ConnectError, match="the server answered in plain text, not TLS"
+            ):
                 await client.get(srv.url("/bytes/5").replace("http://", "https://"))
 
 
