@@ -143,7 +143,9 @@ class _DelimitedDecoder(BuiltinDecoder):
     delimiter and never more than ``max_length + len(tail) - 1`` bytes, where
     ``tail`` is the longest ending the frame could still turn out to have.
     Each ``feed`` searches the new bytes, plus the ``len(delimiter) - 1`` bytes
-    before them for a delimiter that straddles two reads.
+    before them for a delimiter that straddles two reads. ``_buf`` is never
+    rebound: the ``await`` style reads its length instead of ``buffered``
+    (``_connection.py``).
     """
 
     __slots__ = ("_buf", "_delim", "_max", "_strip_cr", "_tail")
