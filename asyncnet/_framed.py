@@ -48,7 +48,7 @@ from typing import Any, Final, Generic, TypeVar, cast
 
 from ._errors import ConnectionClosed, UsageError
 from ._flow import DEFAULT_HIGH, FlowControlProtocol, WaterMarks
-from ._framing import BuiltinDecoder, FrameDecoder, Framing, Raw
+from ._framing import JOIN_MAX, BuiltinDecoder, FrameDecoder, Framing, Raw
 
 __all__ = [
     "JOIN_MAX",
@@ -58,11 +58,6 @@ __all__ = [
 ]
 
 F = TypeVar("F")
-
-# Below this size the pieces of an encoded frame are joined and written at once
-# (one send); above it each piece is written as it is, so a large payload is
-# never copied just to glue a small header to it.
-JOIN_MAX: Final = 16 * 1024
 
 # Why reading is paused; reading flows only when no reason is left.
 _QUEUE_FULL: Final = 1  # the consumer fell behind (await style)
