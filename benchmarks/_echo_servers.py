@@ -24,6 +24,12 @@ it receives as one write, and the toolkit's ``Raw()`` echoes:
 * ``lines-bare``: a hand-written ``asyncio.Protocol`` line splitter (a
   ``bytearray`` buffer, each read searched once, each line written back), no
   flow control;
+* ``lines-bare-await``: the least an ``await``-style line echo on asyncio
+  does, hand-written: a bare ``asyncio.Protocol`` splits lines into a deque
+  and wakes its connection's task through a plain Future (one per wait, as
+  asyncio streams do), and the task runs ``line = await next_line();
+  transport.write(line + b"\n")``, no flow control: the ceiling of the
+  ``await`` style, what asyncio's task switch costs whoever writes it;
 * ``raw-await`` / ``raw-callback``: the two styles above with ``Raw()``, the
   framing the echo server would use (compare with ``asyncnet``).
 
@@ -36,6 +42,7 @@ The server prints ``port N`` once it accepts on 127.0.0.1. Each line
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import resource
@@ -113,6 +120,74 @@ class BareLines(asyncio.Protocol):
             del buffer[:begin]
 
 
+class BareAwaitLines(asyncio.Protocol):
+    """The ceiling of the ``await`` style: a protocol queues lines, a task per connection echoes.
+
+    What every ``await``-style server on asyncio pays and nothing more: a
+    Future per wait, set by ``data_received`` (as asyncio streams'
+    ``_wakeup_waiter``), and the task's resumption by the loop. No flow
+    control, no limits, no counters.
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()
+        self.partial = bytearray()
+        self.lines: collections.deque[bytes] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.ended = False
+        self.task = self.loop.create_task(self.run())
+
+    def data_received(self, data: bytes) -> None:
+        partial = self.partial
+        if 10 not in data:
+            partial += data
+            return
+        if partial:
+            data = bytes(partial) + data
+            partial.clear()
+        *lines, rest = data.split(b"\n")
+        if rest:
+            partial += rest
+        self.lines.extend(lines)
+        self.wake()
+
+    def eof_received(self) -> None:
+        self.ended = True
+        self.wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def next_line(self) -> bytes:
+        lines = self.lines
+        while not lines:
+            if self.ended:
+                raise EOFError
+            self.waiter = self.loop.create_future()
+            await self.waiter
+        return lines.popleft()
+
+    async def run(self) -> None:
+        write = self.transport.write
+        try:
+            while True:
+                line = await self.next_line()
+                write(line + b"\n")
+        except EOFError:
+            pass
+        finally:
+            self.transport.close()
+
+
 def _streams_echo(lines: bool) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
     """The streams echo of the asyncio documentation: by chunks, or by lines (``readline``)."""
 
@@ -179,6 +254,7 @@ PROTOCOLS: dict[str, Callable[[], asyncio.BaseProtocol]] = {
     "bare": BareEcho,
     "buffered": BufferedEcho,
     "lines-bare": BareLines,
+    "lines-bare-await": BareAwaitLines,
 }
 
 

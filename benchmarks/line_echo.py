@@ -17,6 +17,11 @@ Contestants (line echo servers, one write per line):
   from ``frame_received``;
 * ``streams``: asyncio streams, ``readline`` + ``write`` + ``drain``;
 * ``bare``: a hand-written ``asyncio.Protocol`` line splitter, no flow control;
+* ``bare await``: the ceiling of the ``await`` style, hand-written: a bare
+  ``asyncio.Protocol`` queues lines and wakes a task per connection through
+  a Future per wait (as streams do), the task writes each line back, no flow
+  control. ``await/bare await`` is what the toolkit adds to the task switch
+  every ``await``-style server on asyncio pays;
 * ``C ceiling``: ``echo_ceiling.c``, a byte echo in C. With one line in
   flight per connection, echoing bytes is echoing lines, so it is the most
   that the kernel, the loopback and the load client allow.
@@ -58,6 +63,7 @@ def contestants(ceiling: str | None, with_raw: bool) -> list[Contestant]:
         Contestant("callback", "lines-callback"),
         Contestant("streams", "lines-streams"),
         Contestant("bare", "lines-bare"),
+        Contestant("bare await", "lines-bare-await"),
     ]
     if ceiling is not None:
         found.append(Contestant(CEILING, "c", exe=ceiling))
@@ -167,6 +173,7 @@ def main() -> None:
                 f"{paired(runs('await'), runs('streams'), 1):5.2f}x CPU/msg",
                 f"callback/bare {paired(runs('callback'), runs('bare'), 1):5.2f}x CPU/msg",
                 f"await/bare {paired(runs('await'), runs('bare'), 1):5.2f}x CPU/msg",
+                f"await/bare await {paired(runs('await'), runs('bare await'), 1):5.2f}x CPU/msg",
             ]
             if CEILING in names:
                 parts.append(

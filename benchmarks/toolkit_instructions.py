@@ -14,7 +14,9 @@ they are what tells one change of the toolkit's receive and send paths from
 another. They count user space only (system calls are invisible): read them
 next to ``line_echo.py``'s CPU time per message, never alone.
 
-Kinds (see ``_echo_servers.py``): ``lines-await``, ``lines-callback``,
+Kinds (see ``_echo_servers.py``): ``lines-await``, ``lines-bare-await`` (the
+ceiling of the ``await`` style: a bare Protocol, a Future per wait, a task per
+connection), ``lines-callback``,
 ``lines-streams``, ``lines-bare``, ``raw-await``, ``raw-callback`` and the
 echo server (``asyncnet``). Printed: instructions per message per kind, and
 the ratios issue 15's targets are about: await/streams (target CPU <= 0.75x),
@@ -37,13 +39,17 @@ import tempfile
 
 from echo_instructions import LOAD_C, REPO_ROOT, run_once
 
-KINDS = "lines-await,lines-callback,lines-streams,lines-bare,raw-await,raw-callback,asyncnet"
+KINDS = (
+    "lines-await,lines-bare-await,lines-callback,lines-streams,lines-bare,raw-await,"
+    "raw-callback,asyncnet"
+)
 
 # (numerator, denominator, target): the ratios issue 15 sets targets for.
 RATIOS = [
     ("lines-await", "lines-streams", 0.75),
     ("lines-callback", "lines-bare", 1.10),
     ("lines-await", "lines-bare", None),
+    ("lines-await", "lines-bare-await", None),
     ("raw-await", "asyncnet", 1.10),
     ("raw-callback", "asyncnet", 1.10),
 ]
