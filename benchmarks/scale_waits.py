@@ -88,7 +88,8 @@ def cpu_seconds() -> float:
 
 async def traced_fetch(urls: list[str], concurrency: int) -> tuple[list[dict[str, float]], Any]:
     import asyncnet
-    from asyncnet._fetch._engine import DEFAULT_TIMEOUT, _connection_budget
+    from asyncnet._fetch._engine import DEFAULT_TIMEOUT
+    from asyncnet._fetch._limits import connection_budget as _connection_budget
 
     current: dict[asyncio.Task[Any] | None, dict[str, float]] = {}
     records: list[dict[str, float]] = []

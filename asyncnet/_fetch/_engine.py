@@ -30,7 +30,6 @@ import asyncio
 import collections
 import inspect
 import math
-import sys
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -45,14 +44,13 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
-from typing import Final
 
-from .._errors import InvalidURL, TotalTimeout, UsageError
+from .._errors import TotalTimeout, UsageError
 from .._http._client import HTTPClient
 from .._http._models import Limits, Timeout
 from .._http._prepare import AuthInput
 from .._http._rules import IDEMPOTENT_METHODS
-from .._http._url import URL, parse_url
+from ._limits import HostSlots, connection_budget, host_key
 from ._results import FetchResult, SinkFactory, read_capped, read_into
 from ._retry import retry_wait
 
@@ -62,42 +60,6 @@ __all__ = ["DEFAULT_TIMEOUT", "fetch_all", "fetch_iter"]
 #: slow but working server, short enough that one dead host cannot hold a
 #: worker for minutes.
 DEFAULT_TIMEOUT = Timeout(connect=10.0, read=30.0, write=30.0, pool=30.0, total=None)
-
-# Most connections the client ``fetch_all`` creates keeps open (in use and
-# idle, across all hosts) when the descriptor limit allows more: an idle
-# keep-alive connection holds about 7 KiB of Python objects (tracemalloc,
-# 3,000 idle connections), so 10,000 cost about 70 MiB; a crawl that visits
-# more hosts than this gains little from keeping the oldest ones open.
-_FETCH_MAX_CONNECTIONS: Final = 10_000
-
-if sys.platform == "win32":  # pragma: no cover
-
-    def _descriptor_limit() -> int:
-        # No RLIMIT_NOFILE: assume the 512 sockets select() handles there.
-        return 512
-
-else:
-    import resource
-
-    def _descriptor_limit() -> int:
-        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        return 2 * _FETCH_MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else soft
-
-
-def _connection_budget(concurrency: int) -> int:
-    """Connections the client ``fetch_all`` creates may keep open: its ``max_connections``.
-
-    Requests in flight are bounded by ``concurrency`` (the workers); the
-    connections kept open are a separate budget, of file descriptors: half
-    the process's soft ``RLIMIT_NOFILE`` (the other half stays for the
-    caller's files and sockets), at most 10,000, and never fewer than
-    ``concurrency``. Idle connections to the hosts visited last are kept up
-    to it, so URLs spread over more hosts than ``concurrency`` reuse their
-    connections instead of each opening a new one; past it the least
-    recently used idle connection is closed.
-    """
-    return max(concurrency, min(_descriptor_limit() // 2, _FETCH_MAX_CONNECTIONS))
-
 
 #: URLs as a plain iterable, or an async one whose items arrive over time.
 URLSource = Iterable[str] | AsyncIterable[str]
@@ -112,64 +74,13 @@ OnResult = Callable[[FetchResult], Awaitable[None] | None]
 Emit = Callable[[FetchResult], Awaitable[None] | None]
 
 
-def _host_key(url: object) -> str:
-    """Group URLs by origin (scheme, host, port) for ``per_host``; unparsable ones stand alone.
-
-    The client's own parser decides, so a URL with its default port spelled
-    out falls in the same group as one without. Anything that is not a URL
-    (the request will fail with :class:`~asyncnet.InvalidURL`) gets a key of
-    its own, without calling its ``__str__``.
-    """
-    if not isinstance(url, (str, URL)):
-        return f"<{type(url).__name__} at {id(url):#x}>"
-    try:
-        scheme, host, port = parse_url(url).origin
-    except InvalidURL:
-        return str(url)
-    return f"{scheme}://{host}:{port}"
-
-
-class _HostSlots:
-    """A semaphore per host key, dropped again when no request uses it."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
-
-    async def acquire(self, key: str) -> None:
-        entry = self._slots.get(key)
-        if entry is None:
-            entry = self._slots[key] = (asyncio.Semaphore(self._limit), [0])
-        entry[1][0] += 1
-        try:
-            await entry[0].acquire()
-        except BaseException:
-            self._drop(key)
-            raise
-
-    def full(self, key: str) -> bool:
-        """True when every slot of ``key`` is taken (a new request would wait)."""
-        entry = self._slots.get(key)
-        return entry is not None and entry[0].locked()
-
-    def release(self, key: str) -> None:
-        self._slots[key][0].release()
-        self._drop(key)
-
-    def _drop(self, key: str) -> None:
-        entry = self._slots[key]
-        entry[1][0] -= 1
-        if entry[1][0] == 0:
-            del self._slots[key]
-
-
 @dataclass(slots=True)
 class _Work:
     """One URL being fetched: what a deadline needs to report it."""
 
     index: int
     url: str
-    #: The ``per_host`` group (see :func:`_host_key`), "" without ``per_host``.
+    #: The ``per_host`` group (see :func:`host_key`), "" without ``per_host``.
     key: str
     started: float
     attempts: int = 0
@@ -253,7 +164,7 @@ class _Engine:
         self._emit = emit
         self._client = client
         self._concurrency = concurrency
-        self._hosts = _HostSlots(per_host) if per_host is not None else None
+        self._hosts = HostSlots(per_host) if per_host is not None else None
         self._per_host = per_host
         self._timeout = Timeout.coerce(timeout)
         self._deadline = deadline
@@ -292,7 +203,7 @@ class _Engine:
                 limits=Limits(
                     # Not the concurrency: requests in flight are bounded by
                     # the workers, connections kept open by descriptors.
-                    max_connections=_connection_budget(self._concurrency),
+                    max_connections=connection_budget(self._concurrency),
                     max_per_host=min(self._per_host or self._concurrency, self._concurrency),
                 ),
             )
@@ -391,7 +302,7 @@ class _Engine:
             if parked:
                 return self._unpark(last_key)
         while (item := await self._pull()) is not None:
-            key = _host_key(item[1])
+            key = host_key(item[1])
             if self._expired or not self._hosts.full(key) or self._parked_count >= self._park_limit:
                 return item
             self._parked.setdefault(key, collections.deque()).append(item)
@@ -423,7 +334,7 @@ class _Engine:
         last_key: str | None = None
         while (item := self._pull_now() if plain else await self._pick(last_key)) is not None:
             index, url = item
-            key = _host_key(url) if self._hosts is not None else ""
+            key = host_key(url) if self._hosts is not None else ""
             last_key = key
             work = _Work(index, url, key, time.perf_counter())
             if self._expired:

@@ -59,8 +59,8 @@ def test_a_length_prefixed_limit_of_zero_allows_only_empty_frames() -> None:
 
 def test_a_crlf_line_may_hold_a_lone_cr_but_not_end_with_one() -> None:
     crlf = Lines(ending="crlf")
-    assert crlf.encode(b"a\rb") == (b"a\rb", b"\r\n")
-    assert crlf.encode(b"\rx") == (b"\rx", b"\r\n")
+    assert crlf.encode(b"a\rb") == b"a\rb\r\n"
+    assert crlf.encode(b"\rx") == b"\rx\r\n"
     with pytest.raises(asyncnet.LocalProtocolError, match="cannot contain CRLF or end with CR"):
         crlf.encode(b"ends with cr\r")
     check_framing(crlf, [b"a\rb", b"\rx", b"plain"], examples=10)
@@ -176,7 +176,7 @@ def test_delimited_encode_refuses_a_short_frame_that_starts_the_delimiter_early(
     # b"ab" + b"abab" holds the delimiter at offset 0: the receiver would see an empty frame.
     with pytest.raises(asyncnet.LocalProtocolError, match="contains the delimiter"):
         Delimited(b"abab").encode(b"ab")
-    assert Delimited(b"abab").encode(b"b") == (b"b", b"abab")
+    assert Delimited(b"abab").encode(b"b") == b"babab"
 
 
 def test_a_header_split_across_reads_then_part_of_the_body() -> None:

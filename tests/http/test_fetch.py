@@ -439,7 +439,7 @@ def test_backoff_doubles_with_jitter_and_a_cap() -> None:
 
 
 def test_host_keys_group_by_scheme_host_and_port() -> None:
-    from asyncnet._fetch._engine import _host_key
+    from asyncnet._fetch._limits import host_key as _host_key
 
     assert _host_key("http://A.example/x") == _host_key("http://a.example/y?z")
     assert _host_key("http://a.example/") != _host_key("https://a.example/")
@@ -450,7 +450,7 @@ def test_host_keys_group_by_scheme_host_and_port() -> None:
 def test_host_keys_treat_the_default_port_as_given() -> None:
     # http://h/ and http://h:80/ reach the same server, so they share one
     # per_host limit; told apart, twice the limit could be in flight to it.
-    from asyncnet._fetch._engine import _host_key
+    from asyncnet._fetch._limits import host_key as _host_key
 
     assert _host_key("http://a.example/") == _host_key("http://a.example:80/")
     assert _host_key("https://a.example/") == _host_key("https://a.example:443/")

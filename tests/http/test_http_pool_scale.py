@@ -20,7 +20,7 @@ from types import TracebackType
 
 import asyncnet
 from asyncnet import HTTPClient, Limits
-from asyncnet._fetch._engine import _connection_budget
+from asyncnet._fetch._limits import connection_budget as _connection_budget
 from asyncnet._http._connector import open_connection
 from tests.support.servers import RawServer
 
