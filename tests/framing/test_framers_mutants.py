@@ -185,3 +185,25 @@ def test_a_header_split_across_reads_then_part_of_the_body() -> None:
     assert decoder.feed(b"\x04ab") == []
     assert decoder.buffered == 2
     assert decoder.feed(b"cd") == [b"abcd"]
+
+
+@pytest.mark.parametrize("framing", [Lines(), Lines(ending="crlf"), Delimited(b"\0")])
+def test_frames_up_to_16_kib_encode_joined_and_longer_ones_as_pieces_without_a_copy(
+    framing: Lines | Delimited,
+) -> None:
+    # One write of one small bytes object; a large payload is handed over
+    # as it is, the ending beside it (what send_nowait writes without a copy).
+    small = b"x" * (16 * 1024)
+    assert framing.encode(small) == small + framing.encode(b"")
+    large = b"x" * (16 * 1024 + 1)
+    pieces = framing.encode(large)
+    assert isinstance(pieces, tuple)
+    assert pieces[0] is large
+    assert b"".join(pieces) == large + framing.encode(b"")
+
+
+@pytest.mark.parametrize("data", [bytearray(b"chunk"), memoryview(b"chunk")])
+def test_raw_hands_out_bytes_whatever_the_transport_passes(data: bytearray | memoryview) -> None:
+    (frame,) = asyncnet.Raw().decoder().feed(data)
+    assert type(frame) is bytes
+    assert frame == b"chunk"
