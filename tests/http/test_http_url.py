@@ -841,3 +841,37 @@ def test_numeric_hosts_accepted_exactly_as_ipaddress_reads_a_dotted_quad(parts: 
     else:
         assert canonical
         assert url.host == host
+
+
+# parse_url builds its URL without the constructor's checks (URL._from_parsed):
+# whatever a URL string parses to must equal, field for field, the URL the
+# checking constructor builds from the same parts.
+_any_host = st.sampled_from(
+    ["127.0.0.1", "Example.COM", "h.", "[::1]", "[2001:DB8::1]", "xn--bcher-kva.example",
+     "bücher.example", "a_b-c.d"]
+)
+
+
+@given(
+    scheme=st.sampled_from(["http", "HTTP", "https"]),
+    userinfo=st.sampled_from(["", "u@", "u:p@", "%41:%42@"]),
+    host=_any_host,
+    port=st.sampled_from(["", ":", ":80", ":443", ":0", ":65535", ":8080"]),
+    rest=st.text(alphabet="/?#%aZ09-._~!$&'()*+,;=:@ é\"<", max_size=20),
+)
+def test_a_parsed_url_equals_the_checked_construction_of_its_parts(
+    scheme: str, userinfo: str, host: str, port: str, rest: str
+) -> None:
+    text = f"{scheme}://{userinfo}{host}{port}{rest if rest.startswith(('/', '?', '#')) else ''}"
+    try:
+        parsed = parse_url(text)
+    except InvalidURL:
+        return
+    checked = URL(
+        parsed.scheme, parsed.host, parsed.port, parsed.target, parsed.username, parsed.password
+    )
+    assert parsed == checked
+    assert hash(parsed) == hash(checked)
+    assert parsed.host_header == checked.host_header
+    assert str(parsed) == str(checked)
+    assert repr(parsed) == repr(checked)
