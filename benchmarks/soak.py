@@ -15,12 +15,21 @@ descriptors (``/proc/self/fd``). At the end it prints: every URL's outcome
 URL with no result is counted as unclear), the descriptors before and after,
 and the RSS over time: after ``--warmup`` seconds, the first, highest and last
 sample and the least-squares slope in KiB per minute (flat memory: a slope
-near 0 and a last sample near the first). Prints numbers, asserts nothing.
+near 0 and a last sample near the first). Beside the RSS it samples what
+Python itself holds, ``sys.getallocatedblocks()`` (objects and buffers
+allocated through Python's allocator, cheap to count), and prints its trend
+too: RSS that creeps while the blocks stay flat is the allocator's
+fragmentation, not objects kept alive. ``--trace-memory`` runs under
+``tracemalloc`` (25 frames; many times slower, so use fewer requests), samples
+the bytes it traces and prints the allocation sites, in asyncnet and asyncio,
+that hold more at the end than after the warm-up. Prints numbers, asserts
+nothing.
 
 ::
 
     python benchmarks/soak.py                       # 1,000,000 requests
     python benchmarks/soak.py --requests 50000      # a short run
+    python benchmarks/soak.py --requests 300000 --trace-memory --warmup 60
 """
 
 from __future__ import annotations
@@ -28,12 +37,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,7 +79,9 @@ def slope(points: list[tuple[float, float]]) -> float:
 
 
 async def soak(args: argparse.Namespace, origins: list[str]) -> dict[str, object]:
-    samples: list[tuple[float, int, int, int]] = []  # (t, rss KiB, fds, results so far)
+    # (t, rss KiB, fds, results so far, Python's allocated blocks, bytes traced)
+    samples: list[tuple[float, int, int, int, int, int]] = []
+    snapshots: list[tracemalloc.Snapshot] = []
     done = 0
     ok = 0
     errors: dict[str, int] = {}
@@ -79,7 +92,11 @@ async def soak(args: argparse.Namespace, origins: list[str]) -> dict[str, object
     async def sample() -> None:
         while True:
             t = time.monotonic() - start
-            samples.append((t, rss_kib(), open_fds(), done))
+            samples.append((t, rss_kib(), open_fds(), done, *python_memory()))
+            if tracemalloc.is_tracing() and not snapshots and t >= args.warmup:
+                # Without garbage in cycles, so that only what is reachable compares.
+                gc.collect()
+                snapshots.append(tracemalloc.take_snapshot())
             if len(samples) % 10 == 0:
                 print(f"  {t:6.0f}s {done:>9} results  RSS {samples[-1][1] / 1024:7.1f} MiB"
                       f"  fds {samples[-1][2]}", file=sys.stderr, flush=True)
@@ -111,10 +128,32 @@ async def soak(args: argparse.Namespace, origins: list[str]) -> dict[str, object
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
-    samples.append((time.monotonic() - start, rss_kib(), open_fds(), done))
+    samples.append((time.monotonic() - start, rss_kib(), open_fds(), done, *python_memory()))
+    if snapshots:
+        gc.collect()
+        snapshots.append(tracemalloc.take_snapshot())
     unclear += args.requests - sum(seen)
     return {"samples": samples, "done": done, "ok": ok, "errors": errors, "unclear": unclear,
-            "wall": time.monotonic() - start}
+            "wall": time.monotonic() - start, "snapshots": snapshots}
+
+
+def python_memory() -> tuple[int, int]:
+    """Python's allocated blocks, and the bytes tracemalloc traces (0 when off)."""
+    traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
+    return sys.getallocatedblocks(), traced
+
+
+def print_growth(snapshots: list[tracemalloc.Snapshot], top: int = 10) -> None:
+    """The allocation sites in asyncnet or asyncio holding more at the end than after warm-up."""
+    keep = [tracemalloc.Filter(True, "*/asyncnet/*"), tracemalloc.Filter(True, "*/asyncio/*")]
+    first, last = (s.filter_traces(keep) for s in snapshots)
+    grown = [d for d in last.compare_to(first, "traceback") if d.size_diff > 0][:top]
+    print(f"  tracemalloc: the {len(grown)} sites in asyncnet or asyncio that grew most"
+          " from warm-up to the end (innermost frames first)")
+    for diff in grown:
+        print(f"    {diff.size_diff:+} B, {diff.count_diff:+} blocks (now {diff.size} B)")
+        for line in diff.traceback.format(limit=4, most_recent_first=True):
+            print(f"      {line}")
 
 
 def main() -> int:
@@ -129,6 +168,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before the trend")
     parser.add_argument("--server-cpu", default="1")
     parser.add_argument("--client-cpu", default="0")
+    parser.add_argument("--trace-memory", action="store_true",
+                        help="run under tracemalloc and print the sites that grew")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
@@ -153,7 +194,10 @@ def main() -> int:
         print("command: python " + " ".join(sys.argv))
         print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         fds_before = open_fds()
+        if args.trace_memory:
+            tracemalloc.start(25)
         out = asyncio.run(soak(args, origins))
+        tracemalloc.stop()
         fds_after = open_fds()
         server.stdin.write("stats\n")
         server.stdin.flush()
@@ -184,6 +228,17 @@ def main() -> int:
           f" peak {peak / 1024:.1f} MiB, last {last / 1024:.1f} MiB"
           f" ({(last - first) / 1024:+.1f} MiB over {steady[-1][0] - steady[0][0]:.0f} s);"
           f" trend {per_min:+.1f} KiB/min over {len(steady)} samples")
+    blocks = slope([(s[0], float(s[4])) for s in steady]) * 60
+    print(f"  Python's allocated blocks: first {steady[0][4]}, last {steady[-1][4]};"
+          f" trend {blocks:+.0f} blocks/min")
+    if args.trace_memory:
+        traced = slope([(s[0], s[5] / 1024) for s in steady]) * 60
+        print(f"  traced by tracemalloc: first {steady[0][5] / 1024:.0f} KiB,"
+              f" last {steady[-1][5] / 1024:.0f} KiB; trend {traced:+.1f} KiB/min")
+        snapshots = out["snapshots"]
+        assert isinstance(snapshots, list)
+        if len(snapshots) == 2:
+            print_growth(snapshots)
     return 0
 
 
