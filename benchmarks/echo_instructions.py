@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
@@ -97,18 +98,33 @@ def run_once(
     raise RuntimeError(f"no instruction total in {out}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="1024,10240,102400")
-    parser.add_argument("--concurrency", default="1,10")
-    parser.add_argument("--kinds", default="asyncnet,bare,streams")
+def instruction_grid(
+    description: str,
+    *,
+    sizes: str,
+    concurrency: str,
+    kinds: str,
+    lines: bool = False,
+) -> Iterator[tuple[int, int, dict[str, float]]]:
+    """Parse the common options, then yield ``(size, conc, {kind: instructions per message})``.
+
+    Shared by this script and ``toolkit_instructions.py``: the options
+    ``--sizes --concurrency --kinds --seconds --root`` (defaults given by the
+    caller), the checkout's header line, the C load client built once, and
+    for each cell the short run subtracted from the long one.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    unit = "line sizes, newline included" if lines else "message sizes"
+    parser.add_argument("--sizes", default=sizes, help=unit)
+    parser.add_argument("--concurrency", default=concurrency)
+    parser.add_argument("--kinds", default=kinds)
     parser.add_argument("--seconds", default="2,6", help="short and long run, seconds of load")
     parser.add_argument("--root", default=REPO_ROOT, help="checkout whose asyncnet is measured")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("cc") is None:
         raise SystemExit("needs valgrind and cc")
     short, long = (float(s) for s in args.seconds.split(","))
-    kinds = args.kinds.split(",")
+    names = args.kinds.split(",")
     root = os.path.abspath(args.root)
     rev = subprocess.run(
         ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -122,24 +138,34 @@ def main() -> None:
         client = os.path.join(tmp, "echo_load")
         subprocess.run(["cc", "-O2", "-o", client, LOAD_C], check=True)
         print("user-space instructions per message (callgrind)")
-        print(f"{'size':>8} {'conc':>5} " + " ".join(f"{k:>12}" for k in kinds), flush=True)
+        print(f"{'size':>8} {'conc':>5} " + " ".join(f"{k:>14}" for k in names), flush=True)
         for size in (int(s) for s in args.sizes.split(",")):
             for conc in (int(c) for c in args.concurrency.split(",")):
                 per: dict[str, float] = {}
-                for kind in kinds:
+                for kind in names:
                     out = os.path.join(tmp, f"cg.{kind}")
-                    i1, m1 = run_once(root, kind, client, size, conc, short, out)
-                    i2, m2 = run_once(root, kind, client, size, conc, long, out)
+                    i1, m1 = run_once(root, kind, client, size, conc, short, out, lines=lines)
+                    i2, m2 = run_once(root, kind, client, size, conc, long, out, lines=lines)
                     per[kind] = (i2 - i1) / (m2 - m1) if m2 > m1 else float("nan")
-                row = " ".join(f"{per[k]:12.0f}" for k in kinds)
-                ratios = ""
-                if "asyncnet" in per:
-                    ratios = "   " + "  ".join(
-                        f"asyncnet/{k} {per['asyncnet'] / per[k]:.3f}x"
-                        for k in kinds
-                        if k != "asyncnet"
-                    )
-                print(f"{size:>8} {conc:>5} {row}{ratios}", flush=True)
+                yield size, conc, per
+
+
+def main() -> None:
+    for size, conc, per in instruction_grid(
+        __doc__.split("\n")[0],
+        sizes="1024,10240,102400",
+        concurrency="1,10",
+        kinds="asyncnet,bare,streams",
+    ):
+        row = " ".join(f"{v:14.0f}" for v in per.values())
+        ratios = ""
+        if "asyncnet" in per:
+            ratios = "   " + "  ".join(
+                f"asyncnet/{k} {per['asyncnet'] / v:.3f}x"
+                for k, v in per.items()
+                if k != "asyncnet"
+            )
+        print(f"{size:>8} {conc:>5} {row}{ratios}", flush=True)
 
 
 if __name__ == "__main__":

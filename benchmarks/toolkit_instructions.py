@@ -30,14 +30,7 @@ Run from the repository root (needs ``valgrind`` and ``cc``; about 2 minutes a c
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-
-from echo_instructions import LOAD_C, REPO_ROOT, run_once
+from echo_instructions import instruction_grid
 
 KINDS = (
     "lines-await,lines-bare-await,lines-callback,lines-streams,lines-bare,raw-await,"
@@ -56,48 +49,18 @@ RATIOS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="64,1024", help="line sizes, newline included")
-    parser.add_argument("--concurrency", default="1,10,100")
-    parser.add_argument("--kinds", default=KINDS)
-    parser.add_argument("--seconds", default="2,6", help="short and long run, seconds of load")
-    parser.add_argument("--root", default=REPO_ROOT, help="checkout whose asyncnet is measured")
-    args = parser.parse_args()
-    if shutil.which("valgrind") is None or shutil.which("cc") is None:
-        raise SystemExit("needs valgrind and cc")
-    short, long = (float(s) for s in args.seconds.split(","))
-    kinds = args.kinds.split(",")
-    root = os.path.abspath(args.root)
-    rev = subprocess.run(
-        ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", root, "status", "--porcelain", "asyncnet"], capture_output=True, text=True
-    ).stdout.strip()
-    print(f"asyncnet: {root} at {rev}{' (modified)' if dirty else ''}")
-    print(f"python: {os.path.realpath(sys.executable)}; runs of {short:g} s and {long:g} s")
-    with tempfile.TemporaryDirectory() as tmp:
-        client = os.path.join(tmp, "echo_load")
-        subprocess.run(["cc", "-O2", "-o", client, LOAD_C], check=True)
-        print("user-space instructions per message (callgrind)")
-        print(f"{'line':>6} {'conc':>5} " + " ".join(f"{k:>14}" for k in kinds), flush=True)
-        for size in (int(s) for s in args.sizes.split(",")):
-            for conc in (int(c) for c in args.concurrency.split(",")):
-                per: dict[str, float] = {}
-                for kind in kinds:
-                    out = os.path.join(tmp, f"cg.{kind}")
-                    i1, m1 = run_once(root, kind, client, size, conc, short, out, lines=True)
-                    i2, m2 = run_once(root, kind, client, size, conc, long, out, lines=True)
-                    per[kind] = (i2 - i1) / (m2 - m1) if m2 > m1 else float("nan")
-                row = " ".join(f"{per[k]:14.0f}" for k in kinds)
-                ratios = []
-                for a, b, target in RATIOS:
-                    if a in per and b in per:
-                        goal = "" if target is None else f" (<= {target})"
-                        ratios.append(f"{a}/{b} {per[a] / per[b]:.3f}x{goal}")
-                print(f"{size:>6} {conc:>5} {row}", flush=True)
-                if ratios:
-                    print("             " + "  ".join(ratios), flush=True)
+    for size, conc, per in instruction_grid(
+        __doc__.split("\n")[0], sizes="64,1024", concurrency="1,10,100", kinds=KINDS, lines=True
+    ):
+        row = " ".join(f"{v:14.0f}" for v in per.values())
+        ratios = []
+        for a, b, target in RATIOS:
+            if a in per and b in per:
+                goal = "" if target is None else f" (<= {target})"
+                ratios.append(f"{a}/{b} {per[a] / per[b]:.3f}x{goal}")
+        print(f"{size:>8} {conc:>5} {row}", flush=True)
+        if ratios:
+            print("             " + "  ".join(ratios), flush=True)
 
 
 if __name__ == "__main__":
