@@ -322,6 +322,30 @@ async def _spread_aiohttp(urls: list[str], concurrency: int) -> list[Outcome]:
         return list(await asyncio.gather(*(fetch(u) for u in urls)))
 
 
+async def _spread_aiohttp_keep(urls: list[str], concurrency: int) -> list[Outcome]:
+    """aiohttp keeping what ``fetch_all``'s results keep: status, reason, headers, body.
+
+    ``_spread_aiohttp`` keeps a status and a length per URL; ``fetch_all``
+    returns every response's headers and body, which the process holds (and
+    its garbage collector walks) until the end. This one does the same work.
+    """
+    import aiohttp
+
+    sem = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=max(100, concurrency))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def fetch(url: str) -> tuple[int, str, Any, bytes] | str:
+            try:
+                async with sem, session.get(url) as resp:
+                    return resp.status, resp.reason or "", resp.headers, await resp.read()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                return type(exc).__name__
+
+        kept = await asyncio.gather(*(fetch(u) for u in urls))
+    return [(0, 0, r) if isinstance(r, str) else (r[0], len(r[3]), "") for r in kept]
+
+
 async def _spread_httpx(urls: list[str], concurrency: int) -> list[Outcome]:
     import httpx
 
@@ -401,6 +425,7 @@ SPREADERS: dict[str, Callable[[list[str], int], Awaitable[list[Outcome]]]] = {
     "asyncnet": _spread_asyncnet,
     "asyncnet-loop": _spread_asyncnet_loop,
     "aiohttp": _spread_aiohttp,
+    "aiohttp-keep": _spread_aiohttp_keep,
     "httpx": _spread_httpx,
     "asyncio-bare": _spread_asyncio_bare,
 }
@@ -502,7 +527,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("job", choices=["load", "fetch", "spread"])
     parser.add_argument(
         "library",
-        choices=["asyncnet", "asyncnet-loop", "aiohttp", "httpx", "http.client", "asyncio-bare"],
+        choices=[
+            "asyncnet", "asyncnet-loop", "aiohttp", "aiohttp-keep", "httpx", "http.client",
+            "asyncio-bare",
+        ],
     )
     parser.add_argument("--url", required=True, help="the URL (spread: the path)")
     parser.add_argument("--origins-file", help="spread: origin URLs, one a line")

@@ -14,7 +14,10 @@ this process and so in every child (contestants, nginx, the held server).
     at concurrency 100 and 1,000. Contestants: asyncnet ``fetch_all``, a
     bare ``HTTPClient`` loop (``asyncnet-loop``: ``max_connections`` set by
     the documented descriptor rule), aiohttp and httpx (one session or
-    client, ``gather`` and a ``Semaphore``; see ``_contestants.py``).
+    client, ``gather`` and a ``Semaphore``; see ``_contestants.py``), and
+    ``aiohttp-keep``, aiohttp holding every status, headers and body until
+    the end as ``fetch_all``'s results do (plain ``aiohttp`` keeps a status
+    and a length).
     Columns: requests per second, CPU microseconds per request (getrusage of
     the contestant), connections nginx accepted per request (``stub_status``).
 ``newconn``
@@ -94,6 +97,8 @@ def contestants(names: str | None) -> list[Contestant]:
         Contestant("asyncnet", "asyncnet", env=asyncnet_env()),
         Contestant("asyncnet-loop", "asyncnet-loop", env=asyncnet_env()),
         Contestant("aiohttp", "aiohttp", python=BENCHVENV_PYTHON),
+        # aiohttp holding every status, headers and body, as fetch_all's results do.
+        Contestant("aiohttp-keep", "aiohttp-keep", python=BENCHVENV_PYTHON),
         Contestant("httpx", "httpx", python=BENCHVENV_PYTHON),
     ]
     if names:
@@ -297,7 +302,7 @@ def suite_origins(args: argparse.Namespace, who: list[Contestant]) -> None:
                 for c in who:
                     show_row(c.name, results.get(c.name, []))
                 for a in ("asyncnet", "asyncnet-loop"):
-                    for b in ("aiohttp", "httpx"):
+                    for b in ("aiohttp", "aiohttp-keep", "httpx"):
                         if a in results and b in results:
                             print(
                                 f"     {a} / {b}: speed {paired(results, a, b, 'rps')}"
