@@ -147,27 +147,21 @@ class Server(ServerCore[ServerStatistics]):
         return _ServerProtocol(self, **self._limits)
 
     async def _run(self, protocol: _ServerProtocol, conn: Connection[Any]) -> None:
-        # Aborting hands over replies the connection holds first (see
-        # ConnectionProtocol.data_received), as the handler had sent them.
         try:
             await self.handler(conn)
         except TransportError:
             # The peer went away or we aborted (idle, shutdown): nothing to report.
-            protocol._flush_cork()
-            abort_quietly(protocol.transport)
+            _abort(protocol)
         except RemoteProtocolError as exc:
             self._count("protocol_errors")
             logger.info("connection from %r ended by a protocol error: %r", conn.peername, exc)
-            protocol._flush_cork()
-            abort_quietly(protocol.transport)
+            _abort(protocol)
         except Exception:
             self._count("handler_errors")
             logger.exception("handler failed for %r; connection aborted", conn.peername)
-            protocol._flush_cork()
-            abort_quietly(protocol.transport)
+            _abort(protocol)
         except asyncio.CancelledError:
-            protocol._flush_cork()
-            abort_quietly(protocol.transport)
+            _abort(protocol)
             raise
         else:
             # Flush what the handler sent, then close.
@@ -179,6 +173,17 @@ class Server(ServerCore[ServerStatistics]):
 
     def _describe(self) -> str:
         return f" {self.framing!r}"
+
+
+def _abort(protocol: _ServerProtocol) -> None:
+    """Abort a connection whose handler failed, handing over first the replies it holds.
+
+    Replies are held while the handler runs from a read (see
+    ``ConnectionProtocol._run_receiver``); they were sent before the failure,
+    so they go out as they would have without the hold.
+    """
+    protocol._flush_cork()
+    abort_quietly(protocol.transport)
 
 
 def start_server(
