@@ -44,6 +44,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
+from ._errors import ConnectError, ConnectTimeout
+from ._text import describe_error
+
 __all__ = [
     "DEFAULT_DNS_CACHE_TTL",
     "DEFAULT_MAX_DNS_LOOKUPS",
@@ -55,6 +58,7 @@ __all__ = [
     "is_plain_text_reply",
     "numeric_addrinfos",
     "open_connection",
+    "open_stream",
     "open_tcp_socket",
     "race_connect",
 ]
@@ -451,3 +455,52 @@ async def open_connection(
         sock.close()
         raise
     return transport, protocol
+
+
+async def open_stream(
+    protocol_factory: Callable[[], _P],
+    host: str | None,
+    port: int | None,
+    *,
+    path: str | None,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+    connect_timeout: float | None,
+    hello_echoed: str | None = None,
+) -> tuple[asyncio.BaseTransport, _P]:
+    """Connect ``protocol_factory``'s protocol to ``host:port`` or the Unix socket ``path``.
+
+    What the echo client and :func:`asyncnet.open_connection` share: TCP
+    through :func:`open_connection` (nothing leaks if cancelled), the whole
+    connect (TLS included) under ``connect_timeout``, and failures raised as
+    :class:`~asyncnet.ConnectTimeout` or :class:`~asyncnet.ConnectError`
+    with a reason that is never empty. ``hello_echoed`` is the reason given
+    when the server sent our own TLS hello back (OpenSSL's "unexpected
+    message"), which a server that echoes in plain text does.
+    """
+    loop = asyncio.get_running_loop()
+    where = path if path is not None else f"{host}:{port}"
+    try:
+        async with asyncio.timeout(connect_timeout):
+            if path is not None:
+                return await loop.create_unix_connection(
+                    protocol_factory, path, ssl=ssl_context, server_hostname=server_hostname
+                )
+            assert host is not None and port is not None
+            return await open_connection(
+                protocol_factory,
+                host,
+                port,
+                ssl_context=ssl_context,
+                server_hostname=server_hostname,
+            )
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"connecting to {where} took longer than {connect_timeout}s") from exc
+    except OSError as exc:
+        reason = PLAIN_TEXT_MESSAGE if is_plain_text_reply(exc) else describe_error(exc)
+        if hello_echoed is not None and getattr(exc, "reason", None) == "UNEXPECTED_MESSAGE":
+            reason = hello_echoed
+        if ssl_context is not None and not str(exc):
+            # Only a TLS handshake fails with a bare ConnectionResetError().
+            reason = f"TLS handshake failed: {reason}"
+        raise ConnectError(f"cannot connect to {where}: {reason}") from exc

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
-from ._connect import PLAIN_TEXT_MESSAGE, is_plain_text_reply
-from ._errors import ConnectError, ConnectionClosed, ConnectTimeout, ReadError, UsageError
+from ._connect import open_stream
+from ._errors import ConnectionClosed, ReadError, UsageError
 from ._flow import (
     DEFAULT_HIGH,
     DEFAULT_RECEIVE_LIMIT,
@@ -33,7 +33,6 @@ from ._flow import (
 )
 from ._lifetime import Opening, Site, caller_site, warn_unclosed
 from ._server_core import ServedProtocol, ServerCore, check_listen_arguments
-from ._text import describe_error
 
 __all__ = [
     "BulkResult",
@@ -598,35 +597,22 @@ def open_echo_client(
         return EchoClientProtocol(receive_limit=receive_limit)
 
     async def connect() -> EchoClient:
-        loop = asyncio.get_running_loop()
-        where = path if path is not None else f"{host}:{port}"
-        try:
-            async with asyncio.timeout(connect_timeout):
-                if path is not None:
-                    transport, protocol = await loop.create_unix_connection(
-                        factory, path, ssl=ssl, server_hostname=server_hostname
-                    )
-                else:
-                    transport, protocol = await loop.create_connection(
-                        factory, host, port, ssl=ssl, server_hostname=server_hostname
-                    )
-        except TimeoutError as exc:
-            raise ConnectTimeout(
-                f"connecting to {where} took longer than {connect_timeout}s"
-            ) from exc
-        except OSError as exc:
-            reason = PLAIN_TEXT_MESSAGE if is_plain_text_reply(exc) else describe_error(exc)
-            if getattr(exc, "reason", None) == "UNEXPECTED_MESSAGE":
-                # What OpenSSL says when our own ClientHello comes back: an
-                # echo server without TLS does exactly that.
-                reason = (
-                    "the server sent the TLS hello straight back: it echoes in plain text, "
-                    "not TLS (start it with --certfile, or connect without TLS)"
-                )
-            if ssl is not None and not str(exc):
-                # Only a TLS handshake fails with a bare ConnectionResetError().
-                reason = f"TLS handshake failed: {reason}"
-            raise ConnectError(f"cannot connect to {where}: {reason}") from exc
+        transport, protocol = await open_stream(
+            factory,
+            host,
+            port,
+            path=path,
+            ssl_context=ssl,
+            server_hostname=server_hostname,
+            connect_timeout=connect_timeout,
+            # What OpenSSL says when our own ClientHello comes back: an echo
+            # server without TLS does exactly that.
+            hello_echoed=(
+                "the server sent the TLS hello straight back: it echoes in plain text, "
+                "not TLS (start it with --certfile, or connect without TLS)"
+            ),
+        )
+        transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=marks.high, low=marks.low)
         return EchoClient(transport, protocol, created_at=site)
 

@@ -20,11 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from ._connect import open_connection as _open_tcp_transport
+from ._connect import open_stream
 from ._connection import Connection, ConnectionProtocol, connection_factory
 from ._errors import (
-    ConnectError,
-    ConnectTimeout,
     RemoteProtocolError,
     TransportError,
     UsageError,
@@ -259,26 +257,15 @@ def open_connection(
         raise UsageError("TLS over a Unix socket needs server_hostname")
 
     async def connect() -> Connection[F]:
-        loop = asyncio.get_running_loop()
-        where = path if path is not None else f"{host}:{port}"
-        transport: asyncio.BaseTransport
-        protocol: ConnectionProtocol[F]
-        try:
-            async with asyncio.timeout(connect_timeout):
-                if path is not None:
-                    transport, protocol = await loop.create_unix_connection(
-                        factory, path, ssl=ssl, server_hostname=server_hostname
-                    )
-                else:
-                    transport, protocol = await _open_tcp_transport(
-                        factory, host, port, ssl_context=ssl, server_hostname=server_hostname
-                    )
-        except TimeoutError as exc:
-            raise ConnectTimeout(
-                f"connecting to {where} took longer than {connect_timeout}s"
-            ) from exc
-        except OSError as exc:
-            raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+        transport, protocol = await open_stream(
+            factory,
+            host,
+            port,
+            path=path,
+            ssl_context=ssl,
+            server_hostname=server_hostname,
+            connect_timeout=connect_timeout,
+        )
         return Connection(transport, protocol, created_at=site)
 
     # The caller's line, for the ResourceWarning of a connection never closed.
