@@ -21,6 +21,10 @@ about a minute a cell)::
 
     python benchmarks/resp_instructions.py
     python benchmarks/resp_instructions.py --pipelines 1 --servers asyncnet,bare
+    python benchmarks/resp_instructions.py --pipelines 1 --servers asyncnet --root /path/to/other
+
+``--root DIR`` measures another checkout: its example and its asyncnet (the
+"before" of ``benchmarks/README.rst`` is a ``git archive`` of it).
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ from resp_bench import REPO_ROOT, SCRIPTS
 KINDS = ",".join(SCRIPTS)
 
 
-def run_once(name: str, requests: int, clients: int, pipeline: int, out: str) -> int:
+def run_once(root: str, name: str, requests: int, clients: int, pipeline: int, out: str) -> int:
     """Serve ``2 * requests`` requests under callgrind; return the instructions counted."""
     script, *extra = SCRIPTS[name]
-    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    # The same script in the checkout measured (``--root``).
+    script = os.path.join(root, os.path.relpath(script, REPO_ROOT))
+    env = {**os.environ, "PYTHONPATH": root}
     server = subprocess.Popen(
         [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -82,15 +88,24 @@ def main() -> None:
     parser.add_argument("--pipelines", default="1,16")
     parser.add_argument("-c", "--clients", type=int, default=50)
     parser.add_argument("-n", "--requests", default="2000,6000", help="short and long run")
+    parser.add_argument("--root", default=REPO_ROOT, help="checkout whose example is measured")
     args = parser.parse_args()
+    root = os.path.abspath(args.root)
     if shutil.which("valgrind") is None or shutil.which("redis-benchmark") is None:
         raise SystemExit("needs valgrind and redis-benchmark")
     short, long = (int(n) for n in args.requests.split(","))
     names = args.servers.split(",")
     rev = subprocess.run(
-        ["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    print(f"{REPO_ROOT} at {rev}; python {os.path.realpath(sys.executable)}")
+    dirty = subprocess.run(
+        ["git", "-C", root, "status", "--porcelain", "asyncnet", "docs/examples"],
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    print(
+        f"{root} at {rev or '?'}{' (modified)' if dirty else ''}; "
+        f"python {os.path.realpath(sys.executable)}"
+    )
     print(f"redis-benchmark -t set,get -c {args.clients}, runs of -n {short} and -n {long}")
     print("user-space instructions per request (callgrind)")
     print(f"{'-P':>3} " + " ".join(f"{n:>15}" for n in names), flush=True)
@@ -99,8 +114,8 @@ def main() -> None:
             per = {}
             for name in names:
                 out = os.path.join(tmp, f"cg.{name}")
-                i1 = run_once(name, short, args.clients, pipeline, out)
-                i2 = run_once(name, long, args.clients, pipeline, out)
+                i1 = run_once(root, name, short, args.clients, pipeline, out)
+                i2 = run_once(root, name, long, args.clients, pipeline, out)
                 per[name] = (i2 - i1) / (2 * (long - short))
             print(f"{pipeline:>3} " + " ".join(f"{per[n]:15.0f}" for n in names), flush=True)
 
