@@ -45,6 +45,10 @@ class RESPDecoder:
     must hold before parsing can go on (0: a header line, which needs a
     newline). Bytes that cannot complete the element are appended, not
     parsed again, so decoding is linear however the input is split.
+
+    ``pending_error`` (optional for a decoder, see docs/protocols.rst) is
+    the error ``feed`` found after the commands it returned, raised by its
+    next call: asyncnet reads it instead of calling ``feed(b"")`` to ask.
     """
 
     def __init__(self, max_bulk: int, max_args: int) -> None:
@@ -55,15 +59,15 @@ class RESPDecoder:
         self._bulk = -1
         self._rest = bytearray()
         self._need = 0
-        self._error: Exception | None = None
+        self.pending_error: Exception | None = None
 
     @property
     def buffered(self) -> int:
         return len(self._rest) + sum(map(len, self._args))
 
     def feed(self, data: bytes) -> list[Command]:
-        if self._error is not None:
-            raise self._error
+        if self.pending_error is not None:
+            raise self.pending_error
         if type(data) is not bytes:
             data = bytes(data)
         rest = self._rest
@@ -150,14 +154,14 @@ class RESPDecoder:
 
     def _fail(self, exc: Exception) -> Exception:
         # A decoder that failed stays failed, and holds nothing more.
-        self._error = exc
+        self.pending_error = exc
         self._rest.clear()
         self._args = []
         return exc
 
     def feed_eof(self) -> None:
-        if self._error is not None:
-            raise self._error
+        if self.pending_error is not None:
+            raise self.pending_error
         if self._rest or self._count >= 0:
             raise asyncnet.IncompleteFrame("connection closed inside a command",
                                            received=self.buffered)
