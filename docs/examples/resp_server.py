@@ -36,15 +36,16 @@ MAX_LINE = 64 * 1024
 class RESPDecoder:
     """Cuts RESP arrays of bulk strings (and inline commands) into commands.
 
-    ``feed`` parses each read where it lies, by positions, and slices out
-    only the arguments. State between reads: ``_count``, the number of
-    arguments the array under construction announced (-1: no array header
-    yet), ``_args`` the ones complete, ``_bulk`` the length of the bulk
-    string being read (-1: its header not read yet); ``_rest`` holds the
-    bytes of an element that is not complete, and ``_need`` how many it
-    must hold before parsing can go on (0: a header line, which needs a
-    newline). Bytes that cannot complete the element are appended, not
-    parsed again, so decoding is linear however the input is split.
+    ``feed`` parses each read where it lies, by positions, a command's
+    arguments in one inner loop, and slices out only the arguments. State
+    between reads: ``_count``, the number of arguments the array under
+    construction announced (-1: no array header yet), and ``_args`` the ones
+    complete; ``_rest`` holds the bytes of the element that is not complete
+    (a header line, or a bulk string from its ``$`` header on), and
+    ``_need`` how many it must hold before parsing can go on (0: a header
+    line, which needs a newline). Bytes that cannot complete the element are
+    appended, not parsed again, so decoding is linear however the input is
+    split.
 
     ``pending_error`` (optional for a decoder, see docs/protocols.rst) is
     the error ``feed`` found after the commands it returned, raised by its
@@ -56,7 +57,6 @@ class RESPDecoder:
         self._max_args = max_args
         self._args: Command = []
         self._count = -1
-        self._bulk = -1
         self._rest = bytearray()
         self._need = 0
         self.pending_error: Exception | None = None
@@ -74,7 +74,7 @@ class RESPDecoder:
         if rest:
             # The element begun in an earlier read: parse again only once it can be complete.
             rest += data
-            if self._need:  # a bulk string: its bytes and CRLF
+            if self._need:  # a bulk string: its header, bytes and CRLF
                 if len(rest) < self._need:
                     return []
             elif 10 not in data:  # a header line: its LF
@@ -85,20 +85,11 @@ class RESPDecoder:
             data = bytes(rest)
             rest.clear()
         commands: list[Command] = []
-        args, count, bulk = self._args, self._count, self._bulk
-        max_args, max_bulk, bad_header = self._max_args, self._max_bulk, self._bad_header
+        args, count, need = self._args, self._count, 0
         pos, size = 0, len(data)
         try:
             while pos < size:
-                if bulk >= 0:  # the bulk string's bytes, then CRLF
-                    end = pos + bulk
-                    if end + 2 > size:
-                        break
-                    if data[end:end + 2] != b"\r\n":
-                        raise asyncnet.RemoteProtocolError("bulk string not followed by CRLF")
-                    args.append(data[pos:end])
-                    pos, bulk = end + 2, -1
-                else:  # a header line ("*<count>", "$<length>" or an inline command) up to LF
+                if count < 0:  # "*<count>", or an inline command (telnet, nc), up to LF
                     end = data.find(b"\n", pos)
                     if end == -1:
                         if size - pos > MAX_LINE:
@@ -106,37 +97,50 @@ class RESPDecoder:
                                                          size=size - pos)
                         break
                     start, pos = pos, end + 1
-                    if count < 0 and data[start] != 42:  # no "*": an inline command (telnet, nc)
+                    if data[start] != 42:  # no "*": an inline command
                         if inline := data[start:end].split():
                             commands.append(inline)
                         continue
                     try:
-                        value = int(data[start + 1:end])  # int() ignores the CR before LF
+                        count = int(data[start + 1:end])  # int() ignores the CR before LF
                     except ValueError:
-                        value = -1
-                    if count < 0:
-                        if not 0 <= value <= max_args:
-                            raise bad_header(data[start:end], max_args, "array")
-                        count = value
-                        if count:
-                            continue
-                    else:
-                        if data[start] != 36 or not 0 <= value <= max_bulk:  # "$"
-                            raise bad_header(data[start:end], max_bulk, "bulk string")
-                        bulk = value
-                        continue
-                if len(args) == count:
-                    commands.append(args)
-                    args, count = [], -1
+                        count = -1
+                    if not 0 <= count <= self._max_args:
+                        raise self._bad_header(data[start:end], self._max_args, "array")
+                # The arguments: "$<length>" CRLF, that many bytes, CRLF.
+                while len(args) < count:
+                    end = data.find(b"\n", pos)
+                    if end == -1:
+                        if size - pos > MAX_LINE:
+                            raise asyncnet.FrameTooLarge("header line too long", limit=MAX_LINE,
+                                                         size=size - pos)
+                        break
+                    try:
+                        length = int(data[pos + 1:end])
+                    except ValueError:
+                        length = -1
+                    if data[pos] != 36 or not 0 <= length <= self._max_bulk:  # "$"
+                        raise self._bad_header(data[pos:end], self._max_bulk, "bulk string")
+                    stop = end + 1 + length
+                    if stop + 2 > size:
+                        need = stop + 2 - pos  # kept from its header: parsed again when complete
+                        break
+                    if data[stop:stop + 2] != b"\r\n":
+                        raise asyncnet.RemoteProtocolError("bulk string not followed by CRLF")
+                    args.append(data[end + 1:stop])
+                    pos = stop + 2
+                if len(args) < count:
+                    break  # wait for more bytes
+                commands.append(args)
+                args, count = [], -1
         except asyncnet.RemoteProtocolError as exc:
             self._fail(exc)
             if not commands:
                 raise
             return commands
-        self._args, self._count, self._bulk = args, count, bulk
+        self._args, self._count, self._need = args, count, need
         if pos < size:
             rest += memoryview(data)[pos:]
-            self._need = bulk + 2 if bulk >= 0 else 0
         return commands
 
     @staticmethod
