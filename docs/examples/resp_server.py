@@ -206,15 +206,16 @@ class Store:
             return ValueError("empty command")
         name, args = command[0].upper(), command[1:]
         data = self.data
+        # The commonest commands first: each test is a comparison per command.
+        if name == b"GET" and len(args) == 1:
+            return data.get(args[0])
+        if name == b"SET" and len(args) >= 2:
+            data[args[0]] = args[1]
+            return "OK"
         if name == b"PING":
             return args[0] if args else "PONG"
         if name == b"ECHO" and len(args) == 1:
             return args[0]
-        if name == b"SET" and len(args) >= 2:
-            data[args[0]] = args[1]
-            return "OK"
-        if name == b"GET" and len(args) == 1:
-            return data.get(args[0])
         if name == b"DEL" and args:
             return sum(data.pop(key, None) is not None for key in args)
         if name == b"EXISTS" and args:
