@@ -39,16 +39,42 @@ def _encode(framing: Framing[Any], frames: Iterable[Any]) -> bytes:
     return bytes(out)
 
 
+class _BrokenContract(AssertionError):
+    """The decoder's ``pending_error`` disagrees with what its next ``feed`` raises."""
+
+
+def _probe(framing: Framing[Any], decoder: Any, reports: bool) -> list[Any]:
+    # A decoder returns the frames before an error and raises it on the next
+    # call: ask at once, as the connection layer does. One that keeps a
+    # ``pending_error`` (the connection layer reads it instead of asking)
+    # must hold exactly what that call raises, and None while it raises nothing.
+    pending = decoder.pending_error if reports else None
+    try:
+        frames: list[Any] = decoder.feed(b"")
+    except Exception as exc:
+        if reports and pending is not exc:
+            raise _BrokenContract(
+                f"{framing!r}: feed(b'') raised {exc!r} but pending_error was {pending!r}"
+            ) from exc
+        raise
+    if pending is not None:
+        raise _BrokenContract(
+            f"{framing!r}: pending_error is {pending!r} but feed(b'') raised nothing"
+        )
+    return frames
+
+
 def _decode(framing: Framing[Any], pieces: Iterable[bytes]) -> Outcome:
     decoder = framing.decoder()
+    reports = hasattr(decoder, "pending_error")
     frames: list[Any] = []
     try:
         for piece in pieces:
             frames.extend(decoder.feed(piece))
-            # A decoder returns the frames before an error and raises it on
-            # the next call: ask at once, as the connection layer does.
-            frames.extend(decoder.feed(b""))
+            frames.extend(_probe(framing, decoder, reports))
         decoder.feed_eof()
+    except _BrokenContract:
+        raise
     except Exception as exc:
         # The size in FrameTooLarge is a lower bound that depends on how much
         # had arrived; the type and the limit must not depend on the split.
