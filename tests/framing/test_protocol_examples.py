@@ -107,6 +107,65 @@ def test_resp_framer_refuses_an_oversized_bulk_from_its_header() -> None:
     assert decoder.buffered == 0
 
 
+def resp_decode(pieces: list[bytes], max_bulk: int = 100) -> tuple[list[Any], Any]:
+    """Commands decoded from ``pieces``, then the error's type (None: clean end), as the
+    framed layer reads them: ``pending_error`` after each read."""
+    decoder = load("resp_server").RESP(max_bulk=max_bulk, max_args=4).decoder()
+    commands: list[Any] = []
+    try:
+        for piece in pieces:
+            commands += decoder.feed(piece)
+            if decoder.pending_error is not None:
+                return commands, type(decoder.pending_error)
+        decoder.feed_eof()
+    except asyncnet.RemoteProtocolError as exc:
+        return commands, type(exc)
+    return commands, None
+
+
+SET = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nvv\r\n"
+
+
+@pytest.mark.parametrize(("stream", "expected"), [
+    (SET + b"*1\r\n$4\r\nPING\r\n", ([[b"SET", b"k", b"vv"], [b"PING"]], None)),
+    (b"PING\r\n" + SET, ([[b"PING"], [b"SET", b"k", b"vv"]], None)),
+    (b"*0\r\n", ([[]], None)),
+    (SET + b"*1\r\n$4\r\nPINGxx", ([[b"SET", b"k", b"vv"]], asyncnet.RemoteProtocolError)),
+    (SET + b"*1\r\n:4\r\n", ([[b"SET", b"k", b"vv"]], asyncnet.RemoteProtocolError)),
+    (SET + b"*1\r\n$x\r\n", ([[b"SET", b"k", b"vv"]], asyncnet.RemoteProtocolError)),
+    (SET + b"*1\r\n$101\r\n", ([[b"SET", b"k", b"vv"]], asyncnet.FrameTooLarge)),
+    (SET + b"*5\r\n", ([[b"SET", b"k", b"vv"]], asyncnet.FrameTooLarge)),
+    (SET + b"*1\r\n$100\r\n" + b"v" * 50, ([[b"SET", b"k", b"vv"]], asyncnet.IncompleteFrame)),
+    (SET + b"*2\r\n$1\r\nk\r\n$1", ([[b"SET", b"k", b"vv"]], asyncnet.IncompleteFrame)),
+])
+def test_resp_decoder_gives_the_same_commands_and_error_however_split(
+    stream: bytes, expected: tuple[list[Any], Any]
+) -> None:
+    assert resp_decode([stream]) == expected
+    assert resp_decode([stream[i:i + 1] for i in range(len(stream))]) == expected
+    for i in range(len(stream) + 1):
+        assert resp_decode([stream[:i], stream[i:]]) == expected, i
+
+
+@pytest.mark.parametrize("header", [b"*1\r\n", b""])
+def test_resp_decoder_refuses_a_header_line_without_end(header: bytes) -> None:
+    # In an array (a "$" header) and at a command's start (an inline command).
+    from_example = load("resp_server")
+    line = header + b"$" + b"1" * from_example.MAX_LINE + b"1"
+    assert resp_decode([line]) == ([], asyncnet.FrameTooLarge)
+    assert resp_decode([line[:10], line[10:]]) == ([], asyncnet.FrameTooLarge)
+
+
+def test_resp_decoder_holds_an_incomplete_bulk_string_from_its_header() -> None:
+    decoder = load("resp_server").RESP(max_bulk=100).decoder()
+    assert decoder.feed(b"*2\r\n$3\r\nGET\r\n$10\r\nabc") == []
+    # The complete argument and the incomplete one from its "$" header on.
+    assert decoder.buffered == 3 + len(b"$10\r\nabc")
+    assert decoder.feed(b"defghij") == []
+    assert decoder.feed(b"\r\n") == [[b"GET", b"abcdefghij"]]
+    assert decoder.buffered == 0
+
+
 def redis_cli(port: int, *args: str) -> str:
     result = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
                             text=True, timeout=30, check=False)
