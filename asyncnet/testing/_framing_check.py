@@ -231,7 +231,9 @@ def check_framing(
     attribute, a frame of exactly that size must be accepted and one byte more
     refused with :class:`~asyncnet.FrameTooLarge` (same ``limit``) whatever the
     split, including the ending split across reads (``check_limit=False``
-    skips this for a framing whose frames are not plain bytes). Raises
+    skips this for a framing whose frames are not plain bytes). A decoder with
+    a ``pending_error`` attribute must, after every piece, hold in it exactly
+    the error its next ``feed`` raises (``None`` when it raises none). Raises
     :class:`AssertionError` on the first difference. Keep ``frames`` small (a
     few KiB in all): the two-way splits cost time quadratic in their size.
     """
