@@ -125,7 +125,10 @@ class RESPDecoder:
                     if stop + 2 > size:
                         need = stop + 2 - pos  # kept from its header: parsed again when complete
                         break
-                    if data[stop:stop + 2] != b"\r\n":
+                    # Two indexes, not data[stop:stop + 2] != b"\r\n": no bytes object
+                    # made per argument (resp_instructions.py -P 1: 800 instructions
+                    # less per request).
+                    if data[stop] != 13 or data[stop + 1] != 10:  # CR LF
                         raise asyncnet.RemoteProtocolError("bulk string not followed by CRLF")
                     args.append(data[end + 1:stop])
                     pos = stop + 2
