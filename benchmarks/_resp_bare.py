@@ -11,6 +11,17 @@ commands and replies are the example's (``docs/examples/resp_server.py``:
 no limits, no flow control and no statistics, and a malformed command
 closes the connection.
 
+So it skips work the example must do, and is a ceiling, not a twin: it
+does not check the ``$`` before a bulk string's length nor the CRLF after
+its bytes (the CRLF check alone is about 1,400 of the example's
+instructions per request at ``-P 1``, ``resp_instructions.py``), refuses
+no length (a client announcing a huge bulk string makes it buffer without
+bound), and parses and copies an incomplete command again on every read
+(quadratic in the reads of a large value; the example appends them and
+parses once). Its frames are never objects handed to a separate command
+layer and encoder: one Python call per read against the example's five
+(``feed``, ``frame_received``, ``execute``, ``send_nowait``, ``encode``).
+
 Run as ``python benchmarks/_resp_bare.py --port P`` (``0``: a free port);
 it prints ``RESP server listening on HOST:PORT`` like the example.
 """
