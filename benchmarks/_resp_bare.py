@@ -19,8 +19,9 @@ no length (a client announcing a huge bulk string makes it buffer without
 bound), and parses and copies an incomplete command again on every read
 (quadratic in the reads of a large value; the example appends them and
 parses once). Its frames are never objects handed to a separate command
-layer and encoder: one Python call per read against the example's five
-(``feed``, ``frame_received``, ``execute``, ``send_nowait``, ``encode``).
+layer and encoder: two Python calls per request (``data_received``,
+``execute``) against the example's six (``data_received``, ``feed``,
+``frame_received``, ``execute``, ``send_nowait``, ``encode``).
 
 Run as ``python benchmarks/_resp_bare.py --port P`` (``0``: a free port);
 it prints ``RESP server listening on HOST:PORT`` like the example.
