@@ -16,6 +16,13 @@ per client and path)::
     python benchmarks/http_instructions.py
     python benchmarks/http_instructions.py --paths /100b,/chunked --kinds asyncnet,aiohttp
     python benchmarks/http_instructions.py --root /path/to/old/checkout --root .
+    python benchmarks/http_instructions.py --new-connections --kinds asyncnet,fetch_all,aiohttp
+
+``--new-connections`` runs nginx with ``keepalive_requests 1``: every request
+then opens its own connection, so the count is the cost of one request with
+its connect, TLS-less handshake and close (the many-origins case, where most
+requests open a connection). Kind ``fetch_all`` sends the same requests
+through :func:`asyncnet.fetch_all` at concurrency 1.
 
 Each ``--root`` measures the asyncnet of that checkout (default: this one).
 aiohttp runs on ``/opt/benchvenv/bin/python`` (or ``$ASYNCNET_BENCH_VENV_PYTHON``).
@@ -50,6 +57,16 @@ async def main(url, n, size):
         for _ in range(n):
             response = await client.get(url)
             assert len(response.content) == size
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+""",
+    # fetch_all one URL at a time: its engine, results and limits on top of
+    # the client (with --new-connections, each request opens a connection).
+    "fetch_all": """
+import asyncio, sys
+import asyncnet
+async def main(url, n, size):
+    results = await asyncnet.fetch_all([url] * n, concurrency=1)
+    assert all(len(r.body) == size for r in results)
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 """,
     "aiohttp": """
@@ -101,11 +118,13 @@ def count(python: str, script: str, env: dict[str, str], url: str, n: int, size:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--paths", default="/100b", help="comma-separated nginx paths")
-    parser.add_argument("--kinds", default="asyncnet,aiohttp", help="asyncnet,aiohttp")
+    parser.add_argument("--kinds", default="asyncnet,aiohttp", help="asyncnet,fetch_all,aiohttp")
     parser.add_argument("--root", action="append", default=None,
                         help="asyncnet checkout to measure (repeatable)")
     parser.add_argument("--short", type=int, default=500, help="requests in the short run")
     parser.add_argument("--long", type=int, default=2500, help="requests in the long run")
+    parser.add_argument("--new-connections", action="store_true",
+                        help="nginx closes every connection after one response")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)")
@@ -117,10 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     kinds = [k for k in args.kinds.split(",") if k]
     runs: list[tuple[str, str, dict[str, str]]] = []
     for kind in kinds:
-        if kind == "asyncnet":
+        if kind in ("asyncnet", "fetch_all"):
             for root in roots:
                 env = dict(os.environ, PYTHONPATH=root)
-                runs.append((f"asyncnet ({root})", _real_python(sys.executable),
+                runs.append((f"{kind} ({root})", _real_python(sys.executable),
                              env))
         elif kind == "aiohttp":
             if not os.path.exists(BENCHVENV_PYTHON):
@@ -130,9 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs.append(("aiohttp", _real_python(BENCHVENV_PYTHON), env))
         else:
             parser.error(f"unknown kind {kind!r}")
+    each = "a new connection each" if args.new_connections else "keep-alive"
     print(f"instructions per request (callgrind, user space; {args.long} minus "
-          f"{args.short} requests)")
-    with NginxServer() as nginx:
+          f"{args.short} requests, {each})")
+    keepalive = 1 if args.new_connections else 100_000_000
+    with NginxServer(keepalive_requests=keepalive) as nginx:
         for path in args.paths.split(","):
             size = _SIZES[path]
             for name, python, env in runs:
