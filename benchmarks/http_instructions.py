@@ -22,7 +22,8 @@ per client and path)::
 then opens its own connection, so the count is the cost of one request with
 its connect, TLS-less handshake and close (the many-origins case, where most
 requests open a connection). Kind ``fetch_all`` sends the same requests
-through :func:`asyncnet.fetch_all` at concurrency 1.
+through :func:`asyncnet.fetch_all` at concurrency 1 (over 16 nginx ports
+with ``--new-connections``).
 
 Each ``--root`` measures the asyncnet of that checkout (default: this one).
 aiohttp runs on ``/opt/benchvenv/bin/python`` (or ``$ASYNCNET_BENCH_VENV_PYTHON``).
@@ -46,38 +47,40 @@ sys.path.insert(0, HERE)
 from _harness import BENCHVENV_PYTHON  # noqa: E402
 from _nginx import NginxServer, nginx_available  # noqa: E402
 
-# One script per client: N sequential GETs of one URL on one keep-alive
-# connection, each body read whole.
+# One script per client: N sequential GETs, each body read whole. The URLs
+# (comma-separated) are taken in turn: one URL on one keep-alive connection,
+# or with --new-connections one per nginx port, so that a port's previous
+# connection is gone before it is asked again (fetch_all at concurrency 1
+# allows one connection per origin and would otherwise wait for the close).
 _CLIENTS = {
     "asyncnet": """
 import asyncio, sys
 import asyncnet
-async def main(url, n, size):
+async def main(urls, n, size):
     async with asyncnet.HTTPClient() as client:
-        for _ in range(n):
-            response = await client.get(url)
+        for i in range(n):
+            response = await client.get(urls[i % len(urls)])
             assert len(response.content) == size
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+asyncio.run(main(sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])))
 """,
-    # fetch_all one URL at a time: its engine, results and limits on top of
-    # the client (with --new-connections, each request opens a connection).
+    # fetch_all one URL at a time: its engine and results on top of the client.
     "fetch_all": """
 import asyncio, sys
 import asyncnet
-async def main(url, n, size):
-    results = await asyncnet.fetch_all([url] * n, concurrency=1)
+async def main(urls, n, size):
+    results = await asyncnet.fetch_all([urls[i % len(urls)] for i in range(n)], concurrency=1)
     assert all(len(r.body) == size for r in results)
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+asyncio.run(main(sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])))
 """,
     "aiohttp": """
 import asyncio, sys
 import aiohttp
-async def main(url, n, size):
+async def main(urls, n, size):
     async with aiohttp.ClientSession() as session:
-        for _ in range(n):
-            async with session.get(url) as response:
+        for i in range(n):
+            async with session.get(urls[i % len(urls)]) as response:
                 assert len(await response.read()) == size
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+asyncio.run(main(sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])))
 """,
 }
 
@@ -97,13 +100,13 @@ def _real_python(python: str) -> str:
     return out.stdout.strip()
 
 
-def count(python: str, script: str, env: dict[str, str], url: str, n: int, size: int) -> int:
+def count(python: str, script: str, env: dict[str, str], urls: str, n: int, size: int) -> int:
     """Instructions callgrind counted for one run of ``script`` with ``n`` requests."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             python, "-c", script, url, str(n), str(size)],
+             python, "-c", script, urls, str(n), str(size)],
             capture_output=True, text=True, env=env, timeout=600,
             cwd=tmp,  # not the repository: "-c" puts the working directory first on sys.path
         )
@@ -152,14 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     each = "a new connection each" if args.new_connections else "keep-alive"
     print(f"instructions per request (callgrind, user space; {args.long} minus "
           f"{args.short} requests, {each})")
-    keepalive = 1 if args.new_connections else 100_000_000
-    with NginxServer(keepalive_requests=keepalive) as nginx:
+    keepalive, ports = (1, 16) if args.new_connections else (100_000_000, 1)
+    with NginxServer(keepalive_requests=keepalive, ports=ports) as nginx:
         for path in args.paths.split(","):
             size = _SIZES[path]
             for name, python, env in runs:
                 script = _CLIENTS[name.split()[0]]
-                short = count(python, script, env, nginx.url(path), args.short, size)
-                long = count(python, script, env, nginx.url(path), args.long, size)
+                urls = ",".join(nginx.urls(path))
+                short = count(python, script, env, urls, args.short, size)
+                long = count(python, script, env, urls, args.long, size)
                 per = (long - short) / (args.long - args.short)
                 print(f"  {path:9s} {name:40s} {per:12,.0f}", flush=True)
     return 0
