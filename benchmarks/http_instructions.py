@@ -16,6 +16,14 @@ per client and path)::
     python benchmarks/http_instructions.py
     python benchmarks/http_instructions.py --paths /100b,/chunked --kinds asyncnet,aiohttp
     python benchmarks/http_instructions.py --root /path/to/old/checkout --root .
+    python benchmarks/http_instructions.py --new-connections --kinds asyncnet,fetch_all,aiohttp
+
+``--new-connections`` runs nginx with ``keepalive_requests 1``: every request
+then opens its own connection, so the count is the cost of one request with
+its connect, TLS-less handshake and close (the many-origins case, where most
+requests open a connection). Kind ``fetch_all`` sends the same requests
+through :func:`asyncnet.fetch_all` at concurrency 1 (over 16 nginx ports
+with ``--new-connections``).
 
 Each ``--root`` measures the asyncnet of that checkout (default: this one).
 aiohttp runs on ``/opt/benchvenv/bin/python`` (or ``$ASYNCNET_BENCH_VENV_PYTHON``).
@@ -39,28 +47,40 @@ sys.path.insert(0, HERE)
 from _harness import BENCHVENV_PYTHON  # noqa: E402
 from _nginx import NginxServer, nginx_available  # noqa: E402
 
-# One script per client: N sequential GETs of one URL on one keep-alive
-# connection, each body read whole.
+# One script per client: N sequential GETs, each body read whole. The URLs
+# (comma-separated) are taken in turn: one URL on one keep-alive connection,
+# or with --new-connections one per nginx port, so that a port's previous
+# connection is gone before it is asked again (fetch_all at concurrency 1
+# allows one connection per origin and would otherwise wait for the close).
 _CLIENTS = {
     "asyncnet": """
 import asyncio, sys
 import asyncnet
-async def main(url, n, size):
+async def main(urls, n, size):
     async with asyncnet.HTTPClient() as client:
-        for _ in range(n):
-            response = await client.get(url)
+        for i in range(n):
+            response = await client.get(urls[i % len(urls)])
             assert len(response.content) == size
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+asyncio.run(main(sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])))
+""",
+    # fetch_all one URL at a time: its engine and results on top of the client.
+    "fetch_all": """
+import asyncio, sys
+import asyncnet
+async def main(urls, n, size):
+    results = await asyncnet.fetch_all([urls[i % len(urls)] for i in range(n)], concurrency=1)
+    assert all(len(r.body) == size for r in results)
+asyncio.run(main(sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])))
 """,
     "aiohttp": """
 import asyncio, sys
 import aiohttp
-async def main(url, n, size):
+async def main(urls, n, size):
     async with aiohttp.ClientSession() as session:
-        for _ in range(n):
-            async with session.get(url) as response:
+        for i in range(n):
+            async with session.get(urls[i % len(urls)]) as response:
                 assert len(await response.read()) == size
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+asyncio.run(main(sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3])))
 """,
 }
 
@@ -80,13 +100,13 @@ def _real_python(python: str) -> str:
     return out.stdout.strip()
 
 
-def count(python: str, script: str, env: dict[str, str], url: str, n: int, size: int) -> int:
+def count(python: str, script: str, env: dict[str, str], urls: str, n: int, size: int) -> int:
     """Instructions callgrind counted for one run of ``script`` with ``n`` requests."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
         proc = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             python, "-c", script, url, str(n), str(size)],
+             python, "-c", script, urls, str(n), str(size)],
             capture_output=True, text=True, env=env, timeout=600,
             cwd=tmp,  # not the repository: "-c" puts the working directory first on sys.path
         )
@@ -101,11 +121,13 @@ def count(python: str, script: str, env: dict[str, str], url: str, n: int, size:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--paths", default="/100b", help="comma-separated nginx paths")
-    parser.add_argument("--kinds", default="asyncnet,aiohttp", help="asyncnet,aiohttp")
+    parser.add_argument("--kinds", default="asyncnet,aiohttp", help="asyncnet,fetch_all,aiohttp")
     parser.add_argument("--root", action="append", default=None,
                         help="asyncnet checkout to measure (repeatable)")
     parser.add_argument("--short", type=int, default=500, help="requests in the short run")
     parser.add_argument("--long", type=int, default=2500, help="requests in the long run")
+    parser.add_argument("--new-connections", action="store_true",
+                        help="nginx closes every connection after one response")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)")
@@ -117,10 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     kinds = [k for k in args.kinds.split(",") if k]
     runs: list[tuple[str, str, dict[str, str]]] = []
     for kind in kinds:
-        if kind == "asyncnet":
+        if kind in ("asyncnet", "fetch_all"):
             for root in roots:
                 env = dict(os.environ, PYTHONPATH=root)
-                runs.append((f"asyncnet ({root})", _real_python(sys.executable),
+                runs.append((f"{kind} ({root})", _real_python(sys.executable),
                              env))
         elif kind == "aiohttp":
             if not os.path.exists(BENCHVENV_PYTHON):
@@ -130,15 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs.append(("aiohttp", _real_python(BENCHVENV_PYTHON), env))
         else:
             parser.error(f"unknown kind {kind!r}")
+    each = "a new connection each" if args.new_connections else "keep-alive"
     print(f"instructions per request (callgrind, user space; {args.long} minus "
-          f"{args.short} requests)")
-    with NginxServer() as nginx:
+          f"{args.short} requests, {each})")
+    keepalive, ports = (1, 16) if args.new_connections else (100_000_000, 1)
+    with NginxServer(keepalive_requests=keepalive, ports=ports) as nginx:
         for path in args.paths.split(","):
             size = _SIZES[path]
             for name, python, env in runs:
                 script = _CLIENTS[name.split()[0]]
-                short = count(python, script, env, nginx.url(path), args.short, size)
-                long = count(python, script, env, nginx.url(path), args.long, size)
+                urls = ",".join(nginx.urls(path))
+                short = count(python, script, env, urls, args.short, size)
+                long = count(python, script, env, urls, args.long, size)
                 per = (long - short) / (args.long - args.short)
                 print(f"  {path:9s} {name:40s} {per:12,.0f}", flush=True)
     return 0

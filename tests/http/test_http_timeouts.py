@@ -17,6 +17,8 @@ import pytest
 
 import asyncnet
 from asyncnet import HTTPClient, Limits, Timeout
+from asyncnet._http._connection import HTTPConnection
+from asyncnet._http._connector import Connector
 from tests.support.servers import HTTPServer, RawServer, response, server_ssl_context
 
 OK = response(200, b"ok")
@@ -234,3 +236,39 @@ async def test_tls_server_that_drips_is_stopped_too(cert: str) -> None:
     ) as client:
         with pytest.raises(asyncnet.TotalTimeout):
             await client.get(srv.url())
+
+
+class _StuckConnector(Connector):
+    """Never connects; with ``cancel_too`` the caller's own cancel lands with the timer's."""
+
+    def __init__(self, *, cancel_too: bool) -> None:
+        self.cancel_too = cancel_too
+
+    async def connect(self, *args: object) -> HTTPConnection:
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            if self.cancel_too:
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def test_connect_timeout_is_the_timers_own_cancellation_only() -> None:
+    # The connect timer cancels the request's task: that cancellation, and
+    # only it, becomes ConnectTimeout, and it is withdrawn afterwards.
+    async with HTTPClient(transport=_StuckConnector(cancel_too=False),
+                          timeout=Timeout(connect=0.01)) as client:
+        with pytest.raises(asyncnet.ConnectTimeout):
+            await client.get("http://127.0.0.1:9/")
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+    # A caller's cancel that arrives with the timer's goes on as CancelledError.
+    async with HTTPClient(transport=_StuckConnector(cancel_too=True),
+                          timeout=Timeout(connect=0.01)) as client:
+        request = asyncio.create_task(client.get("http://127.0.0.1:9/"))
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        assert request.cancelled()
