@@ -200,6 +200,31 @@ class _DelimitedDecoder(BuiltinDecoder):
             raise self._error
         if type(data) is not bytes:
             data = bytes(data)
+        if not self._buf:
+            # The usual read of a request/response peer: one whole frame, its
+            # delimiter last. One partition (a memchr for a one-byte
+            # delimiter) finds the delimiter and cuts the frame; bytes.split
+            # with a one-byte separator compares byte by byte in C (3.11).
+            # Measured per read (callgrind, the operation alone): a 1 KiB
+            # line, split 6,400 instructions, partition 1,400; a 64-byte line,
+            # 1,200 and 800 (toolkit_instructions.py: see benchmarks/README.rst,
+            # "Hot paths of the toolkit"). A read without a delimiter is held
+            # without a split too. Anything else takes _feed.
+            frame, found, rest = data.partition(self._delim)
+            if not rest:
+                if found:
+                    if self._strip_cr and frame[-1:] == b"\r":
+                        frame = frame[:-1]
+                    if len(frame) <= self._max:
+                        return [frame]
+                elif len(data) <= self._max:
+                    # No delimiter: the start of a frame, held (it cannot be over the limit yet).
+                    self._buf += data
+                    return []
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> list[bytes]:
+        # Every read but a single frame: finish the pending frame, then cut the rest.
         limit = self._max
         buf = self._buf
         frames: list[bytes] | None = None
@@ -238,34 +263,6 @@ class _DelimitedDecoder(BuiltinDecoder):
                 return self._fail(self._too_large(len(frame)), frames)
             frames.append(frame)
             data = data[start:]
-        # The usual read of a request/response peer: one whole frame, its
-        # delimiter last. Found with one find (memchr) and cut with one slice:
-        # bytes.split with a one-byte separator compares byte by byte in C
-        # (3.11): about 6,600 instructions for a 1 KiB line, against 3,000
-        # for find, slice and list (toolkit_instructions.py, 1 KiB lines,
-        # concurrency 10: see benchmarks/README.rst, "Hot paths").
-        delim = self._delim
-        k = len(delim)
-        i = data.find(delim)
-        if i != -1 and i + k == len(data):
-            # No delimiter before the last one, so this is the only frame.
-            if self._strip_cr and i and data[i - 1] == 13:
-                frame = data[: i - 1]
-            else:
-                frame = data[:i]
-            if len(frame) > limit:
-                return self._fail(self._too_large(len(frame)), frames or [])
-            if frames:
-                frames.append(frame)
-                return frames
-            return [frame]
-        if i == -1:
-            # The start of a frame (or nothing): held, unless it may be over the limit.
-            if len(data) > limit:
-                return self._scan(data, frames or [])
-            if data:
-                buf += data
-            return frames or []
         # The rest of the read is cut in C: one split (for "any" with CRs, two
         # splits and a count at most), instead of a find, a slice and checks
         # per frame in Python. Measured: framing_decode.py alone, 32-byte
@@ -283,7 +280,7 @@ class _DelimitedDecoder(BuiltinDecoder):
                 parts = [p[:-1] if p[-1:] == b"\r" else p for p in parts]
                 parts.append(last)
         else:
-            parts = data.split(delim)
+            parts = data.split(self._delim)
         if len(data) > limit and max(map(len, parts)) > limit:
             # Some frame, or the unfinished rest, may be over the limit: the
             # per-frame scan finds which, and when it is certain.
