@@ -207,9 +207,11 @@ class _DelimitedDecoder(BuiltinDecoder):
             # with a one-byte separator compares byte by byte in C (3.11).
             # Measured per read (callgrind, the operation alone): a 1 KiB
             # line, split 6,400 instructions, partition 1,400; a 64-byte line,
-            # 1,200 and 800 (toolkit_instructions.py: see benchmarks/README.rst,
-            # "Hot paths of the toolkit"). A read without a delimiter is held
-            # without a split too. Anything else takes _feed.
+            # 1,200 and 800. toolkit_instructions.py, 1 KiB lines, concurrency
+            # 10: callback 31,900 -> 26,600 instructions per message, await
+            # 48,900 -> 44,100 (benchmarks/README.rst, "Hot paths of the
+            # toolkit"). A read without a delimiter is held without a split
+            # too. Anything else takes _feed.
             frame, found, rest = data.partition(self._delim)
             if not rest:
                 if found:
