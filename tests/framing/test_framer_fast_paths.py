@@ -8,6 +8,7 @@ split, with lone CRs, CRs before LFs and delimiters straddling reads.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -113,3 +114,56 @@ def test_length_prefixed_matches_a_plain_scan_under_any_split(
         pos += size + length
     framing = LengthPrefixed(size, max_frame=limit)
     assert decoded(framing, split_at(data, points)) == (frames, error)
+
+
+# Reads that each hold one whole line, delimiter last (the decoders' single-frame
+# path), or a line's start only, after frames or not: each against the plain scan.
+ONE_FRAME_READS = [
+    [b"abc\n"],
+    [b"\n"],
+    [b"\r\n"],
+    [b"ab\r\n"],
+    [b"ab\r\r\n"],
+    [b"\r\r\n"],
+    [b"abcd\n"],
+    [b"abcde\n"],
+    [b"abcd\r\n"],
+    [b"abcde\r\n"],
+    [b"ab", b"c\nde\n"],
+    [b"ab", b"c\nabcde\n"],
+    [b"ab", b"c\r\nabcd\r\n"],
+    [b"ab\n", b"cd\n", b"abcde"],
+    [b"ab", b"\nabcde"],
+    [b"ab", b"\nabcd"],
+    [b"ab", b"\nabcd\r"],
+    [b"abcde"],
+    [b"abcd\r"],
+    [b"ab\ncd\n"],
+]
+
+
+@pytest.mark.parametrize("ending", ["lf", "crlf", "any"])
+@pytest.mark.parametrize("pieces", ONE_FRAME_READS)
+def test_one_line_per_read_matches_a_plain_scan(pieces: list[bytes], ending: str) -> None:
+    limit = 4
+    delim, strip, tail = {
+        "lf": (b"\n", False, b"\n"),
+        "crlf": (b"\r\n", False, b"\r\n"),
+        "any": (b"\n", True, b"\r\n"),
+    }[ending]
+    expected = reference_delimited(b"".join(pieces), delim, limit, strip, tail)
+    assert decoded(Lines(limit, ending), pieces) == expected  # type: ignore[arg-type]
+
+
+def test_a_single_line_over_the_limit_fails_in_the_read_that_completes_it() -> None:
+    decoder = Lines(4).decoder()
+    assert decoder.feed(b"abcd\r\n") == [b"abcd"]
+    with pytest.raises(asyncnet.FrameTooLarge) as info:
+        decoder.feed(b"abcde\n")
+    assert (info.value.limit, info.value.size) == (4, 5)
+    # Frames completed before it in the same read come first; the error follows.
+    decoder = Lines(4).decoder()
+    assert decoder.feed(b"ab") == []
+    assert decoder.feed(b"c\nabcde\n") == [b"abc"]
+    with pytest.raises(asyncnet.FrameTooLarge):
+        decoder.feed(b"")
