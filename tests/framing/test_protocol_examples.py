@@ -166,6 +166,36 @@ def test_resp_decoder_holds_an_incomplete_bulk_string_from_its_header() -> None:
     assert decoder.buffered == 0
 
 
+def test_resp_encode_gives_each_kind_of_reply_its_wire_form() -> None:
+    module = load("resp_server")
+    encode = module.RESP().encode
+    assert encode(b"v\r\n") == b"$3\r\nv\r\n\r\n"
+    assert encode(module.OK) == b"+OK\r\n"
+    assert encode(module.Status("QUEUED")) == b"+QUEUED\r\n"
+    assert encode(None) == b"$-1\r\n"
+    assert encode(-7) == b":-7\r\n"
+    assert encode(ValueError("bad")) == b"-ERR bad\r\n"
+    assert encode([b"a", 1, None, []]) == b"*4\r\n$1\r\na\r\n:1\r\n$-1\r\n*0\r\n"
+
+
+def test_resp_store_answers_every_command() -> None:
+    module = load("resp_server")
+    store = module.Store()
+    execute = store.execute
+    assert execute([b"set", b"k", b"1"]) is module.OK
+    assert execute([b"GET", b"k"]) == b"1"
+    assert execute([b"GET", b"k", b"x"]).args == ("unknown command or wrong arguments b'GET'",)
+    assert execute([b"SET", b"k"]).args == ("unknown command or wrong arguments b'SET'",)
+    assert execute([b"INCR", b"k"]) == 2
+    assert execute([b"PING"]) is module.PONG
+    assert execute([b"PING", b"hi"]) == execute([b"ECHO", b"hi"]) == b"hi"
+    assert execute([b"EXISTS", b"k", b"nope"]) == 1
+    assert execute([b"DEL", b"k", b"k"]) == 1
+    assert execute([b"GET", b"k"]) is None
+    assert execute([b"COMMAND"]) == []
+    assert isinstance(execute([]), ValueError)
+
+
 def redis_cli(port: int, *args: str) -> str:
     result = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
                             text=True, timeout=30, check=False)
