@@ -264,7 +264,7 @@ class RESP:
         if kind is bytes:
             return b"$%d\r\n%b\r\n" % (len(reply), reply)
         if kind is Status:
-            return reply.encoded  # type: ignore[no-any-return]
+            return reply.encoded
         if reply is None:
             return b"$-1\r\n"
         if isinstance(reply, int):
