@@ -213,8 +213,9 @@ class FramedProtocol(FlowControlProtocol, Generic[F]):
             self._decode_failed(exc)
             return
         if frames:
-            self.frames_received += len(frames)
-            if len(frames) == 1:
+            count = len(frames)
+            self.frames_received += count
+            if count == 1:
                 self.frame_received(frames[0])
             else:
                 # A pipelining peer: hold the replies to this read's frames and

@@ -95,8 +95,40 @@ def test_rpc_example_runs_many_calls_on_one_connection() -> None:
 
 def test_resp_framer_passes_the_conformance_kit() -> None:
     resp = load("resp_server").RESP(max_bulk=64)
-    commands = [[b"SET", b"key", b"value"], [b"GET", b"key"], [b""], [b"x" * 64], []]
+    commands = [[b"SET", b"key", b"value"], [b"GET", b"key"], [b""], [b"x" * 64], [],
+                [b"a\r\nb", b"\r\n"], [b"\r"], [b"\n"]]
     check_framing(resp, commands, check_limit=False)
+
+
+def test_resp_framer_passes_the_conformance_kit_past_its_header_tables() -> None:
+    # Lengths and counts beyond the tables the one-split path looks headers up in.
+    resp = load("resp_server").RESP(max_bulk=4096, max_args=100)
+    commands = [[b"x" * 1025], [b"y" * 4096], [b"z"] * 65, [b"SET", b"k", b"v" * 2000]]
+    check_framing(resp, commands, check_limit=False)
+
+
+def test_resp_decoder_cuts_whole_commands_with_one_split() -> None:
+    # The common read (what redis-benchmark sends) takes the one-split path...
+    decoder = load("resp_server").RESP().decoder()
+    read = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$3\r\nxxx\r\n*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n"
+    assert decoder._whole_commands(read) == [[b"SET", b"key", b"xxx"], [b"GET", b"key"]]
+    # ...and every read it does not recognise is left to the general parse.
+    for other in [read[:-1], read[:-2], read + b"*1\r\n", b"*1\r\n$4\r\na\r\nb\r\n",
+                  b"*1\r\n$03\r\nabc\r\n", b"*01\r\n$3\r\nabc\r\n", b"PING\r\n",
+                  b"*1\r\n$2\r\nabc\r\n", b"*1\r\n:3\r\nabc\r\n", b"*1\r\n$3\r\nab\r\n",
+                  b"*-1\r\n", b"*1\r\n$-1\r\n\r\n", b"*1\n$3\nabc\r\n",
+                  b"*2\r\n$1\r\na\r\n$0\r\n"]:  # an empty argument's CRLF to come
+        assert decoder._whole_commands(other) is None, other
+    assert decoder.feed(b"*1\r\n$03\r\nabc\r\n*01\r\n$3\r\nabc\r\n") == [[b"abc"]] * 2
+
+
+def test_resp_decoder_header_tables_stop_at_the_limits() -> None:
+    decoder = load("resp_server").RESP(max_bulk=3, max_args=2).decoder()
+    assert decoder._whole_commands(b"*2\r\n$3\r\nabc\r\n$0\r\n\r\n") == [[b"abc", b""]]
+    assert decoder._whole_commands(b"*1\r\n$4\r\nabcd\r\n") is None
+    assert decoder._whole_commands(b"*3\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n") is None
+    with pytest.raises(asyncnet.FrameTooLarge):
+        decoder.feed(b"*1\r\n$4\r\nabcd\r\n")
 
 
 def test_resp_framer_refuses_an_oversized_bulk_from_its_header() -> None:
@@ -164,6 +196,36 @@ def test_resp_decoder_holds_an_incomplete_bulk_string_from_its_header() -> None:
     assert decoder.feed(b"defghij") == []
     assert decoder.feed(b"\r\n") == [[b"GET", b"abcdefghij"]]
     assert decoder.buffered == 0
+
+
+def test_resp_encode_gives_each_kind_of_reply_its_wire_form() -> None:
+    module = load("resp_server")
+    encode = module.RESP().encode
+    assert encode(b"v\r\n") == b"$3\r\nv\r\n\r\n"
+    assert encode(module.OK) == b"+OK\r\n"
+    assert encode(module.Status("QUEUED")) == b"+QUEUED\r\n"
+    assert encode(None) == b"$-1\r\n"
+    assert encode(-7) == b":-7\r\n"
+    assert encode(ValueError("bad")) == b"-ERR bad\r\n"
+    assert encode([b"a", 1, None, []]) == b"*4\r\n$1\r\na\r\n:1\r\n$-1\r\n*0\r\n"
+
+
+def test_resp_store_answers_every_command() -> None:
+    module = load("resp_server")
+    store = module.Store()
+    execute = store.execute
+    assert execute([b"set", b"k", b"1"]) is module.OK
+    assert execute([b"GET", b"k"]) == b"1"
+    assert execute([b"GET", b"k", b"x"]).args == ("unknown command or wrong arguments b'GET'",)
+    assert execute([b"SET", b"k"]).args == ("unknown command or wrong arguments b'SET'",)
+    assert execute([b"INCR", b"k"]) == 2
+    assert execute([b"PING"]) is module.PONG
+    assert execute([b"PING", b"hi"]) == execute([b"ECHO", b"hi"]) == b"hi"
+    assert execute([b"EXISTS", b"k", b"nope"]) == 1
+    assert execute([b"DEL", b"k", b"k"]) == 1
+    assert execute([b"GET", b"k"]) is None
+    assert execute([b"COMMAND"]) == []
+    assert isinstance(execute([]), ValueError)
 
 
 def redis_cli(port: int, *args: str) -> str:
