@@ -394,8 +394,14 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             cork.clear()
             self._corked = 0
             transport = self._transport
-            # A transport already closing drops writes, as asyncio's do.
-            if transport is not None and not transport.is_closing():
+            # A transport already closing drops writes, as asyncio's do. Its
+            # _closing is read as in send_nowait: a flush per message in the
+            # await style at concurrency 10 and more (see _run_receivers).
+            if transport is not None and not (
+                transport._closing  # type: ignore[attr-defined]
+                if self._socket_transport
+                else transport.is_closing()
+            ):
                 transport.write(data)
 
     def close(self) -> None:
