@@ -38,6 +38,16 @@ most 0.75x its CPU per message; ``callback`` within 10% of the bare
 Protocol's CPU per message; ``Raw()`` within 10% of ``EchoServerProtocol``'s.
 Numbers only: nothing is asserted.
 
+Also reported: the server's minor page faults per message. A server that
+reads through ``data_received`` (streams, the bare servers) gets a fresh
+256 KiB ``bytes`` per read from asyncio; whether glibc maps it (three system
+calls and two faults per read, about twice the kernel time per message) or
+takes it from the heap depends on the process's history, so such a server's
+CPU per message can be either of two figures. To compare every contestant in
+the heap regime, run with
+``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=8388608``
+(the servers inherit the environment).
+
 Run from the repository root (needs ``cc``)::
 
     python benchmarks/line_echo.py            # 3 repetitions, about 6 minutes
@@ -159,6 +169,15 @@ def main() -> None:
                 cpu = statistics.median(r[1] for r in runs) * 1e6
                 cells.append(f"{rate:>9.0f} | {cpu:>6.1f} us")
             print(f"{fmt_size(size):>8} {conc:>4}  " + "  ".join(f"{c:>20}" for c in cells))
+
+    print()
+    print("server minor page faults per message (median): 2 or more is a fresh 256 KiB")
+    print("bytes mapped and unmapped per read (see 'The mmap lottery' in benchmarks/README.rst)")
+    print(f"{'line':>8} {'conc':>4}  " + "  ".join(f"{n:>12}" for n in names))
+    for size in sizes:
+        for conc in concurrencies:
+            faults = [statistics.median(r[2] for r in results[(n, size, conc)]) for n in names]
+            print(f"{fmt_size(size):>8} {conc:>4}  " + "  ".join(f"{f:>12.2f}" for f in faults))
 
     print()
     print("paired ratios (median over repetitions of the ratio within one repetition)")
