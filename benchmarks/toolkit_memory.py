@@ -55,8 +55,10 @@ from echo_pingpong import Server, pinned
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
-# What asyncio's selector transport asks recv() for: the "one read" of the bound.
-READ_SIZE = 256 * 1024
+# The "one read" of the bound: the size of the shared buffer connections read into.
+sys.path.insert(0, REPO_ROOT)
+from asyncnet._framed import READ_SIZE  # noqa: E402
+
 LINE = 1024
 SCENARIOS = ("never read", "stuck handler")
 
