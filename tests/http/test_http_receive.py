@@ -715,8 +715,12 @@ def _response_of(head_size: int, body: bytes) -> bytes:
     pad = head_size - len(head) - 2
     fields = []
     while pad > 0:
-        # Each field line stays under the parser's 8 KiB line limit.
-        value = min(pad, 4000) - len(b"X-Pad-00: \r\n")
+        # Each field line stays under the parser's 8 KiB line limit, and
+        # leaves either nothing or room for the shortest field ("X:" CRLF).
+        size = min(pad, 4000)
+        if 0 < pad - size < 4:
+            size -= 4
+        value = size - len(b"X-Pad-00: \r\n")
         if value < 0:
             fields.append(b"X:" + b"p" * (pad - 4) + b"\r\n")
             break
