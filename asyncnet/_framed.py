@@ -43,13 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from asyncio import selector_events
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, cast
 
 from ._errors import ConnectionClosed, UsageError
-from ._flow import DEFAULT_HIGH, FlowControlProtocol, WaterMarks
+from ._flow import DEFAULT_HIGH, READ_SIZE, FlowControlProtocol, WaterMarks, shared_read_buffer
 from ._framing import JOIN_MAX, BuiltinDecoder, FrameDecoder, Framing, Raw
 
 __all__ = [
@@ -64,38 +63,6 @@ F = TypeVar("F")
 
 # asyncio's plain socket transport (see connection_made).
 _SOCKET_TRANSPORT: Final = getattr(selector_events, "_SelectorSocketTransport", None)
-
-# Bytes one read may bring (the size of the shared read buffer): the copy
-# out of it stays below glibc's default 128 KiB mmap threshold, as the HTTP
-# client's does (asyncnet/_http/_receive.py), so it comes from the heap.
-READ_SIZE: Final = 124 * 1024
-
-_local = threading.local()
-
-
-def _shared_read_view() -> memoryview:
-    """Return the calling thread's shared read buffer (a view of all of it).
-
-    Why a shared buffer rather than asyncio's ``data_received``: for a plain
-    Protocol, asyncio's socket transport allocates a fresh 256 KiB ``bytes``
-    for every ``recv`` and shrinks it to what arrived. That is past glibc's
-    mmap threshold until some earlier free of a larger block raised it, an
-    accident of the process's history: until then every read is an
-    ``mmap``, an ``mremap``, an ``munmap`` and two page faults (strace -c
-    and /proc/PID/stat of the line echo server, 64-byte lines, concurrency
-    10: 5.1 system calls and 2.0 minor faults per message against 2.1 and
-    0, and about twice the kernel time per message, in processes where it
-    happened). Reading into one buffer per thread, reused by every
-    connection, takes no chance. Sharing is safe because asyncio (selector
-    and TLS transports, uvloop) calls ``get_buffer``, fills the buffer and
-    calls ``buffer_updated`` with nothing else run in between, and
-    :meth:`FramedProtocol.buffer_updated` copies the bytes out first.
-    """
-    view: memoryview | None = getattr(_local, "view", None)
-    if view is None:
-        view = _local.view = memoryview(bytearray(READ_SIZE))
-    return view
-
 
 # Why reading is paused; reading flows only when no reason is left.
 _QUEUE_FULL: Final = 1  # the consumer fell behind (await style)
@@ -179,8 +146,9 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         # -P 1, the RESP example: 51,388 -> 48,626 instructions per request).
         self._reports_error = not self._builtin_decoder and hasattr(self._decoder, "pending_error")
         self._transport: asyncio.Transport | None = None
-        # What get_buffer hands out (see _shared_read_view).
-        self._read_view = _shared_read_view()
+        # What get_buffer hands out: the thread's read buffer, shared with
+        # every other connection (see shared_read_buffer).
+        self._read_view = shared_read_buffer()[1]
         self._socket_transport = False
         self._pause_reasons = 0
         self._eof_sent = False

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Final, NamedTuple, cast
 
 from .._errors import LocalProtocolError
-from .._flow import FlowControlProtocol, WaterMarks
+from .._flow import READ_SIZE, FlowControlProtocol, WaterMarks, shared_read_buffer
 from ._headers import Headers
 from ._parser import ResponseParser
 
@@ -45,11 +45,6 @@ __all__ = [
     "ReceivingProtocol",
     "read_buffer",
 ]
-
-#: Size of the shared read buffer: room for a head and a 64 KiB body in one
-#: read, while every copy out of it stays below glibc's default 128 KiB mmap
-#: threshold (a larger copy may be mapped, faulted in and unmapped each time).
-READ_SIZE: Final = 124 * 1024
 
 #: A body goes direct only when at least this much of it is still to come:
 #: below that, the pieces are few and joining them costs as little.
@@ -148,8 +143,7 @@ def _read_views() -> tuple[bytearray, memoryview, memoryview]:
     """
     views: tuple[bytearray, memoryview, memoryview] | None = getattr(_local, "views", None)
     if views is None:
-        buffer = bytearray(READ_SIZE)
-        whole = memoryview(buffer)
+        buffer, whole = shared_read_buffer()  # the framed connections' too
         views = _local.views = (buffer, whole, whole[:_SHORT_FIRST_READ])
     return views
 

@@ -4,7 +4,7 @@ For a plain ``asyncio.Protocol`` the socket transport allocates a 256 KiB
 ``bytes`` for every ``recv``; while glibc's mmap threshold is at its default
 that is an ``mmap``, an ``mremap``, an ``munmap`` and page faults per read.
 ``FramedProtocol`` is a ``BufferedProtocol`` instead (see
-``asyncnet._framed._shared_read_view``). These tests pin the effect (no page
+``asyncnet._flow.shared_read_buffer``). These tests pin the effect (no page
 fault per read, in a process whose threshold is held at the default) and the
 safety of sharing (frames stay intact after other connections' reads reuse
 the buffer).
