@@ -6,22 +6,13 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import Callable
 
 import pytest
 
 import asyncnet
 from asyncnet import Connection, LengthPrefixed, Lines
 from tests.support.servers import client_ssl_context, ipv6_available, server_ssl_context
-
-
-async def wait_until(cond: Callable[[], bool], what: str) -> None:
-    """Wait for a condition that a callback will make true (bounded in count)."""
-    for _ in range(2000):
-        if cond():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"never happened: {what}")
+from tests.support.waiting import wait_until
 
 
 async def line_echo(conn: Connection[bytes]) -> None:

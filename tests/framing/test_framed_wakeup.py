@@ -17,7 +17,6 @@ import contextvars
 import os
 import struct
 import tempfile
-from typing import Any
 
 import pytest
 
@@ -26,6 +25,7 @@ from asyncnet import Connection, LengthPrefixed, Lines
 from asyncnet._connection import ConnectionProtocol
 from asyncnet.testing import memory_connection_pair
 from tests.support.servers import client_ssl_context, server_ssl_context
+from tests.support.waiting import wait_until
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
 
@@ -33,15 +33,6 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
 async def let_run() -> None:
     """Let the tasks just created run up to where they wait (one pass of the loop)."""
     await asyncio.sleep(0)
-
-
-async def wait_until(cond: Any, what: str) -> None:
-    """Wait for a condition that a callback will make true (bounded in count)."""
-    for _ in range(2000):
-        if cond():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"never happened: {what}")
 
 
 class Recording(ConnectionProtocol[bytes]):

@@ -16,17 +16,9 @@ from typing import Any
 
 import asyncnet
 from asyncnet import Connection, Lines
+from tests.support.waiting import wait_until
 
 CONNECTIONS = 5
-
-
-async def wait_until(cond: Any, what: str) -> None:
-    """Wait for a condition that a callback will make true (bounded in count)."""
-    for _ in range(2000):
-        if cond():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def open_clients(port: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
