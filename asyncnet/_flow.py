@@ -415,9 +415,12 @@ _local = threading.local()
 def shared_read_buffer() -> tuple[bytearray, memoryview]:
     """Return the calling thread's read buffer and a view of all of it.
 
-    Every ``BufferedProtocol`` of asyncnet's (HTTP and framed connections)
-    reads into it, in place of asyncio's fresh 256 KiB ``bytes`` per
-    ``recv`` for a plain Protocol. That size is past glibc's mmap threshold
+    asyncnet's HTTP connections read into it, and so do framed connections
+    over transports other than asyncio's socket transport (TLS, uvloop), in
+    place of asyncio's fresh 256 KiB ``bytes`` per ``recv`` for a plain
+    Protocol. (Over asyncio's socket transport a framed connection takes
+    that path with ``READ_SIZE`` reads instead: see
+    ``FramedProtocol.connection_made``.) That size is past glibc's mmap threshold
     until some earlier free of a larger block raised it, an accident of the
     process's history: until then every read is an ``mmap``, an ``mremap``,
     an ``munmap`` and two page faults (strace -c and /proc/PID/stat of the

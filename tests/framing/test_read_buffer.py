@@ -1,13 +1,14 @@
-"""Framed connections read into one shared buffer per thread, never into a fresh ``bytes`` per read.
+"""Framed connections never read into a fresh 256 KiB ``bytes`` per read.
 
 For a plain ``asyncio.Protocol`` the socket transport allocates a 256 KiB
 ``bytes`` for every ``recv``; while glibc's mmap threshold is at its default
 that is an ``mmap``, an ``mremap``, an ``munmap`` and page faults per read.
-``FramedProtocol`` is a ``BufferedProtocol`` instead (see
-``asyncnet._flow.shared_read_buffer``). These tests pin the effect (no page
-fault per read, in a process whose threshold is held at the default) and the
-safety of sharing (frames stay intact after other connections' reads reuse
-the buffer).
+``FramedProtocol`` reads through asyncio's socket transport in reads of at
+most ``READ_SIZE`` (below the threshold), and through other transports (TLS)
+into one shared buffer per thread (``asyncnet._flow.shared_read_buffer``).
+These tests pin the effect (no page fault per read, in a process whose
+threshold is held at the default), the read size, and the safety of sharing
+(frames stay intact after other connections' reads reuse the buffer).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import pytest
 
 import asyncnet
 from asyncnet import Connection, Lines, Raw
+from asyncnet._flow import READ_SIZE
+from tests.support.servers import client_ssl_context, server_ssl_context
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -83,9 +86,10 @@ def test_round_trips_cause_no_page_fault_per_read_at_glibcs_default_mmap_thresho
     assert faults < trips // 4, f"{faults} minor page faults over {trips} round trips"
 
 
-async def test_frames_stay_intact_after_other_reads_reuse_the_shared_buffer() -> None:
-    # Two connections' reads alternate through the one buffer; every frame
-    # kept from the first reads must still hold what was sent then.
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+async def test_frames_stay_intact_after_other_reads_reuse_the_shared_buffer(tls: bool) -> None:
+    # Two connections' reads alternate (through the one buffer over TLS);
+    # every frame kept from the first reads must still hold what was sent then.
     kept: dict[bytes, list[bytes]] = {}
     served = asyncio.Event()
 
@@ -96,11 +100,13 @@ async def test_frames_stay_intact_after_other_reads_reuse_the_shared_buffer() ->
             if sum(len(v) for v in kept.values()) == 40:
                 served.set()
 
-    async with await asyncnet.start_server(keep, framing=Lines()) as server:
+    server_ssl = server_ssl_context() if tls else None
+    client_ssl = client_ssl_context() if tls else None
+    async with await asyncnet.start_server(keep, framing=Lines(), ssl=server_ssl) as server:
         port = server.sockets[0].getsockname()[1]
         async with (
-            asyncnet.open_connection("127.0.0.1", port, framing=Lines()) as a,
-            asyncnet.open_connection("127.0.0.1", port, framing=Lines()) as b,
+            asyncnet.open_connection("127.0.0.1", port, framing=Lines(), ssl=client_ssl) as a,
+            asyncnet.open_connection("127.0.0.1", port, framing=Lines(), ssl=client_ssl) as b,
         ):
             for i in range(20):
                 for conn, tag in ((a, b"a"), (b, b"b")):
@@ -144,3 +150,39 @@ async def test_raw_frames_are_bytes_copied_out_of_the_shared_buffer() -> None:
         await server.wait_closed()
     assert got == [bytes([65 + i]) * 100 for i in range(10)]
     assert all(type(frame) is bytes for frame in got)
+
+
+async def test_socket_transport_reads_at_most_read_size_through_data_received() -> None:
+    # 1 MiB sent while the server's handler holds it back arrives in reads
+    # of at most READ_SIZE, each a bytes of its own handed to data_received.
+    sizes: list[int] = []
+    done = asyncio.Event()
+
+    class Count(asyncnet.FramedProtocol[bytes]):
+        def data_received(self, data: bytes) -> None:
+            assert type(data) is bytes
+            sizes.append(len(data))
+            super().data_received(data)
+
+        def end_received(self) -> bool:
+            done.set()
+            return False
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: Count(Raw()), "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"x" * (1 << 20))
+            writer.write_eof()
+            await writer.drain()
+            await done.wait()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert sum(sizes) == 1 << 20
+    assert max(sizes) <= READ_SIZE
