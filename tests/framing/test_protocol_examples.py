@@ -107,6 +107,17 @@ def test_resp_framer_passes_the_conformance_kit_past_its_header_tables() -> None
     check_framing(resp, commands, check_limit=False)
 
 
+def test_resp_header_tables_are_shared_by_every_connection() -> None:
+    # About 100 KiB of tables: made per connection, 1,000 clients would hold 100 MiB.
+    module = load("resp_server")
+    store = module.Store()
+    first, second = module.RESPProtocol(store), module.RESPProtocol(store)
+    for table in ("_arrays", "_bulks"):
+        assert getattr(first._decoder, table) is getattr(second._decoder, table)
+    assert module.RESP().decoder()._bulks is first._decoder._bulks
+    assert module.RESP(max_bulk=10).decoder()._bulks is not first._decoder._bulks
+
+
 def test_resp_decoder_cuts_whole_commands_with_one_split() -> None:
     # The common read (what redis-benchmark sends) takes the one-split path...
     decoder = load("resp_server").RESP().decoder()
