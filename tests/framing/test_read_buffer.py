@@ -14,11 +14,13 @@ threshold is held at the default), the read size, and the safety of sharing
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -118,6 +120,26 @@ async def test_frames_stay_intact_after_other_reads_reuse_the_shared_buffer(tls:
         assert all(type(frame) is bytes for frame in kept[tag])
 
 
+@contextlib.asynccontextmanager
+async def _client_of(
+    factory: Callable[[], asyncio.BaseProtocol],
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """Serve ``factory``'s protocol on loopback; yield an asyncio streams client of it."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            yield reader, writer
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_raw_frames_are_bytes_copied_out_of_the_shared_buffer() -> None:
     got: list[bytes] = []
     done = asyncio.Event()
@@ -131,30 +153,19 @@ async def test_raw_frames_are_bytes_copied_out_of_the_shared_buffer() -> None:
             done.set()
             return False
 
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Keep(Raw()), "127.0.0.1", 0)
-    try:
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            for i in range(10):
-                writer.write(bytes([65 + i]) * 100)
-                assert await reader.readexactly(1) == b"k"
-            writer.write_eof()
-            await done.wait()
-        finally:
-            writer.close()
-            await writer.wait_closed()
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _client_of(lambda: Keep(Raw())) as (reader, writer):
+        for i in range(10):
+            writer.write(bytes([65 + i]) * 100)
+            assert await reader.readexactly(1) == b"k"
+        writer.write_eof()
+        await done.wait()
     assert got == [bytes([65 + i]) * 100 for i in range(10)]
     assert all(type(frame) is bytes for frame in got)
 
 
 async def test_socket_transport_reads_at_most_read_size_through_data_received() -> None:
-    # 1 MiB sent while the server's handler holds it back arrives in reads
-    # of at most READ_SIZE, each a bytes of its own handed to data_received.
+    # 1 MiB sent at once arrives in reads of at most READ_SIZE, each a
+    # bytes of its own handed to data_received.
     sizes: list[int] = []
     done = asyncio.Event()
 
@@ -168,21 +179,10 @@ async def test_socket_transport_reads_at_most_read_size_through_data_received() 
             done.set()
             return False
 
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Count(Raw()), "127.0.0.1", 0)
-    try:
-        port = server.sockets[0].getsockname()[1]
-        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(b"x" * (1 << 20))
-            writer.write_eof()
-            await writer.drain()
-            await done.wait()
-        finally:
-            writer.close()
-            await writer.wait_closed()
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _client_of(lambda: Count(Raw())) as (_reader, writer):
+        writer.write(b"x" * (1 << 20))
+        writer.write_eof()
+        await writer.drain()
+        await done.wait()
     assert sum(sizes) == 1 << 20
     assert max(sizes) <= READ_SIZE
