@@ -173,6 +173,25 @@ class ConnectionProtocol(FramedProtocol[F]):
     See the module docstring for the pause/resume rule.
     """
 
+    # See FramedProtocol.__slots__.
+    __slots__ = (
+        "_costs",
+        "_end",
+        "_frames",
+        "_held",
+        "_loop",
+        "_loop_ready",
+        "_partial",
+        "_queued",
+        "_receiving",
+        "_waiter",
+        "_wake_batch",
+        "_wake_pending",
+        "closed",
+        "receive_limit",
+        "receive_low",
+    )
+
     _couple_directions = False
 
     def __init__(
