@@ -571,3 +571,24 @@ async def test_framed_protocol_stops_reading_while_the_peer_does_not_read() -> N
 async def _send_many(conn: Connection[bytes], frame: bytes, n: int) -> None:
     for _ in range(n):
         await conn.send(frame)
+
+
+async def test_connection_protocols_keep_few_attributes_in_their_dicts() -> None:
+    # CPython (3.11 to 3.13) shares one key table between a class's
+    # instances for up to 30 attribute names; past that each instance gets
+    # a dict of its own, about 2 KiB a connection and a dict lookup per
+    # attribute read. The framed protocols keep their state in __slots__,
+    # so what lands in the dict (the mixins' attributes) stays far below.
+    protocols: list[object] = []
+
+    async def handler(conn: Connection[bytes]) -> None:
+        protocols.append(conn._protocol)
+        await line_echo(conn)
+
+    async with asyncnet.start_server(handler, framing=Lines()) as srv:
+        async with asyncnet.open_connection("127.0.0.1", port_of(srv), framing=Lines()) as conn:
+            await conn.send(b"x")
+            assert await conn.receive() == b"X"
+            protocols.append(conn._protocol)
+            for protocol in protocols:
+                assert len(vars(protocol)) <= 15, sorted(vars(protocol))
