@@ -585,10 +585,12 @@ async def test_connection_protocols_keep_few_attributes_in_their_dicts() -> None
         protocols.append(conn._protocol)
         await line_echo(conn)
 
-    async with asyncnet.start_server(handler, framing=Lines()) as srv:
-        async with asyncnet.open_connection("127.0.0.1", port_of(srv), framing=Lines()) as conn:
-            await conn.send(b"x")
-            assert await conn.receive() == b"X"
-            protocols.append(conn._protocol)
-            for protocol in protocols:
-                assert len(vars(protocol)) <= 15, sorted(vars(protocol))
+    async with (
+        asyncnet.start_server(handler, framing=Lines()) as srv,
+        asyncnet.open_connection("127.0.0.1", port_of(srv), framing=Lines()) as conn,
+    ):
+        await conn.send(b"x")
+        assert await conn.receive() == b"X"
+        protocols.append(conn._protocol)
+        for protocol in protocols:
+            assert len(vars(protocol)) <= 15, sorted(vars(protocol))
