@@ -418,17 +418,18 @@ def shared_read_buffer() -> tuple[bytearray, memoryview]:
     asyncnet's HTTP connections read into it, and so do framed connections
     over transports other than asyncio's socket transport (TLS, uvloop), in
     place of asyncio's fresh 256 KiB ``bytes`` per ``recv`` for a plain
-    Protocol. (Over asyncio's socket transport a framed connection takes
-    that path with ``READ_SIZE`` reads instead: see
-    ``FramedProtocol.connection_made``.) That size is past glibc's mmap threshold
-    until some earlier free of a larger block raised it, an accident of the
-    process's history: until then every read is an ``mmap``, an ``mremap``,
-    an ``munmap`` and two page faults (strace -c and /proc/PID/stat of the
-    line echo server, 64-byte lines, concurrency 10: 5.1 system calls and
-    2.0 minor faults per message against 2.1 and 0, and about twice the
-    kernel time per message, in processes where it happened). One buffer
-    and one view per thread, not per connection, also keep objects away
-    from the cyclic garbage collector when 10,000 connections are open.
+    Protocol. That size is past glibc's mmap threshold until some earlier
+    free of a larger block raised it, an accident of the process's history:
+    until then every read is an ``mmap``, an ``mremap``, an ``munmap`` and
+    two page faults (strace -c and /proc/PID/stat of the line echo server,
+    64-byte lines, concurrency 10: 5.1 system calls and 2.0 minor faults per
+    message against 2.1 and 0, and about twice the kernel time per message,
+    in processes where it happened). Over asyncio's socket transport a
+    framed connection takes the plain path instead, with reads of
+    ``READ_SIZE``, below that threshold (see
+    ``FramedProtocol.connection_made``). One buffer and one view per thread,
+    not per connection, also keep objects away from the cyclic garbage
+    collector when 10,000 connections are open.
 
     Sharing is safe because asyncio (selector and TLS transports, uvloop)
     calls ``get_buffer``, fills the buffer and calls ``buffer_updated``

@@ -239,9 +239,9 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             # a plain Protocol, each read a fresh bytes of at most READ_SIZE.
             # That spares get_buffer, buffer_updated and the copy out of the
             # shared buffer (toolkit_instructions.py, 64-byte lines: callback
-            # 33,655 -> 31,904 instructions per message at concurrency 1,
-            # 25,849 -> 24,264 at 10; await 48,833 -> 46,386 and 47,882 ->
-            # 45,296). READ_SIZE, where asyncio asks for 256 KiB, keeps each
+            # 33,655 -> 31,960 instructions per message at concurrency 1,
+            # 25,849 -> 24,181 at 10; await 48,833 -> 46,444 and 47,882 ->
+            # 45,051). READ_SIZE, where asyncio asks for 256 KiB, keeps each
             # read's bytes below glibc's default mmap threshold: no mapping
             # per read (see shared_read_buffer). Set before the first read:
             # asyncio starts reading from a callback after this one.
