@@ -12,6 +12,8 @@ something else has its replies written at the end of the pass anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncnet
@@ -21,15 +23,24 @@ from tests.support.waiting import wait_until
 CONNECTIONS = 5
 
 
-async def open_clients(port: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    return [await asyncio.open_connection("127.0.0.1", port) for _ in range(CONNECTIONS)]
+Clients = list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
 
 
-async def close_clients(clients: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> None:
-    for _, writer in clients:
-        writer.close()
-    for _, writer in clients:
-        await writer.wait_closed()
+@contextlib.asynccontextmanager
+async def serving(handler: Callable[[Connection[bytes]], Awaitable[None]],
+                  waiting: set[int]) -> AsyncIterator[Clients]:
+    """Serve ``handler``; yield CONNECTIONS clients once every handler waits for a frame."""
+    async with await asyncnet.start_server(handler, framing=Lines()) as server:
+        port = server.sockets[0].getsockname()[1]
+        clients = [await asyncio.open_connection("127.0.0.1", port) for _ in range(CONNECTIONS)]
+        try:
+            await wait_until(lambda: len(waiting) == CONNECTIONS, "every handler waits")
+            yield clients
+        finally:
+            for _, writer in clients:
+                writer.close()
+            for _, writer in clients:
+                await writer.wait_closed()
 
 
 async def test_handlers_woken_in_one_pass_all_run_before_their_replies_are_written() -> None:
@@ -51,19 +62,13 @@ async def test_handlers_woken_in_one_pass_all_run_before_their_replies_are_writt
             log.append(("step", me))
             await conn.send(line.upper())
 
-    async with await asyncnet.start_server(handler, framing=Lines()) as server:
-        port = server.sockets[0].getsockname()[1]
-        clients = await open_clients(port)
-        try:
-            await wait_until(lambda: len(waiting) == CONNECTIONS, "every handler waits")
-            # Every handler is waiting for its first frame; all lines are
-            # in the server's sockets before the loop polls them again.
-            for i, (_, writer) in enumerate(clients):
-                writer.write(b"line %d\n" % i)
-            for i, (reader, _) in enumerate(clients):
-                assert await reader.readline() == b"LINE %d\n" % i
-        finally:
-            await close_clients(clients)
+    async with serving(handler, waiting) as clients:
+        # Every handler is waiting for its first frame; all lines are
+        # in the server's sockets before the loop polls them again.
+        for i, (_, writer) in enumerate(clients):
+            writer.write(b"line %d\n" % i)
+        for i, (reader, _) in enumerate(clients):
+            assert await reader.readline() == b"LINE %d\n" % i
     kinds = [kind for kind, _ in log]
     assert kinds == ["step"] * CONNECTIONS + ["write"] * CONNECTIONS, log
     assert [who for _, who in log[:CONNECTIONS]] == [who for _, who in log[CONNECTIONS:]]
@@ -82,18 +87,12 @@ async def test_a_handler_waiting_on_something_else_has_its_reply_written_at_the_
                 await release.wait()
                 await conn.send(b"after")
 
-    async with await asyncnet.start_server(handler, framing=Lines()) as server:
-        port = server.sockets[0].getsockname()[1]
-        clients = await open_clients(port)
-        try:
-            await wait_until(lambda: len(waiting) == CONNECTIONS, "every handler waits")
-            for i, (_, writer) in enumerate(clients):
-                writer.write(b"slow\n" if i == 0 else b"fast\none more\n")
-            assert await clients[0][0].readline() == b"got slow\n"
-            for reader, _ in clients[1:]:
-                assert await reader.readline() == b"got fast\n"
-                assert await reader.readline() == b"got one more\n"
-            release.set()
-            assert await clients[0][0].readline() == b"after\n"
-        finally:
-            await close_clients(clients)
+    async with serving(handler, waiting) as clients:
+        for i, (_, writer) in enumerate(clients):
+            writer.write(b"slow\n" if i == 0 else b"fast\none more\n")
+        assert await clients[0][0].readline() == b"got slow\n"
+        for reader, _ in clients[1:]:
+            assert await reader.readline() == b"got fast\n"
+            assert await reader.readline() == b"got one more\n"
+        release.set()
+        assert await clients[0][0].readline() == b"after\n"
