@@ -27,6 +27,12 @@ So, per connection, the bytes held on the receive side are at most
 limit is decoded whole), and on the send side ``high_water`` plus the last
 frame written before ``send`` waited.
 
+A callback-style protocol may also coalesce its writes across connections
+(``coalesce_writes=True``, see :class:`_PassWriter`): a reply sent while
+other callbacks wait in the same pass of the event loop is held, and all
+held replies are written after the pass's last read, as Redis writes its
+replies before it sleeps.
+
 The speed of the ``await`` style rests on two choices, written down where
 they are made (``_connection.py``): a receiver waiting on an empty queue is
 run from the read's own callback when the loop has nothing else to do, and
@@ -42,7 +48,9 @@ for good and the error is delivered after the frames decoded before it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import weakref
 from asyncio import selector_events
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, cast
@@ -107,6 +115,19 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
     is above ``high_water``, so a peer that does not read its replies cannot
     make us buffer more than ``high_water`` plus the replies to one read.
 
+    With ``coalesce_writes=True``, a reply sent while other callbacks wait in
+    the same pass of the event loop (other connections' reads, when many
+    clients are busy) is held, at most one reply of up to 16 KiB per
+    connection, and written with the others after the pass's last read:
+    a client that runs many connections from one event loop, as load
+    generators and connection pools do, then wakes once per burst of
+    replies instead of once per reply, which costs the server less system
+    time per request (``resp_bench.py``: see the RESP example). At low
+    concurrency it can cost throughput instead: a held reply waits for the
+    rest of the pass, which the client could have spent on it. Off by
+    default; on asyncio's own event loop and socket transport only
+    (elsewhere replies are written as they are sent).
+
     When one read completes several frames, what :meth:`send_nowait` sends
     while they are handled is held and written together after the last one
     (or as soon as it and the transport's buffer pass ``high_water``). So
@@ -128,6 +149,8 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
     # message. Subclasses without __slots__ still have a __dict__.
     __slots__ = (
         "_builtin_decoder",
+        "_coalesce",
+        "_coalesced",
         "_cork",
         "_cork_room",
         "_corked",
@@ -140,6 +163,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         "_reports_error",
         "_socket_transport",
         "_transport",
+        "_writer",
         "bytes_received",
         "bytes_sent",
         "frames_received",
@@ -160,6 +184,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         *,
         high_water: int = DEFAULT_HIGH,
         low_water: int | None = None,
+        coalesce_writes: bool = False,
     ) -> None:
         super().__init__()
         marks = WaterMarks(high_water, low_water)  # validates high >= low >= 0
@@ -184,6 +209,11 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         # every other connection (see shared_read_buffer).
         self._read_view = shared_read_buffer()[1]
         self._socket_transport = False
+        # coalesce_writes: the loop's _PassWriter once connected (None: write
+        # at once), and whether it holds a reply of ours.
+        self._coalesce = coalesce_writes
+        self._writer: _PassWriter | None = None
+        self._coalesced = False
         self._pause_reasons = 0
         self._eof_sent = False
         # Replies held while ConnectionProtocol.data_received runs its
@@ -247,6 +277,8 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             # asyncio starts reading from a callback after this one.
             transport.max_size = READ_SIZE  # type: ignore[attr-defined]
             transport._read_ready_cb = transport._read_ready__data_received  # type: ignore[attr-defined]
+            if self._coalesce:
+                self._writer = _PassWriter.of(asyncio.get_running_loop())
         transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -362,10 +394,34 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             # frame: written at once, without the checks below (about 200
             # instructions a frame: 64-byte lines through a no-op write,
             # await 24,660 -> 24,420, callback 10,410 -> 10,320).
+            writer = self._writer
+            if writer is not None:
+                # coalesce_writes (see _PassWriter): held when other callbacks
+                # wait in this pass (beside the writer's own flush), at most
+                # one immutable reply of up to JOIN_MAX per connection.
+                held = writer.held
+                if (
+                    len(writer.ready) > (1 if held else 0)
+                    and not self._coalesced
+                    and type(encoded) is bytes
+                    and len(encoded) <= JOIN_MAX
+                ):
+                    if not held:
+                        writer.schedule()
+                    held.append((self, transport, encoded))
+                    self._coalesced = True
+                    self.bytes_sent += len(encoded)
+                    self.frames_sent += 1
+                    return
+                if held:
+                    # The last read of the pass: everything held goes first.
+                    writer.flush_now()
             transport.write(encoded)
             self.bytes_sent += len(encoded)
             self.frames_sent += 1
             return
+        if self._coalesced:
+            self._writer.flush_now()  # type: ignore[union-attr]
         if type(encoded) is tuple:
             size = 0
             for piece in encoded:
@@ -408,7 +464,12 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         self.frames_sent += 1
 
     def _flush_cork(self) -> None:
-        """Write what the cork holds (in one write); the cork stays on if it was."""
+        """Write what the cork holds (in one write); the cork stays on if it was.
+
+        A reply held by coalesce_writes goes first, with every other held one.
+        """
+        if self._coalesced:
+            self._writer.flush_now()  # type: ignore[union-attr]
         cork = self._cork
         if cork:
             data = cork[0] if len(cork) == 1 else b"".join(cork)
@@ -503,6 +564,94 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
     def statistics(self) -> ConnectionStatistics:
         """Return a frozen snapshot of this connection's counters."""
         return self._snapshot(0, 0)
+
+
+class _PassWriter:
+    """The replies held by ``coalesce_writes`` in one event loop, written after its pass.
+
+    asyncio runs a pass of its loop as: wait for events, queue a callback per
+    ready socket (``loop._ready``), run the callbacks queued. While a
+    callback runs, ``loop._ready`` holds the ones after it. A protocol with
+    ``coalesce_writes`` that sends a reply while that queue is not empty
+    appends ``(protocol, transport, reply)`` to :attr:`held` instead of
+    writing it. The first reply held schedules :meth:`flush` (``call_soon``),
+    so whatever the rest of the pass does, the held replies are written at
+    the start of the next one at the latest; usually the pass's last read
+    sends its reply with nothing left after it, and :meth:`flush_now`
+    writes every held reply, then its own, and takes the scheduled flush
+    back off the queue, so that the loop does not wake for it.
+
+    Why: redis-benchmark sends each of its 50 connections' requests as soon
+    as the reply to the previous one arrives, from one thread. Written one
+    at a time, between the parsing of the next requests, each reply woke the
+    client anew (``perf``: the wake-up in ``sock_def_readable``, under our
+    ``send``, was 15% of the server's CPU time); written together, they wake
+    it once per pass. ``resp_bench.py``, ``-c 50 -P 1``: see
+    benchmarks/README.rst.
+
+    One writer per loop (:meth:`of`), made on first use; a loop without an
+    ``asyncio``-style ``_ready`` deque (uvloop) gets none, and its
+    protocols write at once.
+    """
+
+    __slots__ = ("_handle", "_loop", "held", "ready")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ready: collections.deque[Any]) -> None:
+        self._loop = loop
+        self.ready = ready
+        self.held: list[tuple[FramedProtocol[Any], asyncio.Transport, bytes]] = []
+        self._handle: asyncio.Handle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _PassWriter | None:
+        """The writer of ``loop``, or None if its queue of callbacks cannot be seen."""
+        try:
+            return _WRITERS[loop]
+        except KeyError:
+            ready = getattr(loop, "_ready", None)
+            writer = cls(loop, ready) if isinstance(ready, collections.deque) else None
+            _WRITERS[loop] = writer
+            return writer
+
+    def schedule(self) -> None:
+        """Make sure the held replies are written, from a callback of their own."""
+        self._handle = self._loop.call_soon(self.flush)
+
+    def flush_now(self) -> None:
+        """Write the held replies now, and unschedule the flush if it is last in the queue."""
+        ready = self.ready
+        if ready and ready[-1] is self._handle:
+            ready.pop()
+        self._handle = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every held reply, in the order sent; drop those of closing transports."""
+        held = self.held
+        if not held:
+            return
+        # A new list, so that a write that calls back into a protocol (it
+        # cannot on asyncio's socket transport) would not change this one.
+        self.held = []
+        for protocol, transport, data in held:
+            protocol._coalesced = False
+            # As _flush_cork: a transport already closing drops writes; one
+            # half-closed (write_eof) would raise, and send_eof flushed first.
+            if not transport._closing and not transport._eof:  # type: ignore[attr-defined]
+                try:
+                    transport.write(data)
+                except Exception as exc:  # reported; the other replies are still written
+                    self._loop.call_exception_handler(
+                        {"message": "coalesced write failed", "exception": exc,
+                         "protocol": protocol, "transport": transport}
+                    )
+
+
+# Each event loop's _PassWriter (None: the loop's queue cannot be seen), for
+# as long as the loop lives.
+_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PassWriter | None] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 # Shared by the server and the testing kit: abort without raising on a gone transport.

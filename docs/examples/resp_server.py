@@ -324,11 +324,14 @@ class RESPProtocol(asyncnet.FramedProtocol[Command]):
     """One client, callback style: each command is answered as soon as it is decoded.
 
     A store never waits for anything, so it needs no task per client. While
-    the client does not read its replies, reading its commands pauses.
+    the client does not read its replies, reading its commands pauses. Its
+    replies are coalesced across clients (written after the event loop's
+    pass, as Redis does): a client that runs many connections from one
+    thread, as redis-benchmark does, then wakes once per burst of replies.
     """
 
     def __init__(self, store: Store, framing: RESP | None = None) -> None:
-        super().__init__(framing if framing is not None else RESP())
+        super().__init__(framing if framing is not None else RESP(), coalesce_writes=True)
         self.execute = store.execute
 
     def frame_received(self, command: Command) -> None:
