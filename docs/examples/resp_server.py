@@ -48,8 +48,8 @@ class RESPDecoder:
     split.
 
     Most reads hold whole commands whose arguments contain no CRLF: for
-    them ``_whole_commands`` cuts the read with one ``split`` and looks the
-    headers up in tables of the short ones (``known``), and the general
+    them ``_whole_commands`` cuts the read with one ``split`` and checks the
+    headers against tables of the short ones (``known``), and the general
     parse runs only for reads it does not recognise, from the same start.
 
     ``pending_error`` (optional for a decoder, see docs/protocols.rst) is
@@ -58,7 +58,7 @@ class RESPDecoder:
     """
 
     def __init__(self, max_bulk: int, max_args: int,
-                 known: tuple[dict[bytes, int], dict[bytes, int]] | None = None) -> None:
+                 known: tuple[dict[bytes, int], list[bytes]] | None = None) -> None:
         self._max_bulk = max_bulk
         self._max_args = max_args
         self._arrays, self._bulks = known or known_headers(max_bulk, max_args)
@@ -163,9 +163,9 @@ class RESPDecoder:
         Split at every CRLF, such a read is an array header, then a bulk
         header and its argument per argument, for each command. Each header
         must be one of the tables' (canonical, within the limits) and each
-        argument as long as announced, which also proves that it contains no
-        CRLF and is followed by one; anything else is left to the general
-        parse.
+        argument as long as announced (its header the table's for its
+        length), which also proves that it contains no CRLF and is followed
+        by one; anything else is left to the general parse.
 
         Why: a ``find``, a slice and an ``int()`` per header line cost more
         than all else the general parse does; one ``split`` per read and a
@@ -188,7 +188,14 @@ class RESPDecoder:
             if pos > last:
                 return None
             args = pieces[start + 1:pos:2]
-            if list(map(bulks.get, pieces[start:pos:2])) != list(map(len, args)):
+            # The headers the arguments' lengths call for, against those sent:
+            # one list fewer than looking each header up (timeit: 610 -> 500
+            # ns for a GET). An argument longer than the table is left to the
+            # general parse (IndexError).
+            try:
+                if pieces[start:pos:2] != list(map(bulks.__getitem__, map(len, args))):
+                    return None
+            except IndexError:
                 return None
             commands.append(args)
         return commands
@@ -232,14 +239,16 @@ class Status:
 
 OK = Status("OK")
 PONG = Status("PONG")
+# The header of each short bulk string reply, by its length.
+BULK_HEADERS = [b"$%d\r\n" % n for n in range(1025)]
 
 
 @functools.cache
-def known_headers(max_bulk: int, max_args: int) -> tuple[dict[bytes, int], dict[bytes, int]]:
-    """Tables of the array headers (``*3``) and bulk headers (``$16``) within the limits.
+def known_headers(max_bulk: int, max_args: int) -> tuple[dict[bytes, int], list[bytes]]:
+    """Tables of the array headers (``*3``: 3) and bulk headers (``[3]``: ``$3``) within the limits.
 
-    Looking a header up costs about half of ``int()`` on its slice, and
-    short ones are what clients send (up to 64 arguments, 1 KiB values).
+    Checking a header by table costs about half of ``int()`` on its slice,
+    and short ones are what clients send (up to 64 arguments, 1 KiB values).
     Made once per pair of limits (``functools.cache``) and shared by every
     decoder: about 100 KiB of dicts and keys. Made per connection (as the
     callback style's ``RESP()`` per protocol once did), 200 clients held
@@ -248,7 +257,7 @@ def known_headers(max_bulk: int, max_args: int) -> tuple[dict[bytes, int], dict[
     (redis-benchmark -c 200 -P 1, paired runs).
     """
     arrays = {b"*%d" % n: n for n in range(min(max_args, 64) + 1)}
-    bulks = {b"$%d" % n: n for n in range(min(max_bulk, 1024) + 1)}
+    bulks = [b"$%d" % n for n in range(min(max_bulk, 1024) + 1)]
     return arrays, bulks
 
 
@@ -269,7 +278,12 @@ class RESP:
         # two tests and a str.encode (about 600 instructions a request).
         kind = type(reply)
         if kind is bytes:
-            return b"$%d\r\n%b\r\n" % (len(reply), reply)
+            # A header from the table where there is one: a join of three
+            # pieces costs less than a formatting (timeit: 124 -> 79 ns).
+            size = len(reply)
+            if size < len(BULK_HEADERS):
+                return b"".join((BULK_HEADERS[size], reply, b"\r\n"))
+            return b"$%d\r\n%b\r\n" % (size, reply)
         if kind is Status:
             return reply.encoded
         if reply is None:
