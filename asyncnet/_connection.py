@@ -390,6 +390,7 @@ class ConnectionProtocol(FramedProtocol[F]):
                 context.run(callback, waiter)
             return
         self._cork = []
+        self._direct = False
         transport = self._transport
         self._cork_room = self.high_water - (
             transport.get_write_buffer_size() if transport is not None else 0
@@ -403,6 +404,7 @@ class ConnectionProtocol(FramedProtocol[F]):
             if not hold:
                 self._flush_cork()
                 self._cork = None
+                self._direct = self._writer is None
 
     def receive_nowait(self) -> F:
         """Take the next queued frame; raise ``IndexError`` if none is queued (``_end`` aside)."""
@@ -516,6 +518,7 @@ def _run_receivers(batch: list[ConnectionProtocol[Any]]) -> None:
             if protocol._cork is not None:
                 protocol._flush_cork()
                 protocol._cork = None
+                protocol._direct = protocol._writer is None
 
 
 class Connection(Generic[F]):

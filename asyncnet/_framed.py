@@ -155,6 +155,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         "_cork_room",
         "_corked",
         "_decoder",
+        "_direct",
         "_encode",
         "_eof_sent",
         "_pause_reasons",
@@ -220,6 +221,10 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         # receiver on several queued frames, then written in one write (see
         # there); None: every frame is written as it is sent.
         self._cork: list[bytes] | None = None
+        # Whether send_nowait may write a one-piece frame at once: no cork on
+        # and no _PassWriter. One attribute for the two, so that coalescing
+        # costs protocols without it nothing (set with _cork and _writer).
+        self._direct = True
         self._corked = 0
         self._cork_room = 0
         self.bytes_received = 0
@@ -279,6 +284,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             transport._read_ready_cb = transport._read_ready__data_received  # type: ignore[attr-defined]
             if self._coalesce:
                 self._writer = _PassWriter.of(asyncio.get_running_loop())
+                self._direct = self._writer is None
         transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -320,6 +326,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
                 # channelReadComplete). redis-benchmark -c 50 -P 16 against
                 # resp_server.py: 4.7 -> 3.3 us of server CPU per request.
                 self._cork = []
+                self._direct = False
                 transport = self._transport
                 self._cork_room = self.high_water - (
                     transport.get_write_buffer_size() if transport is not None else 0
@@ -331,6 +338,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
                 finally:
                     self._flush_cork()
                     self._cork = None
+                    self._direct = self._writer is None
             if not self._builtin_decoder:
                 if not self._reports_error:
                     self._check_pending_error()
@@ -389,34 +397,37 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         ):
             raise ConnectionClosed("the connection is closed for sending")
         encoded: Any = frame if self._raw else self._encode(frame)
-        if self._cork is None and type(encoded) is not tuple:
+        if self._direct and type(encoded) is not tuple:
             # One piece and nothing held, a request/response peer's every
             # frame: written at once, without the checks below (about 200
             # instructions a frame: 64-byte lines through a no-op write,
             # await 24,660 -> 24,420, callback 10,410 -> 10,320).
-            writer = self._writer
-            if writer is not None:
-                # coalesce_writes (see _PassWriter): held when other callbacks
-                # wait in this pass (beside the writer's own flush), at most
-                # one immutable reply of up to JOIN_MAX per connection.
-                held = writer.held
-                if (
-                    len(writer.ready) > (1 if held else 0)
-                    and not self._coalesced
-                    and type(encoded) is bytes
-                    and len(encoded) <= JOIN_MAX
-                ):
-                    if not held:
-                        writer.schedule()
-                    held.append((self, transport, encoded))
-                    self._coalesced = True
-                    self.bytes_sent += len(encoded)
-                    self.frames_sent += 1
-                    return
-                if held:
-                    # The last read of the pass: everything held goes first.
-                    writer.flush_now()
             transport.write(encoded)
+            self.bytes_sent += len(encoded)
+            self.frames_sent += 1
+            return
+        writer = self._writer
+        if (
+            writer is not None
+            and self._cork is None
+            and type(encoded) is bytes
+            and len(encoded) <= JOIN_MAX
+        ):
+            # coalesce_writes (see _PassWriter): held when other callbacks
+            # wait in this pass (beside the writer's own flush), at most one
+            # immutable reply of up to JOIN_MAX per connection.
+            held = writer.held
+            if len(writer.ready) > (1 if held else 0) and not self._coalesced:
+                if not held:
+                    writer.schedule()
+                held.append((self, transport, encoded))
+                self._coalesced = True
+            else:
+                if held:
+                    # The last read of the pass (or a second reply): what is
+                    # held goes first.
+                    writer.flush_now()
+                transport.write(encoded)
             self.bytes_sent += len(encoded)
             self.frames_sent += 1
             return

@@ -254,3 +254,17 @@ async def test_a_held_write_that_fails_is_reported_and_the_others_still_go_out()
         loop.set_exception_handler(handler)
     assert [context["message"] for context in reported] == ["coalesced write failed"]
     assert isinstance(reported[0]["exception"], RuntimeError)
+
+
+async def test_a_read_of_several_frames_leaves_coalescing_on() -> None:
+    log: Log = []
+    async with serving(log, reply_upper, count=2) as (clients, _):
+        reader, writer = clients[0]
+        writer.write(b"one\ntwo\n")  # one read, two frames: their replies corked together
+        assert await reader.readline() == b"ONE\n"
+        assert await reader.readline() == b"TWO\n"
+        del log[:]
+        await send_all_at_once(clients)
+        for number, (reader, _) in enumerate(clients):
+            assert await reader.readline() == b"LINE %d\n" % number
+    assert [kind for kind, _ in log] == ["frame", "frame", "write", "write"]
