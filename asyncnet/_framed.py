@@ -242,7 +242,8 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
     def frame_error(self, exc: Exception) -> None:
         """Called once when decoding fails (reading has stopped). The default aborts.
 
-        Override to send an error reply first; then close the transport.
+        Override to send an error reply first, then call :meth:`close` (which
+        writes what is held; ``transport.close()`` would drop it).
         """
         if self._transport is not None:
             self._transport.abort()
@@ -417,8 +418,9 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             # wait in this pass (beside the writer's own flush), at most one
             # immutable reply of up to JOIN_MAX per connection.
             held = writer.held
-            if len(writer.ready) > (1 if held else 0) and not self._coalesced:
-                if not held:
+            scheduled = writer.scheduled
+            if len(writer.ready) > scheduled and not self._coalesced:
+                if not scheduled:
                     writer.schedule()
                 held.append((self, transport, encoded))
                 self._coalesced = True
@@ -581,16 +583,23 @@ class _PassWriter:
     """The replies held by ``coalesce_writes`` in one event loop, written after its pass.
 
     asyncio runs a pass of its loop as: wait for events, queue a callback per
-    ready socket (``loop._ready``), run the callbacks queued. While a
+    ready socket (``loop._ready``), run the callbacks queued then. While a
     callback runs, ``loop._ready`` holds the ones after it. A protocol with
-    ``coalesce_writes`` that sends a reply while that queue is not empty
-    appends ``(protocol, transport, reply)`` to :attr:`held` instead of
-    writing it. The first reply held schedules :meth:`flush` (``call_soon``),
-    so whatever the rest of the pass does, the held replies are written at
-    the start of the next one at the latest; usually the pass's last read
-    sends its reply with nothing left after it, and :meth:`flush_now`
-    writes every held reply, then its own, and takes the scheduled flush
-    back off the queue, so that the loop does not wake for it.
+    ``coalesce_writes`` that sends a reply while that queue holds anything
+    besides the writer's own flush appends ``(protocol, transport, reply)``
+    to :attr:`held` instead of writing it. The first reply held schedules
+    the flush (``call_soon``) unless it is still queued, so that whatever
+    the rest of the pass does, the held replies are written at the start of
+    the next pass at the latest. Usually the pass's last read sends its
+    reply with nothing but the flush queued after it: :meth:`flush_now`
+    writes every held reply, then the read writes its own.
+
+    The flush stays queued when it has nothing left to do (a pass that ends
+    with it costs the loop a poll that does not wait): taken off the queue,
+    a flush that the loop had already counted into its pass (queued in an
+    earlier one) would make the loop pop from an empty queue. While it is
+    queued, :attr:`scheduled` is 1, so ``len(ready) > scheduled`` is "other
+    callbacks wait".
 
     Why: redis-benchmark sends each of its 50 connections' requests as soon
     as the reply to the previous one arrives, from one thread. Written one
@@ -603,16 +612,16 @@ class _PassWriter:
 
     One writer per loop (:meth:`of`), made on first use; a loop without an
     ``asyncio``-style ``_ready`` deque (uvloop) gets none, and its
-    protocols write at once.
+    protocols write at once. The writer holds no reference to its loop
+    (which keys it weakly): it finds the loop running when it needs it.
     """
 
-    __slots__ = ("_handle", "_loop", "held", "ready")
+    __slots__ = ("held", "ready", "scheduled")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, ready: collections.deque[Any]) -> None:
-        self._loop = loop
+    def __init__(self, ready: collections.deque[Any]) -> None:
         self.ready = ready
         self.held: list[tuple[FramedProtocol[Any], asyncio.Transport, bytes]] = []
-        self._handle: asyncio.Handle | None = None
+        self.scheduled = 0
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> _PassWriter | None:
@@ -621,23 +630,20 @@ class _PassWriter:
             return _WRITERS[loop]
         except KeyError:
             ready = getattr(loop, "_ready", None)
-            writer = cls(loop, ready) if isinstance(ready, collections.deque) else None
+            writer = cls(ready) if isinstance(ready, collections.deque) else None
             _WRITERS[loop] = writer
             return writer
 
     def schedule(self) -> None:
-        """Make sure the held replies are written, from a callback of their own."""
-        self._handle = self._loop.call_soon(self.flush)
+        """Queue the flush: the held replies are written from a callback of their own."""
+        asyncio.get_running_loop().call_soon(self._scheduled_flush)
+        self.scheduled = 1
+
+    def _scheduled_flush(self) -> None:
+        self.scheduled = 0
+        self.flush_now()
 
     def flush_now(self) -> None:
-        """Write the held replies now, and unschedule the flush if it is last in the queue."""
-        ready = self.ready
-        if ready and ready[-1] is self._handle:
-            ready.pop()
-        self._handle = None
-        self.flush()
-
-    def flush(self) -> None:
         """Write every held reply, in the order sent; drop those of closing transports."""
         held = self.held
         if not held:
@@ -653,14 +659,14 @@ class _PassWriter:
                 try:
                     transport.write(data)
                 except Exception as exc:  # reported; the other replies are still written
-                    self._loop.call_exception_handler(
+                    asyncio.get_running_loop().call_exception_handler(
                         {"message": "coalesced write failed", "exception": exc,
                          "protocol": protocol, "transport": transport}
                     )
 
 
 # Each event loop's _PassWriter (None: the loop's queue cannot be seen), for
-# as long as the loop lives.
+# as long as the loop lives (the writer does not keep it alive).
 _WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PassWriter | None] = (
     weakref.WeakKeyDictionary()
 )
