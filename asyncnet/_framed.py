@@ -118,7 +118,8 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
     With ``coalesce_writes=True``, a reply sent while other callbacks wait in
     the same pass of the event loop (other connections' reads, when many
     clients are busy) is held, at most one reply of up to 16 KiB per
-    connection, and written with the others after the pass's last read:
+    connection (the replies to one read's frames count as one), and written
+    with the others after the pass's last read:
     a client that runs many connections from one event loop, as load
     generators and connection pools do, then wakes once per burst of
     replies instead of once per reply, which costs the server less system
@@ -337,7 +338,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
                     for frame in frames:
                         frame_received(frame)
                 finally:
-                    self._flush_cork()
+                    self._end_cork()
                     self._cork = None
                     self._direct = self._writer is None
             if not self._builtin_decoder:
@@ -475,6 +476,38 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
                 self._cork_room = self.high_water - transport.get_write_buffer_size()
         self.bytes_sent += size
         self.frames_sent += 1
+
+    def _end_cork(self) -> None:
+        """Write what the cork holds; with coalesce_writes, hold it with the pass's replies.
+
+        The replies to one read's frames are held as one reply, under the
+        same rules as send_nowait's (other callbacks wait in the pass, at
+        most JOIN_MAX bytes, one held reply per connection).
+        """
+        writer = self._writer
+        if writer is not None:
+            transport = self._transport
+            if (
+                self._cork
+                and self._corked <= JOIN_MAX
+                and not self._coalesced
+                and len(writer.ready) > writer.scheduled
+                and transport is not None
+                and not transport._closing  # type: ignore[attr-defined]
+            ):
+                cork = self._cork
+                data = cork[0] if len(cork) == 1 else b"".join(cork)
+                cork.clear()
+                self._corked = 0
+                if not writer.scheduled:
+                    writer.schedule()
+                writer.held.append((self, transport, data))
+                self._coalesced = True
+                return
+            if writer.held:
+                # The last read of the pass: what is held goes first.
+                writer.flush_now()
+        self._flush_cork()
 
     def _flush_cork(self) -> None:
         """Write what the cork holds (in one write); the cork stays on if it was.

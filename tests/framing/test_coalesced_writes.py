@@ -72,13 +72,14 @@ def reply_upper(protocol: Logged, frame: bytes) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(log: Log, react: Callable[[Logged, Any], None], *, count: int = CONNECTIONS,
+                  kind: type[Logged] = Logged,
                   **options: Any) -> AsyncIterator[tuple[Clients, list[Logged]]]:
     """A server of Logged protocols and ``count`` clients, each introduced by "hello N"."""
     loop = asyncio.get_running_loop()
     protocols: list[Logged] = []
 
     def factory() -> Logged:
-        protocols.append(Logged(log, react, **options))
+        protocols.append(kind(log, react, **options))
         return protocols[-1]
 
     server = await loop.create_server(factory, "127.0.0.1", 0)
@@ -333,3 +334,40 @@ async def test_after_a_flush_in_mid_pass_the_last_read_still_writes_what_is_held
                 assert await reader.readline() == b"second\n"
     # Two writes in mid-pass; the other two replies held, and written by the last read.
     assert written == [2, 2, 4]
+
+
+class LoggedReads(Logged):
+    """Also logs ("read", n) when data_received returns."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.number >= 0 and b"hello" not in data:
+            self.log.append(("read", self.number))
+
+
+async def test_the_replies_to_a_pipelined_read_are_held_with_the_pass() -> None:
+    log: Log = []
+    async with serving(log, reply_upper, count=2, kind=LoggedReads) as (clients, _):
+        for number, (_, writer) in enumerate(clients):
+            writer.write(b"a %d\nb %d\n" % (number, number))  # two frames in one read
+        for number, (reader, _) in enumerate(clients):
+            assert await reader.readline() == b"A %d\n" % number
+            assert await reader.readline() == b"B %d\n" % number
+    # Each read's two replies in one write, both written by the pass's last
+    # read, in the order the reads came.
+    assert [kind for kind, _ in log] == ["frame", "frame", "read", "frame", "frame",
+                                         "write", "write", "read"]
+    assert [who for kind, who in log if kind == "write"] == [
+        who for kind, who in log if kind == "frame"][::2]
+
+
+async def test_the_replies_to_a_pipelined_read_are_not_held_past_16_kib() -> None:
+    log: Log = []
+    line = b"x" * 6000
+    async with serving(log, reply_upper, count=2) as (clients, _):
+        for _, writer in clients:
+            writer.write((line + b"\n") * 3)  # three frames in one read, 18,003 bytes of replies
+        for reader, _ in clients:
+            for _ in range(3):
+                assert await reader.readline() == line.upper() + b"\n"
+    assert [kind for kind, _ in log] == ["frame", "frame", "frame", "write"] * 2
