@@ -28,7 +28,7 @@ limit is decoded whole), and on the send side ``high_water`` plus the last
 frame written before ``send`` waited.
 
 A callback-style protocol may also coalesce its writes across connections
-(``coalesce_writes=True``, see :class:`_PassWriter`): a reply sent while
+(``coalesce_writes=True``, see ``_coalesce.py``): a reply sent while
 other callbacks wait in the same pass of the event loop is held, and all
 held replies are written after the pass's last read, as Redis writes its
 replies before it sleeps.
@@ -48,13 +48,12 @@ for good and the error is delivered after the frames decoded before it.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import weakref
 from asyncio import selector_events
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, cast
 
+from ._coalesce import PassWriter
 from ._errors import ConnectionClosed, UsageError
 from ._flow import DEFAULT_HIGH, READ_SIZE, FlowControlProtocol, WaterMarks, shared_read_buffer
 from ._framing import JOIN_MAX, BuiltinDecoder, FrameDecoder, Framing, Raw
@@ -211,10 +210,10 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         # every other connection (see shared_read_buffer).
         self._read_view = shared_read_buffer()[1]
         self._socket_transport = False
-        # coalesce_writes: the loop's _PassWriter once connected (None: write
+        # coalesce_writes: the loop's PassWriter once connected (None: write
         # at once), and whether it holds a reply of ours.
         self._coalesce = coalesce_writes
-        self._writer: _PassWriter | None = None
+        self._writer: PassWriter | None = None
         self._coalesced = False
         self._pause_reasons = 0
         self._eof_sent = False
@@ -223,7 +222,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         # there); None: every frame is written as it is sent.
         self._cork: list[bytes] | None = None
         # Whether send_nowait may write a one-piece frame at once: no cork on
-        # and no _PassWriter. One attribute for the two, so that coalescing
+        # and no PassWriter. One attribute for the two, so that coalescing
         # costs protocols without it nothing (set with _cork and _writer).
         self._direct = True
         self._corked = 0
@@ -285,7 +284,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             transport.max_size = READ_SIZE  # type: ignore[attr-defined]
             transport._read_ready_cb = transport._read_ready__data_received  # type: ignore[attr-defined]
             if self._coalesce:
-                self._writer = _PassWriter.of(asyncio.get_running_loop())
+                self._writer = PassWriter.of(asyncio.get_running_loop())
                 self._direct = self._writer is None
         transport.set_write_buffer_limits(high=self.high_water, low=self.low_water)
 
@@ -415,7 +414,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             and type(encoded) is bytes
             and len(encoded) <= JOIN_MAX
         ):
-            # coalesce_writes (see _PassWriter): held when other callbacks
+            # coalesce_writes (see PassWriter): held when other callbacks
             # wait in this pass (beside the writer's own flush), at most one
             # immutable reply of up to JOIN_MAX per connection.
             held = writer.held
@@ -610,99 +609,6 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
     def statistics(self) -> ConnectionStatistics:
         """Return a frozen snapshot of this connection's counters."""
         return self._snapshot(0, 0)
-
-
-class _PassWriter:
-    """The replies held by ``coalesce_writes`` in one event loop, written after its pass.
-
-    asyncio runs a pass of its loop as: wait for events, queue a callback per
-    ready socket (``loop._ready``), run the callbacks queued then. While a
-    callback runs, ``loop._ready`` holds the ones after it. A protocol with
-    ``coalesce_writes`` that sends a reply while that queue holds anything
-    besides the writer's own flush appends ``(protocol, transport, reply)``
-    to :attr:`held` instead of writing it. The first reply held schedules
-    the flush (``call_soon``) unless it is still queued, so that whatever
-    the rest of the pass does, the held replies are written at the start of
-    the next pass at the latest. Usually the pass's last read sends its
-    reply with nothing but the flush queued after it: :meth:`flush_now`
-    writes every held reply, then the read writes its own.
-
-    The flush stays queued when it has nothing left to do (a pass that ends
-    with it costs the loop a poll that does not wait): taken off the queue,
-    a flush that the loop had already counted into its pass (queued in an
-    earlier one) would make the loop pop from an empty queue. While it is
-    queued, :attr:`scheduled` is 1, so ``len(ready) > scheduled`` is "other
-    callbacks wait".
-
-    Why: redis-benchmark sends each of its 50 connections' requests as soon
-    as the reply to the previous one arrives, from one thread. Written one
-    at a time, between the parsing of the next requests, each reply woke the
-    client anew (``perf``: the wake-up in ``sock_def_readable``, under our
-    ``send``, was 15% of the server's CPU time); written together, they wake
-    it once per pass. The RESP example under ``redis-benchmark -t get -c 50
-    -P 1``: 97,000 -> 105,000 requests per second, 5.0-5.4 -> 4.2-4.6 us of
-    system time per request (benchmarks/README.rst, "Coalesced writes").
-
-    One writer per loop (:meth:`of`), made on first use; a loop without an
-    ``asyncio``-style ``_ready`` deque (uvloop) gets none, and its
-    protocols write at once. The writer holds no reference to its loop
-    (which keys it weakly): it finds the loop running when it needs it.
-    """
-
-    __slots__ = ("held", "ready", "scheduled")
-
-    def __init__(self, ready: collections.deque[Any]) -> None:
-        self.ready = ready
-        self.held: list[tuple[FramedProtocol[Any], asyncio.Transport, bytes]] = []
-        self.scheduled = 0
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _PassWriter | None:
-        """The writer of ``loop``, or None if its queue of callbacks cannot be seen."""
-        try:
-            return _WRITERS[loop]
-        except KeyError:
-            ready = getattr(loop, "_ready", None)
-            writer = cls(ready) if isinstance(ready, collections.deque) else None
-            _WRITERS[loop] = writer
-            return writer
-
-    def schedule(self) -> None:
-        """Queue the flush: the held replies are written from a callback of their own."""
-        asyncio.get_running_loop().call_soon(self._scheduled_flush)
-        self.scheduled = 1
-
-    def _scheduled_flush(self) -> None:
-        self.scheduled = 0
-        self.flush_now()
-
-    def flush_now(self) -> None:
-        """Write every held reply, in the order sent; drop those of closing transports."""
-        held = self.held
-        if not held:
-            return
-        # A new list, so that a write that calls back into a protocol (it
-        # cannot on asyncio's socket transport) would not change this one.
-        self.held = []
-        for protocol, transport, data in held:
-            protocol._coalesced = False
-            # As _flush_cork: a transport already closing drops writes; one
-            # half-closed (write_eof) would raise, and send_eof flushed first.
-            if not transport._closing and not transport._eof:  # type: ignore[attr-defined]
-                try:
-                    transport.write(data)
-                except Exception as exc:  # reported; the other replies are still written
-                    asyncio.get_running_loop().call_exception_handler(
-                        {"message": "coalesced write failed", "exception": exc,
-                         "protocol": protocol, "transport": transport}
-                    )
-
-
-# Each event loop's _PassWriter (None: the loop's queue cannot be seen), for
-# as long as the loop lives (the writer does not keep it alive).
-_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PassWriter | None] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 # Shared by the server and the testing kit: abort without raising on a gone transport.
