@@ -74,6 +74,17 @@ class PassWriter:
             _WRITERS[loop] = writer
             return writer
 
+    def waiting(self) -> bool:
+        """Whether other callbacks than the writer's flush wait in the loop's queue."""
+        return len(self.ready) > self.scheduled
+
+    def hold(self, protocol: Any, transport: asyncio.Transport, data: bytes) -> None:
+        """Hold ``data``, ``protocol``'s reply (which holds no other), until the flush."""
+        if not self.scheduled:
+            self.schedule()
+        self.held.append((protocol, transport, data))
+        protocol._coalesced = True
+
     def schedule(self) -> None:
         """Queue the flush: the held replies are written from a callback of their own."""
         asyncio.get_running_loop().call_soon(self._scheduled_flush)

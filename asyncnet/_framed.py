@@ -416,7 +416,8 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         ):
             # coalesce_writes (see PassWriter): held when other callbacks
             # wait in this pass (beside the writer's own flush), at most one
-            # immutable reply of up to JOIN_MAX per connection.
+            # immutable reply of up to JOIN_MAX per connection. PassWriter's
+            # waiting() and hold(), inlined: no call per reply.
             held = writer.held
             scheduled = writer.scheduled
             if len(writer.ready) > scheduled and not self._coalesced:
@@ -490,18 +491,14 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
                 self._cork
                 and self._corked <= JOIN_MAX
                 and not self._coalesced
-                and len(writer.ready) > writer.scheduled
+                and writer.waiting()
                 and transport is not None
                 and not transport._closing  # type: ignore[attr-defined]
             ):
                 cork = self._cork
-                data = cork[0] if len(cork) == 1 else b"".join(cork)
+                writer.hold(self, transport, cork[0] if len(cork) == 1 else b"".join(cork))
                 cork.clear()
                 self._corked = 0
-                if not writer.scheduled:
-                    writer.schedule()
-                writer.held.append((self, transport, data))
-                self._coalesced = True
                 return
             if writer.held:
                 # The last read of the pass: what is held goes first.
