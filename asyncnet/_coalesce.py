@@ -3,9 +3,10 @@
 :class:`PassWriter` holds, for one event loop, the replies that framed
 protocols sent while the loop's pass had other callbacks to run, and writes
 them after the pass's last read. The decision to hold is made in
-``FramedProtocol.send_nowait`` and ``FramedProtocol._end_cork``
-(``_framed.py``), inline on their fast paths; this module keeps the held
-replies, the flush and the per-loop registry.
+``FramedProtocol.send_nowait`` (which inlines :meth:`PassWriter.waiting`
+and :meth:`PassWriter.hold` on its fast path) and ``FramedProtocol._end_cork``
+(which calls them), in ``_framed.py``; this module keeps the held replies,
+the flush and the per-loop registry.
 """
 
 from __future__ import annotations

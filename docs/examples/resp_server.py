@@ -250,7 +250,7 @@ def known_headers(max_bulk: int, max_args: int) -> tuple[dict[bytes, int], list[
     Checking a header by table costs about half of ``int()`` on its slice,
     and short ones are what clients send (up to 64 arguments, 1 KiB values).
     Made once per pair of limits (``functools.cache``) and shared by every
-    decoder: about 100 KiB of dicts and keys. Made per connection (as the
+    decoder: about 100 KiB of tables and keys. Made per connection (as the
     callback style's ``RESP()`` per protocol once did), 200 clients held
     20 MiB of them, each lookup went to a table out of the CPU's caches,
     and the server spent 7.3 us of user CPU per request instead of 5.8
