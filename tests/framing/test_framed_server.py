@@ -558,11 +558,69 @@ async def test_framed_protocol_stops_reading_while_the_peer_does_not_read() -> N
             await wait_until(lambda: bool(protocols) and protocols[0].reading_paused,
                              "server stopped reading")
             stats = protocols[0].statistics()
-            # High water, plus the replies to one read's worth of requests.
-            assert stats.write_buffer_size <= 32 * 1024 + (256 * 1024 // 101 + 1) * 1000
+            # High water, plus the one reply that took the buffer past it: the
+            # rest of the read's requests wait until the peer reads again.
+            assert stats.write_buffer_size <= 32 * 1024 + 1000
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
             conn.abort()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+class BigReplies(asyncnet.FramedProtocol[bytes]):
+    """Answers each line with a 64 KiB reply naming it; an over-long line gets ERR."""
+
+    def __init__(self) -> None:
+        super().__init__(Lines(max_length=100), high_water=64 * 1024)
+        self.handled = 0
+        self.handled_at_error: int | None = None
+
+    def frame_received(self, frame: bytes) -> None:
+        self.handled += 1
+        self.send_nowait(frame.ljust(64 * 1024 - 1, b"."))
+
+    def frame_error(self, exc: Exception) -> None:
+        self.handled_at_error = self.handled
+        self.send_nowait(b"ERR")
+        self.close()
+
+
+async def test_framed_protocol_leaves_a_reads_requests_unhandled_while_the_peer_does_not_read() -> (
+    None
+):
+    # One write of many small requests, each calling for a large reply: the
+    # replies to the whole read would be 64 MiB. While the peer does not read,
+    # the protocol holds at most high water plus one reply; the requests wait
+    # decoded, and are answered, in order, once it reads. The error the
+    # decoder found after them comes after their replies.
+    protocols: list[BigReplies] = []
+
+    def factory() -> BigReplies:
+        protocols.append(BigReplies())
+        return protocols[-1]
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(b"%d\n" % i for i in range(1000)) + b"x" * 200 + b"\n")
+        await wait_until(lambda: bool(protocols) and protocols[0].reading_paused,
+                         "server stopped reading")
+        protocol = protocols[0]
+        assert protocol.statistics().write_buffer_size <= 64 * 1024 + 64 * 1024
+        assert protocol.handled < 1000
+        assert protocol.handled_at_error is None
+        replies = await reader.read()  # to EOF: the server closes after ERR
+        writer.close()
+        await writer.wait_closed()
+        lines = replies.split(b"\n")
+        assert lines.pop() == b""
+        assert lines[-1] == b"ERR"
+        assert [line.rstrip(b".") for line in lines[:-1]] == [b"%d" % i for i in range(1000)]
+        assert protocol.handled_at_error == 1000
     finally:
         server.close()
         await server.wait_closed()
