@@ -113,7 +113,10 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
     :meth:`end_received`); reply with :meth:`send_nowait` and, from a task,
     ``await`` :meth:`drain`. Reading pauses while the transport's write buffer
     is above ``high_water``, so a peer that does not read its replies cannot
-    make us buffer more than ``high_water`` plus the replies to one read.
+    make us buffer more than ``high_water`` plus one reply: when one read
+    holds many frames, those after the reply that went past ``high_water``
+    wait, decoded, until the peer reads again (whatever a single
+    :meth:`frame_received` call sends is yours to bound).
 
     With ``coalesce_writes=True``, a reply sent while other callbacks wait in
     the same pass of the event loop (other connections' reads, when many
