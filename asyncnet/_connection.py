@@ -320,7 +320,8 @@ class ConnectionProtocol(FramedProtocol[F]):
             self._end = EndOfStream("the peer finished sending")
         self._pause_reading(_STOPPED)
         self._wake()
-        # Keep the transport open: the handler may still reply (half-close).
+        # Keep the transport open: the handler may still reply (half-close;
+        # not over TLS, see FramedProtocol.eof_received).
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -378,13 +378,23 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             self._decode_failed(decoder._error)  # type: ignore[attr-defined]
 
     def eof_received(self) -> bool:
-        """Check the stream ended on a frame boundary, then ask :meth:`end_received`."""
+        """Check the stream ended on a frame boundary, then ask :meth:`end_received`.
+
+        Over TLS the connection closes at the peer's EOF, whatever
+        :meth:`end_received` returns: asyncio's TLS transport cannot half-close.
+        """
         try:
             self._decoder.feed_eof()
         except Exception as exc:
             self._decode_failed(exc)
-            return True
-        return self.end_received()
+            keep_open = True
+        else:
+            keep_open = self.end_received()
+        # A transport that cannot half-close (asyncio's TLS transport) closes
+        # at the peer's EOF whatever this returns, and logs a warning for
+        # every true.
+        transport = self._transport
+        return bool(keep_open) and transport is not None and transport.can_write_eof()
 
     def pause_writing(self) -> None:
         """The peer is not reading: stop reading from it (callback style) until it does."""
@@ -594,7 +604,7 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         if transport is None or transport.is_closing():
             raise ConnectionClosed("the connection is closed")
         if not transport.can_write_eof():
-            raise UsageError("this transport cannot half-close (TLS cannot, before Python 3.12)")
+            raise UsageError("this transport cannot half-close (asyncio's TLS transports cannot)")
         if not self._eof_sent:
             self._flush_cork()
             self._eof_sent = True

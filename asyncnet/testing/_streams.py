@@ -4,7 +4,8 @@ In the spirit of ``trio.testing.check_two_way_stream``: given a factory of
 connected :class:`~asyncnet.Connection` pairs (in memory, over TCP, over TLS,
 through your own proxy...), run the same scenarios on a fresh pair each:
 both directions at once, many concurrent senders, a clogged peer, EOF on a
-frame boundary and inside a frame, close versus abort. Raises
+frame boundary and inside a frame, close versus abort (where the transport
+cannot half-close, as over TLS, a side ends by closing). Raises
 :class:`AssertionError` on the first deviation; every wait is bounded.
 """
 
@@ -46,6 +47,32 @@ def _same(conn: Connection[Any], got: Sequence[Any], expected: Sequence[Any]) ->
     return b"".join(got) == b"".join(expected)
 
 
+def _end(conn: Connection[Any]) -> None:
+    """End what ``conn`` sends: half-close where the transport can (TCP), else close (TLS)."""
+    if _can_half_close(conn):
+        conn.send_eof()
+    else:
+        conn.close()
+
+
+def _can_half_close(conn: Connection[Any]) -> bool:
+    transport = conn._protocol.transport
+    return transport is not None and bool(transport.can_write_eof())  # type: ignore[attr-defined]
+
+
+async def _receive_as_many(conn: Connection[Any], frames: Sequence[Any]) -> list[Any]:
+    """Receive as many frames as ``frames`` holds (for Raw: as many bytes)."""
+    got: list[Any] = []
+    if preserves_boundaries(conn.framing):
+        while len(got) < len(frames):
+            got.append(await conn.receive())
+    else:
+        size = len(b"".join(frames))
+        while len(b"".join(got)) < size:
+            got.append(await conn.receive())
+    return got
+
+
 def _encoded(conn: Connection[Any], frame: Any) -> bytes:
     encoded = conn.framing.encode(frame)
     if isinstance(encoded, tuple):
@@ -54,12 +81,20 @@ def _encoded(conn: Connection[Any], frame: Any) -> bytes:
 
 
 async def _both_directions(a: Connection[Any], b: Connection[Any], frames: Sequence[Any]) -> None:
+    # Each side ends its sending with a half-close; where the transport
+    # cannot half-close (TLS), each receives as many frames as were sent.
+    half_close = _can_half_close(a) and _can_half_close(b)
+
     async def send_all(conn: Connection[Any]) -> None:
         for frame in frames:
             await conn.send(frame)
-        conn.send_eof()
+        if half_close:
+            conn.send_eof()
 
-    results = await asyncio.gather(send_all(a), send_all(b), _receive_all(a), _receive_all(b))
+    async def receive(conn: Connection[Any]) -> list[Any]:
+        return await (_receive_all(conn) if half_close else _receive_as_many(conn, frames))
+
+    results = await asyncio.gather(send_all(a), send_all(b), receive(a), receive(b))
     assert _same(a, results[2], frames), f"b -> a delivered {results[2]!r}"
     assert _same(b, results[3], frames), f"a -> b delivered {results[3]!r}"
 
@@ -74,7 +109,7 @@ async def _concurrent_senders(a: Connection[Any], b: Connection[Any],
 
     async def send_then_eof() -> None:
         await asyncio.gather(*(send_all() for _ in range(senders)))
-        a.send_eof()
+        _end(a)
 
     _, got = await asyncio.gather(send_then_eof(), _receive_all(b))
     # Frames from different tasks may interleave, but each arrives whole.
@@ -118,7 +153,7 @@ async def _clogged_peer(a: Connection[Any], b: Connection[Any], frames: Sequence
         if not flooder.done():
             flooder.cancel()
         await asyncio.gather(flooder, return_exceptions=True)
-    a.send_eof()
+    _end(a)
     got = await _receive_all(b)
     assert _same(b, got, sent), "after unclogging, the frames did not arrive whole and in order"
 
@@ -131,7 +166,7 @@ async def _eof_inside_a_frame(a: Connection[Any], b: Connection[Any],
     protocol = a._protocol
     assert protocol.transport is not None
     protocol.transport.write(data[:-1])  # type: ignore[attr-defined]
-    a.send_eof()
+    _end(a)
     try:
         got = await _receive_all(b)
     except IncompleteFrame:

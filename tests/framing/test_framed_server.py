@@ -88,6 +88,41 @@ async def test_tls() -> None:
     assert srv.statistics().handler_errors == 0
 
 
+async def test_tls_peers_that_finish_sending_leave_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # asyncio's TLS transport cannot half-close: it closes at the peer's EOF
+    # and logs a warning when eof_received() asks to stay open. Neither style
+    # may ask (one warning per client that ends its stream).
+    class Upper(asyncnet.FramedProtocol[bytes]):
+        def frame_received(self, frame: bytes) -> None:
+            self.send_nowait(frame.upper())
+
+    loop = asyncio.get_running_loop()
+    callback_server = await loop.create_server(
+        lambda: Upper(Lines()), "127.0.0.1", 0, ssl=server_ssl_context()
+    )
+    try:
+        async with asyncnet.start_server(
+            line_echo, framing=Lines(), ssl=server_ssl_context()
+        ) as srv:
+            with caplog.at_level(logging.WARNING, logger="asyncio"):
+                for port in (port_of(srv), callback_server.sockets[0].getsockname()[1]):
+                    reader, writer = await asyncio.open_connection(
+                        "127.0.0.1", port, ssl=client_ssl_context(), server_hostname="localhost"
+                    )
+                    writer.write(b"one\ntwo\n")
+                    assert await reader.readexactly(8) == b"ONE\nTWO\n"
+                    writer.close()  # close_notify: the server reads EOF on a boundary
+                    assert await reader.read() == b""
+                    await writer.wait_closed()
+                await wait_until(lambda: srv.statistics().current_connections == 0, "closed")
+            assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    finally:
+        callback_server.close()
+        await callback_server.wait_closed()
+
+
 async def test_tls_connection_the_handler_closed_is_still_aborted_by_shutdown() -> None:
     # The handler closes, then the server closes again after it returns. A
     # second close() of asyncio's TLS transport drops its protocol, after

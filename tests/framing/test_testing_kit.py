@@ -76,6 +76,14 @@ async def test_tcp_pairs_pass_the_stream_check(
         await check_two_way_stream(pairs.make, frames)
 
 
+@pytest.mark.parametrize(("framing", "frames"), FRAMINGS, ids=["lines", "length", "raw"])
+async def test_tls_pairs_pass_the_stream_check(
+    framing: asyncnet.Framing[bytes], frames: list[bytes]
+) -> None:
+    async with TCPPairs(framing, ssl=True) as pairs:
+        await check_two_way_stream(pairs.make, frames)
+
+
 async def test_memory_pair_pauses_the_writer_when_the_reader_stops() -> None:
     a, b = memory_connection_pair(Lines(), high_water=1000, receive_limit=1000)
     sender = asyncio.create_task(_send(a, 5000))
