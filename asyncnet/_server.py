@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 from ._connect import open_stream
 from ._connection import Connection, ConnectionProtocol, connection_factory
 from ._errors import (
+    EndOfStream,
     RemoteProtocolError,
     TransportError,
     UsageError,
@@ -147,12 +148,15 @@ class Server(ServerCore[ServerStatistics]):
     async def _run(self, protocol: _ServerProtocol, conn: Connection[Any]) -> None:
         try:
             await self.handler(conn)
-        except TransportError:
-            # The peer went away or we aborted (idle, shutdown): nothing to report.
-            _abort(protocol)
-        except RemoteProtocolError as exc:
-            self._count("protocol_errors")
-            logger.info("connection from %r ended by a protocol error: %r", conn.peername, exc)
+        except (TransportError, RemoteProtocolError) as exc:
+            if not _ended_by(protocol, exc):
+                # Another connection's (the handler's own upstream, say).
+                self._count("handler_errors")
+                logger.exception("handler failed for %r; connection aborted", conn.peername)
+            elif isinstance(exc, RemoteProtocolError):
+                self._count("protocol_errors")
+                logger.info("connection from %r ended by a protocol error: %r", conn.peername, exc)
+            # else the peer went away or we aborted (idle, shutdown): nothing to report.
             _abort(protocol)
         except Exception:
             self._count("handler_errors")
@@ -171,6 +175,22 @@ class Server(ServerCore[ServerStatistics]):
 
     def _describe(self) -> str:
         return f" {self.framing!r}"
+
+
+def _ended_by(protocol: _ServerProtocol, exc: Exception) -> bool:
+    """Whether ``exc`` is this connection's end rather than some other connection's error.
+
+    It is when ``receive()`` raised it (the decoder's error, the peer's EOF
+    or reset), or, for a transport error, when this connection is closing
+    (a send after the peer left, an abort for idleness or shutdown).
+    """
+    end = protocol._end
+    if exc is end or (isinstance(exc, EndOfStream) and isinstance(end, EndOfStream)):
+        return True
+    if isinstance(exc, RemoteProtocolError):
+        return False
+    transport = protocol.transport
+    return transport is None or transport.is_closing()
 
 
 def _abort(protocol: _ServerProtocol) -> None:

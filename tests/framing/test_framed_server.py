@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import tempfile
 
 import pytest
@@ -306,6 +307,45 @@ async def test_handler_exception_is_counted_logged_and_the_connection_aborted(
     (record,) = [r for r in caplog.records if r.name == "asyncnet"]
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("upstream", ["connect", "protocol"])
+async def test_another_connections_error_in_the_handler_is_a_handler_error(
+    caplog: pytest.LogCaptureFixture, upstream: str
+) -> None:
+    # The handler's own upstream fails (a ConnectError, a RemoteProtocolError
+    # of its own making) while the client's connection is fine: the
+    # handler's failure, counted and logged, not the client's departure or
+    # the client's protocol error.
+    dead_port = _unused_port()
+
+    async def proxy(conn: Connection[bytes]) -> None:
+        await conn.receive()
+        if upstream == "connect":
+            await asyncnet.open_connection("127.0.0.1", dead_port, framing=Lines())
+        raise asyncnet.RemoteProtocolError("the upstream sent nonsense")
+
+    async with asyncnet.start_server(proxy, framing=Lines()) as server:
+        async with asyncnet.open_connection(
+            "127.0.0.1", port_of(server), framing=Lines()
+        ) as conn:
+            with caplog.at_level(logging.ERROR, logger="asyncnet"):
+                await conn.send(b"go")
+                with pytest.raises((asyncnet.EndOfStream, asyncnet.ReadError)):
+                    await conn.receive()
+        await wait_until(lambda: server.statistics().current_connections == 0, "gone")
+    stats = server.statistics()
+    assert (stats.handler_errors, stats.protocol_errors) == (1, 0)
+    (record,) = [r for r in caplog.records if r.name == "asyncnet"]
+    assert record.levelno == logging.ERROR
+    expected = asyncnet.ConnectError if upstream == "connect" else asyncnet.RemoteProtocolError
+    assert record.exc_info is not None and isinstance(record.exc_info[1], expected)
 
 
 # -- admission, idleness, shutdown ----------------------------------------------------
