@@ -53,7 +53,8 @@ class ServerStatistics:
     total_connections: int
     #: Connections closed at once: ``max_connections`` were open, or the server was closed.
     refused_connections: int
-    #: Handlers that raised something other than a peer's or transport's error.
+    #: Handlers that raised something other than this connection's end (the
+    #: peer's malformed data, EOF or reset; an abort): another connection's errors too.
     handler_errors: int
     #: Handlers ended by the peer's malformed data (``FrameTooLarge``, ``IncompleteFrame``...).
     protocol_errors: int
