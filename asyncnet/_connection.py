@@ -27,7 +27,7 @@ import collections
 import itertools
 import types
 from collections.abc import AsyncIterator, Callable, Generator
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Final, Generic, TypeVar, cast
 
 from ._errors import ConnectionClosed, EndOfStream, ReadError, UsageError
 from ._flow import DEFAULT_HIGH, DEFAULT_RECEIVE_LIMIT, WaterMarks
@@ -36,9 +36,19 @@ from ._framing import Framing
 from ._lifetime import Site, warn_unclosed
 from ._waiter import _FrameWaiter, _running_task
 
-__all__ = ["Connection", "ConnectionProtocol", "connection_factory"]
+__all__ = ["DECODE_STEP", "FRAME_COST", "Connection", "ConnectionProtocol", "connection_factory"]
 
 F = TypeVar("F")
+
+# What a queued frame counts against the receive limit beside its wire bytes:
+# about what it costs as an object (a short bytes object and its two queue
+# slots take 50 bytes; tracemalloc, CPython 3.11), so that the limit bounds
+# memory, not only bytes, when frames are tiny.
+FRAME_COST: Final = 56
+
+# A read larger than this is decoded a step of this size at a time, and no
+# further than the step that fills the queue (see _receive_in_steps).
+DECODE_STEP: Final = 8 * 1024
 
 
 class ConnectionProtocol(FramedProtocol[F]):
@@ -58,6 +68,7 @@ class ConnectionProtocol(FramedProtocol[F]):
         "_partial",
         "_queued",
         "_receiving",
+        "_unfed",
         "_waiter",
         "_wake_batch",
         "_wake_pending",
@@ -94,6 +105,9 @@ class ConnectionProtocol(FramedProtocol[F]):
         self._held: bytearray | None = held if type(held) is bytearray else None
         # Why no more frames will come, once known: raised after the queue drains.
         self._end: Exception | None = None
+        # The rest of a large read, left undecoded when the queue filled (see
+        # _receive_in_steps); None: nothing.
+        self._unfed: bytes | None = None
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._waiter = _FrameWaiter(loop)
@@ -113,12 +127,16 @@ class ConnectionProtocol(FramedProtocol[F]):
     def data_received(self, data: bytes) -> None:
         """Decode ``data``; queue the frames; pause reading if the queue is over its limit."""
         size = len(data)
+        if size > DECODE_STEP and not self._raw:
+            self._receive_in_steps(data)
+            return
         self.bytes_received += size
         if self._raw:
             # Raw(): the read is the frame (see FramedProtocol.__init__).
             if not size:
                 return
             self._frames.append(data if type(data) is bytes else bytes(data))  # type: ignore[arg-type]
+            size += FRAME_COST
             self._costs.append(size)
             self._queued += size
             self.frames_received += 1
@@ -138,11 +156,12 @@ class ConnectionProtocol(FramedProtocol[F]):
             if not frames:
                 return
             count = len(frames)
-            # The wire bytes these frames took; shared out so that taking a
-            # frame releases its part of the receive limit.
+            # The wire bytes these frames took, and FRAME_COST each; shared
+            # out so that taking a frame releases its part of the receive limit.
             consumed = size + before - partial
             if consumed < 0:
                 consumed = 0
+            consumed += count * FRAME_COST
             if count == 1:
                 self._frames.append(frames[0])
                 self._costs.append(consumed)
@@ -182,6 +201,32 @@ class ConnectionProtocol(FramedProtocol[F]):
         if self._queued + partial > self.receive_limit and self._frames:
             self._pause_reading(_QUEUE_FULL)
 
+    def _receive_in_steps(self, data: bytes) -> None:
+        """Receive a large read as reads of ``DECODE_STEP`` bytes, up to one that fills the queue.
+
+        The bytes after it wait undecoded (``_unfed``) until the queue falls
+        to its low mark (``_queue_drained``). So the frames decoded at once
+        are those of one step, not of a whole read: a read of 124 KiB of
+        two-byte lines would otherwise be some 40,000 frames at once, about
+        2 MiB of objects.
+        """
+        for start in range(0, len(data), DECODE_STEP):
+            self.data_received(data[start : start + DECODE_STEP])
+            if self._pause_reasons:
+                # The queue is full (else decoding failed: nothing more is wanted).
+                rest = data[start + DECODE_STEP :]
+                if rest and self._pause_reasons == _QUEUE_FULL:
+                    self._unfed = rest
+                return
+
+    def _queue_drained(self) -> None:
+        """The queue fell to its low mark: decode what a read left, and read again."""
+        self._resume_reading(_QUEUE_FULL)
+        unfed = self._unfed
+        if unfed is not None:
+            self._unfed = None
+            self._receive_in_steps(unfed)
+
     def frame_error(self, exc: Exception) -> None:
         """Deliver the error to the consumer after the frames queued before it."""
         if self._end is None:
@@ -201,6 +246,7 @@ class ConnectionProtocol(FramedProtocol[F]):
     def connection_lost(self, exc: Exception | None) -> None:
         """Wake the consumer with the end of the stream or the transport's error."""
         super().connection_lost(exc)
+        self._unfed = None
         if self._end is None:
             if exc is not None:
                 error: Exception = ReadError(f"connection lost: {exc}")
@@ -288,7 +334,7 @@ class ConnectionProtocol(FramedProtocol[F]):
         if self._pause_reasons & _QUEUE_FULL and (
             not self._frames or self._queued + self._partial <= self.receive_low
         ):
-            self._resume_reading(_QUEUE_FULL)
+            self._queue_drained()
         return frame
 
     @types.coroutine
@@ -327,7 +373,7 @@ class ConnectionProtocol(FramedProtocol[F]):
         if self._pause_reasons & _QUEUE_FULL and (
             not frames or self._queued + self._partial <= self.receive_low
         ):
-            self._resume_reading(_QUEUE_FULL)
+            self._queue_drained()
         return frame
 
     async def receive(self) -> F:

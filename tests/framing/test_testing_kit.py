@@ -10,6 +10,7 @@ import pytest
 
 import asyncnet
 from asyncnet import Connection, LengthPrefixed, Lines, Raw
+from asyncnet._connection import FRAME_COST
 from asyncnet.testing import check_two_way_stream, memory_connection_pair
 from tests.support.servers import client_ssl_context, server_ssl_context
 
@@ -93,8 +94,10 @@ async def test_memory_pair_pauses_the_writer_when_the_reader_stops() -> None:
         await asyncio.sleep(0)
     assert not sender.done()  # waiting in drain() for a reader that reads nothing
     assert b.statistics().reading_paused
-    # One delivery (64 KiB at most, here the writer's ~1 KB) past the limit.
-    assert b.statistics().queued_bytes <= 1000 + 1100
+    # One delivery (64 KiB at most, here the writer's ~1 KB) past the limit,
+    # each frame counted with FRAME_COST.
+    stats = b.statistics()
+    assert stats.queued_bytes <= 1000 + 1100 + stats.queued_frames * FRAME_COST
     got = []
     async for frame in b:
         got.append(frame)
