@@ -342,7 +342,13 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
                 self._deliver(iter(frames))
                 if self._backlog is not None:
                     return  # the decoder's error, if any, comes after the backlog
-            self._after_frames()
+            if not self._builtin_decoder:
+                if not self._reports_error:
+                    self._check_pending_error()
+                elif decoder.pending_error is not None:  # type: ignore[attr-defined]
+                    self._decode_failed(decoder.pending_error)  # type: ignore[attr-defined]
+            elif decoder._error is not None:  # type: ignore[attr-defined]
+                self._decode_failed(decoder._error)  # type: ignore[attr-defined]
 
     def _deliver(self, frames: Iterator[F]) -> None:
         """Hand several frames of one read to frame_received, their replies held together.
@@ -370,17 +376,6 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             self._end_cork()
             self._cork = None
             self._direct = self._writer is None
-
-    def _after_frames(self) -> None:
-        """Report the error the decoder found after the frames it returned, if any."""
-        decoder = self._decoder
-        if not self._builtin_decoder:
-            if not self._reports_error:
-                self._check_pending_error()
-            elif decoder.pending_error is not None:  # type: ignore[attr-defined]
-                self._decode_failed(decoder.pending_error)  # type: ignore[attr-defined]
-        elif decoder._error is not None:  # type: ignore[attr-defined]
-            self._decode_failed(decoder._error)  # type: ignore[attr-defined]
 
     def eof_received(self) -> bool:
         """Check the stream ended on a frame boundary, then ask :meth:`end_received`.
@@ -435,7 +430,9 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
             self._deliver(backlog)
             if self._backlog is not None or self._transport is None:
                 return
-            self._after_frames()
+            # The error the decoder found after the backlog's frames, if any:
+            # feeding nothing raises it (the rule every decoder follows).
+            self.data_received(b"")
         self._resume_reading(_PEER_SLOW)
 
     def connection_lost(self, exc: Exception | None) -> None:
