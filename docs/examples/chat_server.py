@@ -10,6 +10,11 @@ with ``send_nowait`` while its unsent backlog is under ``max_backlog``; a
 member whose backlog is over it (it stopped reading) is dropped. So the room's
 memory per member is bounded by ``max_backlog`` plus one line, whatever the
 members do, and one stalled member never slows the others.
+
+A line reaches the other members' terminals as text they can read, never as
+commands to the terminal: control characters (ESC, BEL, CR...; tab is kept)
+arrive written as escapes such as ``\\x1b``, and bytes that are not UTF-8 as
+U+FFFD.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 
 import asyncnet
 
@@ -24,6 +30,14 @@ import asyncnet
 # client that falls that far behind is not reading at all.
 MAX_BACKLOG = 256 * 1024
 MAX_LINE = 4096
+# C0 controls but tab, DEL and C1 controls: what a terminal obeys rather than shows.
+CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(line: bytes) -> bytes:
+    """``line`` as UTF-8 a terminal shows as it is: each control character as ``\\xNN``."""
+    text = line.decode("utf-8", errors="replace")
+    return CONTROLS.sub(lambda match: f"\\x{ord(match.group()):02x}", text).encode()
 
 
 class ChatRoom:
@@ -58,7 +72,7 @@ class ChatRoom:
             async for line in conn:
                 if conn not in self.members:
                     break  # dropped as too slow
-                self.broadcast(conn, name + b": " + line)
+                self.broadcast(conn, name + b": " + printable(line))
         except asyncnet.FrameTooLarge:
             await conn.send(b"* line too long, bye")
         finally:

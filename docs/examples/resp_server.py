@@ -9,10 +9,14 @@ Run it, then use the real Redis tools against it::
 Commands: PING, ECHO, SET, GET, DEL, EXISTS, INCR; CONFIG and COMMAND get an
 empty reply (so redis-benchmark starts). The framer is the point: a class
 with ``decoder()`` and ``encode()`` is all asyncnet needs, and its limits
-make a hostile client cost at most ``max_bulk`` bytes. The server runs in
-the callback style (``asyncnet.FramedProtocol``, no task per client: the
-fastest, as nothing here waits), or with ``--await-style`` under
-``asyncnet.start_server``.
+bound what a client's unfinished command makes the server hold: at most
+``max_command`` bytes of arguments (4 MiB by default, however many of the
+``max_args`` arguments of up to ``max_bulk`` bytes it announces), plus one
+header line of up to ``MAX_LINE`` bytes and a few dozen bytes of bookkeeping
+per argument. (The store itself grows with what clients SET, as a Redis
+without ``maxmemory`` does.) The server runs in the callback style
+(``asyncnet.FramedProtocol``, no task per client: the fastest, as nothing
+here waits), or with ``--await-style`` under ``asyncnet.start_server``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ Command = list[bytes]
 # A header line ("*3", "$5", or an inline command) longer than this is refused:
 # Redis's own limit for inline commands.
 MAX_LINE = 64 * 1024
+# The range of INCR's values: Redis's are signed 64-bit integers.
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class RESPDecoder:
@@ -39,13 +45,15 @@ class RESPDecoder:
     ``feed`` parses each read where it lies, by positions, a command's
     arguments in one inner loop, and slices out only the arguments. State
     between reads: ``_count``, the number of arguments the array under
-    construction announced (-1: no array header yet), and ``_args`` the ones
-    complete; ``_rest`` holds the bytes of the element that is not complete
-    (a header line, or a bulk string from its ``$`` header on), and
-    ``_need`` how many it must hold before parsing can go on (0: a header
-    line, which needs a newline). Bytes that cannot complete the element are
-    appended, not parsed again, so decoding is linear however the input is
-    split.
+    construction announced (-1: no array header yet), ``_args`` the ones
+    complete and ``_size`` their bytes; ``_rest`` holds the bytes of the
+    element that is not complete (a header line, or a bulk string from its
+    ``$`` header on), and ``_need`` how many it must hold before parsing can
+    go on (0: a header line, which needs a newline). Bytes that cannot
+    complete the element are appended, not parsed again, so decoding is
+    linear however the input is split. A bulk header whose length would take
+    the command's arguments past ``max_command`` bytes is refused at once,
+    before those bytes arrive.
 
     Most reads hold whole commands whose arguments contain no CRLF: for
     them ``_whole_commands`` cuts the read with one ``split`` and checks the
@@ -57,12 +65,14 @@ class RESPDecoder:
     next call: asyncnet reads it instead of calling ``feed(b"")`` to ask.
     """
 
-    def __init__(self, max_bulk: int, max_args: int,
+    def __init__(self, max_bulk: int, max_args: int, max_command: int,
                  known: tuple[dict[bytes, int], list[bytes]] | None = None) -> None:
         self._max_bulk = max_bulk
         self._max_args = max_args
-        self._arrays, self._bulks = known or known_headers(max_bulk, max_args)
+        self._max_command = max_command
+        self._arrays, self._bulks = known or known_headers(max_bulk, max_args, max_command)
         self._args: Command = []
+        self._size = 0
         self._count = -1
         self._rest = bytearray()
         self._need = 0
@@ -70,7 +80,7 @@ class RESPDecoder:
 
     @property
     def buffered(self) -> int:
-        return len(self._rest) + sum(map(len, self._args))
+        return len(self._rest) + self._size
 
     def feed(self, data: bytes) -> list[Command]:
         if self.pending_error is not None:
@@ -96,7 +106,8 @@ class RESPDecoder:
             data = bytes(rest)
             rest.clear()
         commands: list[Command] = []
-        args, count, need = self._args, self._count, 0
+        args, count, need, used = self._args, self._count, 0, self._size
+        max_command = self._max_command
         pos, size = 0, len(data)
         try:
             while pos < size:
@@ -109,13 +120,13 @@ class RESPDecoder:
                         break
                     start, pos = pos, end + 1
                     if data[start] != 42:  # no "*": an inline command
+                        if end - start > MAX_LINE:
+                            raise asyncnet.FrameTooLarge("inline command too long",
+                                                         limit=MAX_LINE, size=end - start)
                         if inline := data[start:end].split():
                             commands.append(inline)
                         continue
-                    try:
-                        count = int(data[start + 1:end])  # int() ignores the CR before LF
-                    except ValueError:
-                        count = -1
+                    count = header_number(data[start:end])
                     if not 0 <= count <= self._max_args:
                         raise self._bad_header(data[start:end], self._max_args, "array")
                 # The arguments: "$<length>" CRLF, that many bytes, CRLF.
@@ -126,12 +137,12 @@ class RESPDecoder:
                             raise asyncnet.FrameTooLarge("header line too long", limit=MAX_LINE,
                                                          size=size - pos)
                         break
-                    try:
-                        length = int(data[pos + 1:end])
-                    except ValueError:
-                        length = -1
+                    length = header_number(data[pos:end])
                     if data[pos] != 36 or not 0 <= length <= self._max_bulk:  # "$"
                         raise self._bad_header(data[pos:end], self._max_bulk, "bulk string")
+                    if used + length > max_command:
+                        raise asyncnet.FrameTooLarge(f"command of over {used + length} bytes",
+                                                     limit=max_command, size=used + length)
                     stop = end + 1 + length
                     if stop + 2 > size:
                         need = stop + 2 - pos  # kept from its header: parsed again when complete
@@ -142,17 +153,18 @@ class RESPDecoder:
                     if data[stop] != 13 or data[stop + 1] != 10:  # CR LF
                         raise asyncnet.RemoteProtocolError("bulk string not followed by CRLF")
                     args.append(data[end + 1:stop])
+                    used += length
                     pos = stop + 2
                 if len(args) < count:
                     break  # wait for more bytes
                 commands.append(args)
-                args, count = [], -1
+                args, count, used = [], -1, 0
         except asyncnet.RemoteProtocolError as exc:
             self._fail(exc)
             if not commands:
                 raise
             return commands
-        self._args, self._count, self._need = args, count, need
+        self._args, self._count, self._need, self._size = args, count, need, used
         if pos < size:
             rest += memoryview(data)[pos:]
         return commands
@@ -202,22 +214,22 @@ class RESPDecoder:
 
     @staticmethod
     def _bad_header(line: bytes, limit: int, what: str) -> Exception:
+        if len(line) > MAX_LINE:  # as when it comes in pieces (no valid header is this long)
+            return asyncnet.FrameTooLarge("header line too long", limit=MAX_LINE, size=len(line))
         line = line.removesuffix(b"\r")
         if what == "bulk string" and line[:1] != b"$":
             return asyncnet.RemoteProtocolError(f"expected a bulk string, got {line[:20]!r}")
-        try:
-            value = int(line[1:])
-        except ValueError:
-            return asyncnet.RemoteProtocolError(f"bad {what} header {line[:20]!r}")
+        value = header_number(line)
         if value > limit:
             return asyncnet.FrameTooLarge(f"{what} of {value}", limit=limit, size=value)
-        return asyncnet.RemoteProtocolError(f"negative {what} {value}")
+        return asyncnet.RemoteProtocolError(f"bad {what} header {line[:20]!r}")
 
     def _fail(self, exc: Exception) -> Exception:
         # A decoder that failed stays failed, and holds nothing more.
         self.pending_error = exc
         self._rest.clear()
         self._args = []
+        self._size = 0
         return exc
 
     def feed_eof(self) -> None:
@@ -226,6 +238,21 @@ class RESPDecoder:
         if self._rest or self._count >= 0:
             raise asyncnet.IncompleteFrame("connection closed inside a command",
                                            received=self.buffered)
+
+
+def header_number(line: bytes) -> int:
+    """The length or count of a header line (``$5``, ``*3``, with or without its CR); -1 if bad.
+
+    Only ASCII digits make a number: ``int()`` would also take ``1_0``,
+    `` 4`` and ``+2``, which Redis refuses.
+    """
+    digits = line[1:].removesuffix(b"\r")
+    if not digits.isdigit():
+        return -1
+    try:
+        return int(digits)
+    except ValueError:  # more digits than int() converts: no length within a limit
+        return -1
 
 
 class Status:
@@ -244,33 +271,46 @@ BULK_HEADERS = [b"$%d\r\n" % n for n in range(1025)]
 
 
 @functools.cache
-def known_headers(max_bulk: int, max_args: int) -> tuple[dict[bytes, int], list[bytes]]:
+def known_headers(max_bulk: int, max_args: int,
+                  max_command: int) -> tuple[dict[bytes, int], list[bytes]]:
     """Tables of the array headers (``*3``: 3) and bulk headers (``[3]``: ``$3``) within the limits.
 
     Checking a header by table costs about half of ``int()`` on its slice,
     and short ones are what clients send (up to 64 arguments, 1 KiB values).
-    Made once per pair of limits (``functools.cache``) and shared by every
+    Made once per set of limits (``functools.cache``) and shared by every
     decoder: about 100 KiB of tables and keys. Made per connection (as the
     callback style's ``RESP()`` per protocol once did), 200 clients held
     20 MiB of them, each lookup went to a table out of the CPU's caches,
     and the server spent 7.3 us of user CPU per request instead of 5.8
-    (redis-benchmark -c 200 -P 1, paired runs).
+    (redis-benchmark -c 200 -P 1, paired runs). The longest argument times
+    the most arguments stays within ``max_command``: a command the tables
+    accept is within every limit.
     """
-    arrays = {b"*%d" % n: n for n in range(min(max_args, 64) + 1)}
-    bulks = [b"$%d" % n for n in range(min(max_bulk, 1024) + 1)]
+    longest = min(max_bulk, 1024, max_command)
+    most = min(max_args, 64, max_command // longest if longest else max_args)
+    arrays = {b"*%d" % n: n for n in range(most + 1)}
+    bulks = [b"$%d" % n for n in range(longest + 1)]
     return arrays, bulks
 
 
 class RESP:
-    """The framing: commands in, replies out (bytes: bulk string, Status, int, list...)."""
+    """The framing: commands in, replies out (bytes: bulk string, Status, int, list...).
 
-    def __init__(self, max_bulk: int = 1 << 20, max_args: int = 1024) -> None:
+    ``max_bulk`` bounds one argument, ``max_args`` their number and
+    ``max_command`` (default ``4 * max_bulk``: a SET of a value of
+    ``max_bulk`` bytes, with room to spare) the bytes of all of them.
+    """
+
+    def __init__(self, max_bulk: int = 1 << 20, max_args: int = 1024,
+                 max_command: int | None = None) -> None:
         self.max_bulk = max_bulk
         self.max_args = max_args
-        self._known = known_headers(max_bulk, max_args)  # shared by every decoder
+        self.max_command = 4 * max_bulk if max_command is None else max_command
+        # Shared by every decoder.
+        self._known = known_headers(max_bulk, max_args, self.max_command)
 
     def decoder(self) -> RESPDecoder:
-        return RESPDecoder(self.max_bulk, self.max_args, self._known)
+        return RESPDecoder(self.max_bulk, self.max_args, self.max_command, self._known)
 
     def encode(self, reply: Any) -> bytes:
         # Exact types, GET's and SET's replies first; a status reply is
@@ -324,15 +364,31 @@ class Store:
         if name == b"EXISTS" and args:
             return sum(key in data for key in args)
         if name == b"INCR" and len(args) == 1:
-            try:
-                value = int(data.get(args[0], b"0")) + 1
-            except ValueError:
+            value = int64(data.get(args[0], b"0"))
+            if value is None:
                 return ValueError("value is not an integer or out of range")
+            if value == INT64_MAX:
+                return ValueError("increment or decrement would overflow")
+            value += 1
             data[args[0]] = b"%d" % value
             return value
         if name in (b"CONFIG", b"COMMAND"):
             return []
         return ValueError(f"unknown command or wrong arguments {name[:32]!r}")
+
+
+def int64(text: bytes) -> int | None:
+    """``text`` as Redis reads an integer: a signed 64-bit one, written as ``%d`` would; else None.
+
+    ``int()`` alone would take `` 7``, ``+7``, ``0_7`` and numbers of any size.
+    """
+    if len(text) > 20 or not text.removeprefix(b"-").isdigit():
+        return None
+    value = int(text)
+    if b"%d" % value != text or not INT64_MIN <= value <= INT64_MAX:
+        return None
+    return value
+
 
 class RESPProtocol(asyncnet.FramedProtocol[Command]):
     """One client, callback style: each command is answered as soon as it is decoded.

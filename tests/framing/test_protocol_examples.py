@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import json
 import os
 import queue
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -90,6 +92,119 @@ def test_rpc_example_runs_many_calls_on_one_connection() -> None:
     assert "replies arrived out of order: True" in result.stdout
 
 
+def request(request_id: Any, x: Any, delay: Any = 0) -> bytes:
+    return json.dumps({"id": request_id, "method": "slow_square",
+                       "params": {"x": x, "delay": delay}}).encode()
+
+
+async def test_rpc_server_answers_each_bad_request_with_an_error_and_serves_on() -> None:
+    module = load("rpc")
+    release = asyncio.Event()
+
+    async def wait() -> str:
+        await release.wait()
+        return "done"
+
+    module.METHODS["wait"] = wait
+    bad = {  # frame: (the reply's id, its error code)
+        b"{not json": (None, -32700),
+        b"\xff\xfe\x00": (None, -32700),
+        '{"id": 1, "method": "slow_square"}'.encode("utf-16"): (None, -32700),  # JSON, not UTF-8
+        b"[" * 100_000: (None, -32700),  # nested past the recursion limit
+        b"[1,2]": (None, -32600),
+        b"5": (None, -32600),
+        b'{"method": "slow_square"}': (None, -32600),
+        b'{"id": [1], "method": "slow_square"}': (None, -32600),
+        b'{"id": 1}': (1, -32601),
+        b'{"id": 2, "method": ["slow_square"]}': (2, -32601),
+        b'{"id": 3, "method": "slow_square", "params": [1]}': (3, -32602),
+        b'{"id": 4, "method": "slow_square", "params": {"x": 2, "delay": NaN}}': (4, -32602),
+        request(5, 2, float("inf")): (5, -32602),
+        request(6, 2, -1): (6, -32602),
+        request(7, 2, 1e9): (7, -32602),
+        request(8, "2"): (8, -32602),
+        b'{"id": 9, "method": "slow_square", "params": {"y": 2}}': (9, -32602),
+        request(10, int("9" * 4000)): (10, -32603),  # a square JSON cannot hold
+        request(11, 1e200): (11, -32603),  # its square is infinite
+    }
+    async with module.rpc_server() as server:
+        port = server.sockets[0].getsockname()[1]
+        async with asyncnet.open_connection("127.0.0.1", port, framing=module.FRAMING) as conn:
+            # A call in flight while the bad requests come, and a good one after them.
+            await conn.send(b'{"id": "w", "method": "wait"}')
+            for frame in bad:
+                await conn.send(frame)
+            await conn.send(request("good", 4))
+            replies = [json.loads(await conn.receive()) for _ in range(len(bad) + 1)]
+            release.set()
+            replies.append(json.loads(await conn.receive()))
+        stats = server.statistics()
+    errors = sorted(((r["id"], r["error"]["code"]) for r in replies if "error" in r), key=repr)
+    assert errors == sorted(bad.values(), key=repr)
+    assert all(r["error"]["message"] for r in replies if "error" in r)
+    assert [r for r in replies if "result" in r] == [{"id": "good", "result": 16},
+                                                     {"id": "w", "result": "done"}]
+    assert stats.handler_errors == stats.protocol_errors == 0
+
+
+async def test_rpc_server_answers_an_oversized_frame_and_the_calls_in_flight() -> None:
+    module = load("rpc")
+    release = asyncio.Event()
+
+    async def wait() -> str:
+        await release.wait()
+        return "done"
+
+    module.METHODS["wait"] = wait
+    call = b'{"id": "w", "method": "wait"}'
+    decoder = module.FRAMING.decoder()
+    async with module.rpc_server() as server:
+        port = server.sockets[0].getsockname()[1]
+        async with asyncnet.open_connection("127.0.0.1", port) as conn:
+            # The call, then the header of a frame one byte over max_frame.
+            await conn.send(struct.pack(">I", len(call)) + call + struct.pack(">I", (1 << 20) + 1))
+            replies: list[Any] = []
+            async for chunk in conn:
+                replies += map(json.loads, decoder.feed(chunk))
+                if len(replies) == 1:
+                    release.set()
+        stats = server.statistics()
+    assert replies[0]["id"] is None and replies[0]["error"]["code"] == -32600
+    assert replies[1:] == [{"id": "w", "result": "done"}]
+    assert stats.handler_errors == 0
+
+
+async def test_rpc_server_closes_connections_its_clients_abandon() -> None:
+    module = load("rpc")
+    # A client waiting for its slowest call is not idle.
+    assert 0 < module.MAX_DELAY < module.IDLE_TIMEOUT < float("inf")
+    async with module.rpc_server(idle_timeout=0.2) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with (
+            asyncnet.open_connection("127.0.0.1", port) as silent,
+            asyncnet.open_connection("127.0.0.1", port) as partial,
+        ):
+            await partial.send(b"\x00\x00\x01\x00{")  # the start of a frame, never finished
+            for conn in (silent, partial):
+                with pytest.raises((asyncnet.EndOfStream, asyncnet.ReadError)):
+                    await conn.receive()  # until the server closes it
+        assert server.statistics().idle_timeouts == 2
+
+
+async def test_rpc_server_refuses_connections_past_max_connections() -> None:
+    module = load("rpc")
+    assert module.MAX_CONNECTIONS > 0
+    async with module.rpc_server(max_connections=1) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with asyncnet.open_connection("127.0.0.1", port, framing=module.FRAMING) as first:
+            await first.send(request(1, 3))
+            assert json.loads(await first.receive()) == {"id": 1, "result": 9}  # admitted
+            async with asyncnet.open_connection("127.0.0.1", port) as second:
+                with pytest.raises((asyncnet.EndOfStream, asyncnet.ReadError)):
+                    await second.receive()
+        assert server.statistics().refused_connections == 1
+
+
 # -- resp_server.py -------------------------------------------------------------------
 
 
@@ -153,7 +268,7 @@ def test_resp_framer_refuses_an_oversized_bulk_from_its_header() -> None:
 def resp_decode(pieces: list[bytes], max_bulk: int = 100) -> tuple[list[Any], Any]:
     """Commands decoded from ``pieces``, then the error's type (None: clean end), as the
     framed layer reads them: ``pending_error`` after each read."""
-    decoder = load("resp_server").RESP(max_bulk=max_bulk, max_args=4).decoder()
+    decoder = load("resp_server").RESP(max_bulk=max_bulk, max_args=4, max_command=250).decoder()
     commands: list[Any] = []
     try:
         for piece in pieces:
@@ -180,6 +295,19 @@ SET = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nvv\r\n"
     (SET + b"*5\r\n", ([[b"SET", b"k", b"vv"]], asyncnet.FrameTooLarge)),
     (SET + b"*1\r\n$100\r\n" + b"v" * 50, ([[b"SET", b"k", b"vv"]], asyncnet.IncompleteFrame)),
     (SET + b"*2\r\n$1\r\nk\r\n$1", ([[b"SET", b"k", b"vv"]], asyncnet.IncompleteFrame)),
+    # Lengths and counts are ASCII digits only: int() would take all of these.
+    (SET + b"*1\r\n$1_0\r\n0123456789\r\n",
+     ([[b"SET", b"k", b"vv"]], asyncnet.RemoteProtocolError)),
+    (b"*2\r\n$ 4\r\nPING\r\n$+2\r\nhi\r\n", ([], asyncnet.RemoteProtocolError)),
+    (b"*1\r\n$4 \r\nPING\r\n", ([], asyncnet.RemoteProtocolError)),
+    (b"*+1\r\n$4\r\nPING\r\n", ([], asyncnet.RemoteProtocolError)),
+    (b"* 1\r\n$4\r\nPING\r\n", ([], asyncnet.RemoteProtocolError)),
+    (b"*-1\r\n", ([], asyncnet.RemoteProtocolError)),
+    # max_command (250 here) bounds the arguments' bytes, refused from the header on.
+    (b"*3\r\n$100\r\n" + b"a" * 100 + b"\r\n$100\r\n" + b"b" * 100 + b"\r\n$50\r\n" + b"c" * 50
+     + b"\r\n", ([[b"a" * 100, b"b" * 100, b"c" * 50]], None)),
+    (b"*3\r\n$100\r\n" + b"a" * 100 + b"\r\n$100\r\n" + b"b" * 100 + b"\r\n$51\r\n",
+     ([], asyncnet.FrameTooLarge)),
 ])
 def test_resp_decoder_gives_the_same_commands_and_error_however_split(
     stream: bytes, expected: tuple[list[Any], Any]
@@ -197,6 +325,50 @@ def test_resp_decoder_refuses_a_header_line_without_end(header: bytes) -> None:
     line = header + b"$" + b"1" * from_example.MAX_LINE + b"1"
     assert resp_decode([line]) == ([], asyncnet.FrameTooLarge)
     assert resp_decode([line[:10], line[10:]]) == ([], asyncnet.FrameTooLarge)
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
+def test_resp_decoder_refuses_an_inline_command_over_max_line_even_in_one_read(
+    ending: bytes,
+) -> None:
+    max_line = load("resp_server").MAX_LINE
+    longest = b"A" * (max_line - len(ending) + 1)  # MAX_LINE bytes before the LF
+    assert resp_decode([longest + ending]) == ([[longest]], None)
+    assert resp_decode([longest[:10], longest[10:] + ending]) == ([[longest]], None)
+    line = b"A" + longest + ending
+    assert resp_decode([line]) == ([], asyncnet.FrameTooLarge)
+    assert resp_decode([line[:10], line[10:]]) == ([], asyncnet.FrameTooLarge)
+
+
+def test_resp_decoder_holds_at_most_max_command_bytes_of_one_command() -> None:
+    # A command may announce max_args arguments of max_bulk bytes each; the
+    # decoder refuses it once what it announced passes max_command.
+    decoder = load("resp_server").RESP(max_bulk=1000, max_args=1024, max_command=3000).decoder()
+    bulk = b"$1000\r\n" + b"v" * 1000 + b"\r\n"
+    assert decoder.feed(b"*1024\r\n" + bulk * 3) == []
+    assert decoder.buffered == 3000
+    with pytest.raises(asyncnet.FrameTooLarge) as info:
+        decoder.feed(b"$1\r\n")  # one byte more than max_command, announced
+    assert (info.value.limit, info.value.size) == (3000, 3001)
+    assert decoder.buffered == 0
+
+
+def test_resp_default_max_command_takes_a_set_of_the_largest_value() -> None:
+    resp = load("resp_server").RESP()
+    assert resp.max_command == 4 * resp.max_bulk
+    value = b"v" * resp.max_bulk
+    command = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$%d\r\n%b\r\n" % (len(value), value)
+    assert resp.decoder().feed(command) == [[b"SET", b"key", value]]
+
+
+def test_resp_header_tables_accept_no_command_over_max_command() -> None:
+    # The one-split path takes only what its tables know: within max_command too.
+    decoder = load("resp_server").RESP(max_bulk=64, max_args=8, max_command=100).decoder()
+    assert decoder._whole_commands(b"*1\r\n$64\r\n" + b"x" * 64 + b"\r\n") == [[b"x" * 64]]
+    two = b"*2\r\n$60\r\n" + b"x" * 60 + b"\r\n$60\r\n" + b"y" * 60 + b"\r\n"
+    assert decoder._whole_commands(two) is None
+    with pytest.raises(asyncnet.FrameTooLarge):
+        decoder.feed(two)
 
 
 def test_resp_decoder_holds_an_incomplete_bulk_string_from_its_header() -> None:
@@ -237,6 +409,63 @@ def test_resp_store_answers_every_command() -> None:
     assert execute([b"GET", b"k"]) is None
     assert execute([b"COMMAND"]) == []
     assert isinstance(execute([]), ValueError)
+
+
+def test_resp_incr_keeps_to_signed_64_bit_integers_as_redis_does() -> None:
+    execute = load("resp_server").Store().execute
+    assert execute([b"INCR", b"n"]) == 1
+    execute([b"SET", b"n", b"%d" % (2**63 - 2)])
+    assert execute([b"INCR", b"n"]) == 2**63 - 1
+    assert execute([b"INCR", b"n"]).args == ("increment or decrement would overflow",)
+    assert execute([b"GET", b"n"]) == b"%d" % (2**63 - 1)
+    execute([b"SET", b"n", b"%d" % -(2**63)])
+    assert execute([b"INCR", b"n"]) == -(2**63) + 1
+    # Only what Redis reads as an integer: no sign but "-", no spaces, no leading zeros.
+    for stored in [b"%d" % 2**63, b"9" * 30, b"+7", b" 7", b"7 ", b"0_7", b"07", b"-0", b"",
+                   b"-", b"1e3", "\u0663".encode()]:
+        execute([b"SET", b"n", stored])
+        reply = execute([b"INCR", b"n"])
+        assert reply.args == ("value is not an integer or out of range",), stored
+        assert execute([b"GET", b"n"]) == stored
+
+
+def resp_exchange(port: int, data: bytes, *, until: int | None = None) -> bytes:
+    """What the server replies to ``data``: up to its close, or its first ``until`` bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        received = b""
+        while until is None or len(received) < until:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_resp_server_refuses_bad_headers_and_oversized_commands(resp_server: Running) -> None:
+    port = resp_server.port
+    for data, reply in [
+        (b"*1\r\n$1_0\r\n0123456789\r\n", b"bad bulk string header b'$1_0'"),
+        (b"*2\r\n$ 4\r\nPING\r\n$+2\r\nhi\r\n", b"bad bulk string header b'$ 4'"),
+        (b"*+1\r\n$4\r\nPING\r\n", b"bad array header b'*+1'"),
+        # Four arguments of max_bulk (1 MiB) fill max_command (4 MiB): the fifth's
+        # header is refused, not buffered.
+        (b"*5\r\n" + (b"$1048576\r\n" + b"v" * (1 << 20) + b"\r\n") * 4 + b"$1\r\n",
+         b"command of over 4194305 bytes"),
+    ]:
+        assert resp_exchange(port, data) == b"-ERR Protocol error: " + reply + b"\r\n"
+    # Over MAX_LINE: "inline command too long" when read whole, else "header line too long".
+    reply = resp_exchange(port, b"A" * (64 * 1024 + 1) + b"\n")
+    assert reply.startswith(b"-ERR Protocol error: ") and reply.endswith(b" too long\r\n")
+
+
+def test_resp_server_answers_incr_overflow_and_config(resp_server: Running) -> None:
+    expected = (b"+OK\r\n:9223372036854775807\r\n-ERR increment or decrement would overflow\r\n"
+                b"*0\r\n*0\r\n")
+    data = (b"*3\r\n$3\r\nSET\r\n$1\r\nn\r\n$19\r\n9223372036854775806\r\n"
+            + b"*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n" * 2
+            + b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n*1\r\n$7\r\nCOMMAND\r\n")
+    assert resp_exchange(resp_server.port, data, until=len(expected)) == expected
 
 
 def redis_cli(port: int, *args: str) -> str:
@@ -411,3 +640,26 @@ async def test_a_member_that_does_not_read_is_dropped_and_the_room_stays_bounded
             sleeper.close()
     # Never more than the backlog limit plus the line that crossed it.
     assert max(peaks) <= 64 * 1024 + 1100
+
+
+async def test_chat_relays_control_characters_escaped() -> None:
+    module = load("chat_server")
+    room = module.ChatRoom()
+    framing = asyncnet.Lines(max_length=module.MAX_LINE)
+    # LF only, so that a CR the server let through would show in the frame.
+    lf = asyncnet.Lines(ending="lf")
+    async with asyncnet.start_server(room.handle, framing=framing) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with (
+            asyncnet.open_connection("127.0.0.1", port, framing=lf) as listener,
+            asyncnet.open_connection("127.0.0.1", port, framing=lf) as talker,
+        ):
+            # The listener joined first: it hears the talker join.
+            host, talker_port = talker.sockname[:2]
+            assert await listener.receive() == b"* %s:%d joined" % (host.encode(), talker_port)
+            await talker.send("\x1b]0;pwned\x07\x1b[2Jhi\tthere\rX\x7f\u009b\u00e9".encode()
+                              + b"\xff")
+            line = await listener.receive()
+    assert line == b"%s:%d: " % (host.encode(), talker_port) + (
+        b"\\x1b]0;pwned\\x07\\x1b[2Jhi\tthere\\x0dX\\x7f\\x9b" + "\u00e9\ufffd".encode())
+    assert not any((byte < 0x20 and byte != 9) or byte == 0x7f for byte in line)
