@@ -606,6 +606,45 @@ def test_socat_clients_chat_through_the_server(chat_server: Running) -> None:
             heard.join()
 
 
+@pytest.mark.skipif(shutil.which("nc") is None, reason="nc (netcat) missing")
+def test_nc_clients_chat_through_the_server_and_see_control_characters_escaped(
+    chat_server: Running,
+) -> None:
+    # Two netcat clients, each with its stdin held open: one listens, one
+    # talks, and what the talker sends reaches the listener's terminal as
+    # text (an ESC as the four characters \x1b), never as a terminal command.
+    command = ["nc", "127.0.0.1", str(chat_server.port)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True) as listener:
+        assert listener.stdout is not None
+        heard = LineReader(listener.stdout)
+        try:
+            with socket.create_connection(("127.0.0.1", chat_server.port)) as probe:
+                for _ in range(300):
+                    probe.sendall(b"probe\n")
+                    line = heard.next(0.1)
+                    if line is not None and line.rstrip().endswith(": probe"):
+                        break
+                else:
+                    pytest.fail("the nc listener never joined the room")
+            with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  text=True) as talker:
+                try:
+                    assert talker.stdin is not None
+                    heard.wait_for(lambda s: s.endswith("joined"), "join")
+                    talker.stdin.write("hello \x1b[2J room\n")
+                    talker.stdin.flush()
+                    said = heard.wait_for(lambda s: "hello" in s, "message")
+                    assert said.rstrip().endswith(": hello \\x1b[2J room"), repr(said)
+                    assert "\x1b" not in said
+                finally:
+                    talker.terminate()
+        finally:
+            listener.terminate()
+            listener.wait(timeout=30)
+            heard.join()
+
+
 async def test_a_member_that_does_not_read_is_dropped_and_the_room_stays_bounded() -> None:
     module = load("chat_server")
     room = module.ChatRoom(max_backlog=64 * 1024)
