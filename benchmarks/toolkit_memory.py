@@ -3,7 +3,8 @@
 ``docs/protocols.rst`` states what one connection of ``asyncnet.start_server``
 may hold in user space::
 
-    receive_limit + max_frame + one read + high_water + one frame being sent
+    receive_limit + one step's frames + max_frame + one read
+        + high_water + one frame being sent
 
 This script measures it in the two ways a peer can make a server hold bytes.
 For each scenario a fresh server process (``start_server`` with
@@ -55,8 +56,11 @@ from echo_pingpong import Server, pinned
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
-# The "one read" of the bound: the size of the shared buffer connections read into.
+# The "one read" of the bound: the size of the shared buffer connections read
+# into; "one step's frames": a decoding step's wire bytes, and FRAME_COST for
+# each of its frames.
 sys.path.insert(0, REPO_ROOT)
+from asyncnet._connection import DECODE_STEP, FRAME_COST  # noqa: E402
 from asyncnet._framed import READ_SIZE  # noqa: E402
 
 LINE = 1024
@@ -95,12 +99,14 @@ async def serve(scenario: str, sockbuf: int, receive_limit: int, high_water: int
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sockbuf)
     # A line's frame: max_length plus its ending (CRLF at most).
     max_frame = framing.max_length + 2
-    bound = receive_limit + max_frame + READ_SIZE + high_water + max_frame
+    step = DECODE_STEP + (DECODE_STEP // (LINE + 1) + 1) * FRAME_COST
+    bound = receive_limit + step + max_frame + READ_SIZE + high_water + max_frame
     print(
         json.dumps(
             {
                 "port": server.sockets[0].getsockname()[1],
                 "receive_limit": receive_limit,
+                "step": step,
                 "max_frame": max_frame,
                 "read": READ_SIZE,
                 "high_water": high_water,
@@ -244,8 +250,9 @@ def main() -> None:
         print()
         print(f"{scenario}: {n} connections")
         print(
-            f"  the bound per connection: receive_limit {info['receive_limit']} + max_frame "
-            f"{info['max_frame']} + one read {info['read']} + high_water {info['high_water']} "
+            f"  the bound per connection: receive_limit {info['receive_limit']} + one step "
+            f"{info['step']} + max_frame {info['max_frame']} + one read {info['read']} "
+            f"+ high_water {info['high_water']} "
             f"+ one frame {info['max_frame']} = {bound} B ({bound / 1024:.0f} KiB)"
         )
         print(
