@@ -154,6 +154,10 @@ class ConnectionProtocol(FramedProtocol[F]):
             held = self._held
             partial = self._partial = len(held) if held is not None else decoder.buffered
             if not frames:
+                # Only the partial frame grew: the rule holds it against the
+                # limit too, while frames are queued.
+                if self._frames and self._queued + partial > self.receive_limit:
+                    self._pause_reading(_QUEUE_FULL)
                 return
             count = len(frames)
             # The wire bytes these frames took, and FRAME_COST each; shared
