@@ -570,6 +570,21 @@ class LineReader:
         pytest.fail(f"no {what} line within 30 s")
 
 
+def wait_until_in_the_room(heard: LineReader, port: int, client: str) -> None:
+    """Wait until a client program that listens is in the room.
+
+    It connects on its own time: it is in once it hears a line a probe keeps
+    sending (a bounded number of times).
+    """
+    with socket.create_connection(("127.0.0.1", port)) as probe:
+        for _ in range(300):
+            probe.sendall(b"probe\n")
+            line = heard.next(0.1)
+            if line is not None and line.rstrip().endswith(": probe"):
+                return
+    pytest.fail(f"the {client} listener never joined the room")
+
+
 @pytest.mark.skipif(shutil.which("socat") is None, reason="socat missing")
 def test_socat_clients_chat_through_the_server(chat_server: Running) -> None:
     address = f"TCP:127.0.0.1:{chat_server.port}"
@@ -578,16 +593,7 @@ def test_socat_clients_chat_through_the_server(chat_server: Running) -> None:
         assert listener.stdout is not None
         heard = LineReader(listener.stdout)
         try:
-            # socat connects on its own time: the listener is in the room once
-            # it hears a line a probe keeps sending (a bounded number of times).
-            with socket.create_connection(("127.0.0.1", chat_server.port)) as probe:
-                for _ in range(300):
-                    probe.sendall(b"probe\n")
-                    line = heard.next(0.1)
-                    if line is not None and line.rstrip().endswith(": probe"):
-                        break
-                else:
-                    pytest.fail("the socat listener never joined the room")
+            wait_until_in_the_room(heard, chat_server.port, "socat")
             with subprocess.Popen(["socat", "-", address], stdin=subprocess.PIPE,
                                   stdout=subprocess.DEVNULL, text=True) as talker:
                 try:
@@ -619,14 +625,7 @@ def test_nc_clients_chat_through_the_server_and_see_control_characters_escaped(
         assert listener.stdout is not None
         heard = LineReader(listener.stdout)
         try:
-            with socket.create_connection(("127.0.0.1", chat_server.port)) as probe:
-                for _ in range(300):
-                    probe.sendall(b"probe\n")
-                    line = heard.next(0.1)
-                    if line is not None and line.rstrip().endswith(": probe"):
-                        break
-                else:
-                    pytest.fail("the nc listener never joined the room")
+            wait_until_in_the_room(heard, chat_server.port, "nc")
             with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   text=True) as talker:
                 try:
