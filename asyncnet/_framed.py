@@ -382,7 +382,11 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
 
         Over TLS the connection closes at the peer's EOF, whatever
         :meth:`end_received` returns: asyncio's TLS transport cannot half-close.
+        It also reports the EOF while reading is paused (as does the testing
+        kit's memory transport), when frames of the last read may still wait:
+        they are handled first, at once, since the connection is ending.
         """
+        self._take_everything()
         try:
             self._decoder.feed_eof()
         except Exception as exc:
@@ -395,6 +399,15 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         # every true.
         transport = self._transport
         return bool(keep_open) and transport is not None and transport.can_write_eof()
+
+    def _take_everything(self) -> None:
+        """Handle the frames still waiting (the peer's EOF came while reading was paused)."""
+        backlog = self._backlog
+        if backlog is not None:
+            self._backlog = None
+            frame_received = self.frame_received
+            for frame in backlog:
+                frame_received(frame)
 
     def pause_writing(self) -> None:
         """The peer is not reading: stop reading from it (callback style) until it does."""
@@ -427,7 +440,23 @@ class FramedProtocol(FlowControlProtocol, asyncio.BufferedProtocol, Generic[F]):
         backlog = self._backlog
         if backlog is not None:
             self._backlog = None
-            self._deliver(backlog)
+            try:
+                self._deliver(backlog)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                # As asyncio's transports treat an exception out of
+                # data_received: reported, and the connection aborted.
+                asyncio.get_running_loop().call_exception_handler(
+                    {
+                        "message": "Fatal error: protocol.frame_received() call failed.",
+                        "exception": exc,
+                        "protocol": self,
+                        "transport": transport,
+                    }
+                )
+                transport.abort()
+                return
             if self._backlog is not None or self._transport is None:
                 return
             # The error the decoder found after the backlog's frames, if any:

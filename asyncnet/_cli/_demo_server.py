@@ -287,12 +287,19 @@ class DemoHTTPServer:
 
     def stop(self) -> None:
         """Stop accepting, wake slow handlers, and close the listening socket."""
-        self._state.stop.set()
+        state = self._state
+        state.stop.set()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
             self._thread = None
         self._server.server_close()
+        # The handlers the stop event woke run on threads of their own (daemon
+        # threads, not joined): let them finish, so that the counters read
+        # after stop() are final. Bounded: a handler stuck writing to a peer
+        # that does not read is left behind.
+        with state.lock:
+            state.changed.wait_for(lambda: state.in_flight == 0, timeout=5.0)
 
     def counters(self) -> ServerCounters:
         """Return a snapshot of the request counters."""
