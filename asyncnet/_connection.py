@@ -1,10 +1,29 @@
 """Framed connections, ``await`` style: the receive queue, its wake-ups, :class:`Connection`.
 
 :class:`ConnectionProtocol` is a :class:`~asyncnet.FramedProtocol` that
-queues decoded frames, bounded in bytes by the rule in ``_framed.py``'s
-docstring, for one task that awaits them through :class:`Connection` (what
-:func:`~asyncnet.start_server` hands to a handler and
-:func:`~asyncnet.open_connection` returns).
+queues decoded frames, bounded in bytes by the rule below, for one task that
+awaits them through :class:`Connection` (what :func:`~asyncnet.start_server`
+hands to a handler and :func:`~asyncnet.open_connection` returns).
+
+The receive rule, which bounds its memory:
+
+* reading pauses when ``queued + partial > receive_limit`` while at least one
+  frame is queued (``queued``: wire bytes of decoded frames not yet taken,
+  plus ``FRAME_COST``, 56, for each, about what a short frame costs as an
+  object; ``partial``: the decoder's bytes of the frame under construction);
+* it resumes when a frame is taken and ``queued + partial <= receive_low``, or
+  the queue is empty, so reading is always flowing before anyone waits;
+* with nothing queued it never pauses: the consumer needs the rest of the frame,
+  and the framer's own limit (``max_length``/``max_frame``) bounds it.
+
+A read is decoded ``DECODE_STEP`` (8 KiB) at a time, and no further than
+the step that fills the queue: the rest of it waits, undecoded, for the
+queue to fall to its low mark. So, per connection, the receive side holds
+at most ``receive_limit + one step's frames + max_frame + one read``, where
+one step's frames count as in the queue (8 KiB, plus ``FRAME_COST`` for
+each), and the send side ``high_water`` plus the last frame written before
+``send`` waited. (The peer's EOF, which asyncio's TLS transport reports
+even while reading is paused, has the rest decoded at once, before the end.)
 
 How a task waiting on an empty queue is woken is where the ``await`` style's
 speed is won or lost, so it is written down here, once:
@@ -54,7 +73,7 @@ DECODE_STEP: Final = 8 * 1024
 class ConnectionProtocol(FramedProtocol[F]):
     """The protocol under a :class:`Connection`: frames wait in a queue bounded in bytes.
 
-    See the module docstring for the pause/resume rule.
+    See the module docstring for the receive rule.
     """
 
     # See FramedProtocol.__slots__.
@@ -200,7 +219,7 @@ class ConnectionProtocol(FramedProtocol[F]):
                     if not batch:
                         self._loop.call_soon(_run_receivers, batch)
                     batch.append(self)
-        # Only while frames are queued (the rule in _framed.py): the receiver
+        # Only while frames are queued (the rule in the module docstring): the receiver
         # just run may have taken them all and be waiting for the rest of the
         # partial frame, which a pause would hold back for good.
         if self._queued + partial > self.receive_limit and self._frames:

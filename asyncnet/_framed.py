@@ -12,24 +12,8 @@ Two layers over :class:`~asyncnet.FlowControlProtocol`:
   instead, for a task that awaits them through :class:`~asyncnet.Connection`
   (the public ``await`` style).
 
-The receive rule of :class:`ConnectionProtocol`, which bounds its memory:
-
-* reading pauses when ``queued + partial > receive_limit`` while at least one
-  frame is queued (``queued``: wire bytes of decoded frames not yet taken,
-  plus ``FRAME_COST``, 56, for each, about what a short frame costs as an
-  object; ``partial``: the decoder's bytes of the frame under construction);
-* it resumes when a frame is taken and ``queued + partial <= receive_low``, or
-  the queue is empty, so reading is always flowing before anyone waits;
-* with nothing queued it never pauses: the consumer needs the rest of the frame,
-  and the framer's own limit (``max_length``/``max_frame``) bounds it.
-
-A read is decoded ``DECODE_STEP`` (8 KiB) at a time, and no further than
-the step that fills the queue: the rest of it waits, undecoded, for the
-queue to fall to its low mark. So, per connection, the receive side holds
-at most ``receive_limit + one step's frames + max_frame + one read``, where
-one step's frames count as in the queue (8 KiB, plus ``FRAME_COST`` for
-each), and the send side ``high_water`` plus the last frame written before
-``send`` waited.
+The receive rule of ``ConnectionProtocol``, which bounds its memory, is
+written down in ``_connection.py``.
 
 A callback-style protocol may also coalesce its writes across connections
 (``coalesce_writes=True``, see ``_coalesce.py``): a reply sent while
