@@ -351,81 +351,8 @@ async def test_another_connections_error_in_the_handler_is_a_handler_error(
 # -- admission, idleness, shutdown ----------------------------------------------------
 
 
-async def test_max_connections_refuses_cleanly_and_counts() -> None:
-    started = asyncio.Event()
-
-    async def hold(conn: Connection[bytes]) -> None:
-        started.set()
-        async for _ in conn:
-            pass
-
-    async with asyncnet.start_server(hold, max_connections=1) as server:
-        async with asyncnet.open_connection("127.0.0.1", port_of(server)) as first:
-            await started.wait()
-            async with asyncnet.open_connection("127.0.0.1", port_of(server)) as second:
-                with pytest.raises(asyncnet.EndOfStream):
-                    await second.receive()
-            first.send_nowait(b"still served")
-            await wait_until(lambda: server.statistics().bytes_received == 12, "served")
-        stats = server.statistics()
-        assert (stats.total_connections, stats.refused_connections) == (1, 1)
-
-
-async def test_idle_connection_is_aborted_and_counted() -> None:
-    async with asyncnet.start_server(line_echo, framing=Lines(), idle_timeout=0.2) as server:
-        async with asyncnet.open_connection(
-            "127.0.0.1", port_of(server), framing=Lines()
-        ) as conn:
-            await conn.send(b"active")
-            assert await conn.receive() == b"ACTIVE"
-            with pytest.raises((asyncnet.EndOfStream, asyncnet.ReadError)):
-                await conn.receive()
-        assert server.statistics().idle_timeouts == 1
-        assert server.statistics().handler_errors == 0
-
-
-async def test_shutdown_lets_handlers_finish_within_grace() -> None:
-    release = asyncio.Event()
-
-    async def slow(conn: Connection[bytes]) -> None:
-        line = await conn.receive()
-        await release.wait()
-        await conn.send(b"done " + line)
-
-    server = await asyncnet.start_server(slow, framing=Lines())
-    port = port_of(server)
-    async with asyncnet.open_connection("127.0.0.1", port, framing=Lines()) as conn:
-        await conn.send(b"job")
-        await wait_until(lambda: server.statistics().frames_received == 1, "received")
-        shutting = asyncio.create_task(server.shutdown(grace=30))
-        await wait_until(lambda: not server.is_serving(), "stopped accepting")
-        with pytest.raises(asyncnet.ConnectError, match="cannot connect to"):
-            await asyncnet.open_connection("127.0.0.1", port)
-        release.set()
-        assert await conn.receive() == b"done job"
-        await shutting
-    assert server.statistics().current_connections == 0
-
-
-async def test_shutdown_cancels_handlers_past_grace_and_aborts() -> None:
-    cancelled = asyncio.Event()
-
-    async def stuck(conn: Connection[bytes]) -> None:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    server = await asyncnet.start_server(stuck)
-    async with asyncnet.open_connection("127.0.0.1", port_of(server)) as conn:
-        await wait_until(lambda: server.statistics().current_connections == 1, "accepted")
-        await server.shutdown(grace=0.05)
-        assert cancelled.is_set()
-        with pytest.raises((asyncnet.EndOfStream, asyncnet.ReadError)):
-            await conn.receive()
-    assert server.statistics().current_connections == 0
-    assert server.statistics().handler_errors == 0
+# Idle timeout, max_connections and shutdown(grace), on every transport:
+# tests/framing/test_lifecycle_transports.py.
 
 
 async def test_serve_forever_returns_when_closed_and_closes_when_cancelled() -> None:

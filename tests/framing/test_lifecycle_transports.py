@@ -1,9 +1,8 @@
 """The framed server's lifecycle on every transport: idle timeout, admission, shutdown.
 
-``test_framed_server.py`` pins these over plain TCP; here the same rules run
-over a Unix socket, TLS over TCP, TLS over a Unix socket and IPv6 (skipped
-where ``::1`` or ``AF_UNIX`` is missing), where the transports differ in how a
-close, an abort or a refusal reaches the peer. Also here: ``reuse_port`` and
+The same rules over TCP, a Unix socket, TLS over TCP, TLS over a Unix
+socket and IPv6 (skipped where ``::1`` or ``AF_UNIX`` is missing), where the
+transports differ in how a close, an abort or a refusal reaches the peer. Also here: ``reuse_port`` and
 ``open_connection``'s ``connect_timeout``.
 
 Safety nets (``asyncio.timeout(SAFETY)``) only turn a hang into a failure;
@@ -83,10 +82,12 @@ def _unix_path() -> Iterator[str]:
         yield os.path.join(tmp, "s")
 
 
-@pytest.fixture(params=["unix", "tls", "tls-unix", "ipv6"])
+@pytest.fixture(params=["tcp", "unix", "tls", "tls-unix", "ipv6"])
 def endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
     kind = request.param
-    if kind == "ipv6":
+    if kind == "tcp":
+        yield Endpoint(tls=False)
+    elif kind == "ipv6":
         if not ipv6_available():
             pytest.skip("::1 is not available")
         yield Endpoint(tls=False, host="::1")
