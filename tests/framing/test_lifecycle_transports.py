@@ -2,8 +2,8 @@
 
 The same rules over TCP, a Unix socket, TLS over TCP, TLS over a Unix
 socket and IPv6 (skipped where ``::1`` or ``AF_UNIX`` is missing), where the
-transports differ in how a close, an abort or a refusal reaches the peer. Also here: ``reuse_port`` and
-``open_connection``'s ``connect_timeout``.
+transports differ in how a close, an abort or a refusal reaches the peer.
+Also here: ``reuse_port`` and ``open_connection``'s ``connect_timeout``.
 
 Safety nets (``asyncio.timeout(SAFETY)``) only turn a hang into a failure;
 nothing asserts how long anything took.

@@ -97,7 +97,8 @@ def request(request_id: Any, x: Any, delay: Any = 0) -> bytes:
                        "params": {"x": x, "delay": delay}}).encode()
 
 
-async def test_rpc_server_answers_each_bad_request_with_an_error_and_serves_on() -> None:
+def rpc_with_a_waiting_method() -> tuple[Any, asyncio.Event]:
+    """The rpc example with one more method, ``wait``, that answers "done" once released."""
     module = load("rpc")
     release = asyncio.Event()
 
@@ -106,6 +107,11 @@ async def test_rpc_server_answers_each_bad_request_with_an_error_and_serves_on()
         return "done"
 
     module.METHODS["wait"] = wait
+    return module, release
+
+
+async def test_rpc_server_answers_each_bad_request_with_an_error_and_serves_on() -> None:
+    module, release = rpc_with_a_waiting_method()
     bad = {  # frame: (the reply's id, its error code)
         b"{not json": (None, -32700),
         b"\xff\xfe\x00": (None, -32700),
@@ -148,14 +154,7 @@ async def test_rpc_server_answers_each_bad_request_with_an_error_and_serves_on()
 
 
 async def test_rpc_server_answers_an_oversized_frame_and_the_calls_in_flight() -> None:
-    module = load("rpc")
-    release = asyncio.Event()
-
-    async def wait() -> str:
-        await release.wait()
-        return "done"
-
-    module.METHODS["wait"] = wait
+    module, release = rpc_with_a_waiting_method()
     call = b'{"id": "w", "method": "wait"}'
     decoder = module.FRAMING.decoder()
     async with module.rpc_server() as server:
