@@ -14,7 +14,10 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import sys
 from typing import Any
+
+import pytest
 
 import asyncnet
 from asyncnet import Connection, FramedProtocol, Lines
@@ -75,6 +78,18 @@ class BigReplies(FramedProtocol[bytes]):
         return False
 
 
+# CPython gh-115514: from 3.12.0 to 3.12.8 and 3.13.0 to 3.13.1, a selector
+# transport that asyncio's TLS layer closes while it still has bytes to write
+# registers a writer whose callback is None, and the rest is never written
+# (the replies here outlast the close that follows the peer's EOF).
+_WRITES_AFTER_CLOSE_LOST = (3, 12) <= sys.version_info < (3, 12, 9) or (
+    (3, 13) <= sys.version_info < (3, 13, 2)
+)
+
+
+@pytest.mark.skipif(
+    _WRITES_AFTER_CLOSE_LOST, reason="CPython gh-115514: writes after a TLS close are lost"
+)
 async def test_callback_style_handles_the_waiting_frames_before_a_tls_peers_eof() -> None:
     events: list[str] = []
     loop = asyncio.get_running_loop()
