@@ -26,6 +26,7 @@ from asyncnet._connect import (
 )
 from tests.support.servers import (
     RawServer,
+    black_hole_port,
     client_ssl_context,
     ipv6_available,
     response,
@@ -53,28 +54,6 @@ def _closed_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
-
-
-@contextmanager
-def _black_hole() -> Iterator[int]:
-    """A port that never completes new connections: a listener whose backlog is full."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    try:
-        for _ in range(8):
-            filler = socket.socket()
-            filler.setblocking(False)
-            fillers.append(filler)
-            with suppress(BlockingIOError):
-                filler.connect(("127.0.0.1", port))
-        yield port
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
 
 
 def test_interleave_alternates_families_and_drops_duplicates() -> None:
@@ -117,7 +96,7 @@ async def test_failed_first_address_falls_through_to_the_next(delay: float | Non
 @pytest.mark.skipif(sys.platform != "linux", reason="needs Linux: SYNs dropped on a full backlog")
 async def test_silent_first_address_loses_the_race_after_the_delay() -> None:
     async with RawServer(_echo_until_eof) as srv:
-        with _black_hole() as hole:
+        with black_hole_port() as hole:
             sock = await race_connect(
                 [_info("127.0.0.1", hole), _info("127.0.0.1", srv.port)], delay=0.05
             )

@@ -25,7 +25,12 @@ import pytest
 
 import asyncnet
 from asyncnet import Connection, Lines
-from tests.support.servers import client_ssl_context, ipv6_available, server_ssl_context
+from tests.support.servers import (
+    black_hole_port,
+    client_ssl_context,
+    ipv6_available,
+    server_ssl_context,
+)
 from tests.support.waiting import wait_until
 
 # Far above anything that should happen, far below the conftest's ceiling.
@@ -282,34 +287,9 @@ async def test_reuse_port_lets_two_servers_share_a_port_and_both_accept(host: st
 # -- connect_timeout --------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _full_backlog() -> Iterator[int]:
-    """A port on 127.0.0.1 whose listener never accepts and whose backlog is full.
-
-    Linux then drops new SYNs, so connecting neither succeeds nor fails.
-    """
-    listener = socket.socket()
-    fillers: list[socket.socket] = []
-    try:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        port = listener.getsockname()[1]
-        for _ in range(8):  # the kernel queues backlog + 1 or so: fill it
-            filler = socket.socket()
-            filler.setblocking(False)
-            fillers.append(filler)
-            with contextlib.suppress(BlockingIOError):
-                filler.connect(("127.0.0.1", port))
-        yield port
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="needs Linux: SYNs dropped on a full backlog")
 async def test_connect_timeout_when_the_peer_never_completes_the_handshake() -> None:
-    with _full_backlog() as port, pytest.raises(asyncnet.ConnectTimeout) as info:
+    with black_hole_port() as port, pytest.raises(asyncnet.ConnectTimeout) as info:
         async with asyncio.timeout(SAFETY):
             await asyncnet.open_connection("127.0.0.1", port, connect_timeout=0.1)
     # Catchable as the builtin, and it keeps asyncio's timeout as its cause.

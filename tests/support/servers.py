@@ -32,7 +32,7 @@ import subprocess
 import tempfile
 import threading
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -77,6 +77,32 @@ def ipv6_available() -> bool:
     except OSError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def black_hole_port() -> Iterator[int]:
+    """A port on 127.0.0.1 whose listener never accepts and whose backlog is full.
+
+    Linux then drops new SYNs, so connecting neither succeeds nor fails: a
+    connect timeout without any other host.
+    """
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(8):  # the kernel queues backlog + 1 or so: fill it
+            filler = socket.socket()
+            filler.setblocking(False)
+            fillers.append(filler)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
 
 
 def _url_host(host: str) -> str:
